@@ -1,0 +1,60 @@
+"""Summaries computed from the tables (never from checkpoints), shared by figures, reports and tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def condition(row) -> str:
+    """A short human name for a run's data condition, used as a legend label."""
+    parts = []
+    if row["input_noise"] != "none":
+        f = row["input_noise_fraction"]
+        parts.append("random inputs" if f == 1 else f"{f:.0%} random inputs")
+    if row["label_noise"] == "identity":
+        parts.append("identity labels")
+    elif row["label_noise"] != "none":
+        f = row["label_noise_fraction"]
+        parts.append("random labels" if f == 1 else f"{f:.0%} random labels")
+    return ", ".join(parts) or "real data"
+
+
+def first_epoch_difficulty(examples: pd.DataFrame) -> pd.DataFrame:
+    """Per-example misclassification rate over seeds at each run's last logged epoch (PAPER.md §3.1).
+
+    Returns one row per (run_id, example): condition, n_runs, p_correct, misclassification.
+    """
+    last = examples[examples["step"] == examples.groupby("run_id")["step"].transform("max")]
+    out = (
+        last.groupby(["run_id", "example"], sort=True)
+        .agg(p_correct=("correct", "mean"), n_runs=("seed", "nunique"),
+             input_noise=("input_noise", "first"), input_noise_fraction=("input_noise_fraction", "first"),
+             label_noise=("label_noise", "first"), label_noise_fraction=("label_noise_fraction", "first"))
+        .reset_index()
+    )
+    out["condition"] = out.apply(condition, axis=1)
+    out["misclassification"] = 1.0 - out["p_correct"]
+    return out[["run_id", "condition", "example", "n_runs", "p_correct", "misclassification"]]
+
+
+def binomial_reference(p_correct: float, n_runs: int, n_examples: int, seed: int = 0) -> np.ndarray:
+    """Misclassification rates of examples that are all equally hard: 1 − Binomial(n_runs, p)/n_runs."""
+    k = np.random.default_rng(seed).binomial(n_runs, p_correct, size=n_examples)
+    return 1.0 - k / n_runs
+
+
+def difficulty_spread(difficulty: pd.DataFrame) -> pd.DataFrame:
+    """Per condition: across-example variance of P(correct) against the binomial variance p̄(1−p̄)/R.
+
+    A ratio near 1 means every example is equally hard (the paper's randX); far above 1 means there are
+    easy and hard examples (real data).
+    """
+    rows = []
+    for cond, g in difficulty.groupby("condition", sort=False):
+        p, r = g["p_correct"].mean(), g["n_runs"].iloc[0]
+        binom = p * (1 - p) / r
+        var = g["p_correct"].var(ddof=1)
+        rows.append({"condition": cond, "mean_p_correct": p, "variance": var, "binomial_variance": binom,
+                     "ratio": var / binom if binom > 0 else np.nan, "n_runs": r, "n_examples": len(g)})
+    return pd.DataFrame(rows)

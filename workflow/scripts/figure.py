@@ -1,0 +1,8 @@
+# Job script of rule figure.
+import sys
+
+sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)
+
+from memorization.jobs import figure
+
+figure(snakemake.wildcards.figure, list(snakemake.input), snakemake.output.png)
