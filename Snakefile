@@ -9,7 +9,11 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config.yaml"
+# config.yaml is the default. A config given on the command line replaces it rather than being merged
+# into it (Snakemake's default), so `--configfile configs/paper.yaml` runs the paper's experiments only.
+if not config:
+
+    configfile: "config.yaml"
 
 
 include: "rules/common.smk"

@@ -163,6 +163,7 @@ def train_run(spec: dict, data: NoisyDataset, run_dir: str | os.PathLike, *, dev
         step = 0
     else:
         params, buffers, velocity, step = state["params"], state["buffers"], state["velocity"], state["step"]
+        print(f"resuming run {run_dir.name} from step {step} of {plan.total_steps}", file=sys.stderr, flush=True)
 
     def save_state(path: Path) -> None:
         _atomic_save({"spec": fingerprint, "step": step, "params": params, "buffers": buffers,

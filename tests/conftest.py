@@ -1,0 +1,56 @@
+"""Shared helpers: tiny configs and a Snakemake driver (the CLI in a subprocess, as NOTES.md advises)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+
+# A CPU-small configuration: two experiments so that a change to one can be seen to leave the other alone.
+TINY = {
+    "defaults": {"dataset": "digits", "arch": "mlp", "width": 16, "depth": 2, "lr": 0.05, "batch_size": 32},
+    "experiments": {
+        "difficulty": {
+            "spec": {"train_size": 64, "epochs": 2},
+            "grid": {"data": [{}, {"input_noise": "gaussian"}, {"label_noise": "random"}]},
+            "seeds": 3,
+            "figures": ["fig01_difficulty"],
+        },
+        "widths": {
+            "spec": {"train_size": 100, "epochs": 2},
+            "grid": {"width": [8, 12]},
+            "seeds": 2,
+            "tables": ["training"],
+        },
+    },
+}
+
+
+def write_config(directory: Path, config: dict, name: str = "config.yaml") -> Path:
+    path = Path(directory) / name
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def snakemake(workdir: Path, *args, config: Path | None = None, check=True, **kwargs):
+    """Run the workflow in `workdir` with a config; return the CompletedProcess (stdout+stderr merged)."""
+    cmd = [str(SNAKEMAKE), "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--workflow-profile", "none",
+           "--cores", "2", "--configfile", str(config or Path(workdir) / "config.yaml"), *args]
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}  # tests stay on the CPU even on a GPU machine
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=env, **kwargs)
+    proc.output = proc.stdout + proc.stderr
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.output[-5000:]}")
+    return proc
+
+
+@pytest.fixture
+def tiny_config():
+    import copy
+
+    return copy.deepcopy(TINY)

@@ -1,0 +1,56 @@
+"""GPU leases with a faked device count: concurrent jobs get different GPUs, a dead job frees its GPU."""
+
+import multiprocessing as mp
+import os
+import signal
+import time
+
+import pytest
+
+from memorization.devices import lease
+
+
+def hold(lock_dir, count, queue, seconds):
+    with lease("auto", lock_dir, count_gpus=lambda: count, poll_seconds=0.05) as device:
+        queue.put((os.getpid(), device))
+        time.sleep(seconds)
+
+
+def test_concurrent_jobs_get_different_gpus_and_a_third_waits(tmp_path, monkeypatch):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    first = ctx.Process(target=hold, args=(tmp_path, 2, queue, 30))
+    second = ctx.Process(target=hold, args=(tmp_path, 2, queue, 30))
+    first.start()
+    second.start()
+    got = dict(queue.get(timeout=10) for _ in range(2))
+    assert sorted(got.values()) == ["cuda:0", "cuda:1"]
+    third = ctx.Process(target=hold, args=(tmp_path, 2, queue, 0))
+    third.start()
+    time.sleep(0.5)
+    assert queue.empty()  # both GPUs are leased: the third job waits
+    os.kill(first.pid, signal.SIGKILL)  # the kernel frees a dead job's lock
+    pid, device = queue.get(timeout=10)
+    assert pid == third.pid and device == got[first.pid]
+    second.kill()
+    for p in (first, second, third):
+        p.join(10)
+
+
+def test_cpu_when_no_gpu_and_a_clear_error_when_one_is_demanded(tmp_path):
+    with lease("auto", tmp_path, count_gpus=lambda: 0) as device:
+        assert device == "cpu"
+    with lease("cpu", tmp_path, count_gpus=lambda: 4) as device:
+        assert device == "cpu"
+    with pytest.raises(RuntimeError, match="no CUDA GPU is visible"):
+        with lease("cuda", tmp_path, count_gpus=lambda: 0):
+            pass
+
+
+def test_a_scheduler_set_visible_device_list_is_respected(tmp_path, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "5,7")
+    with lease("auto", tmp_path, count_gpus=lambda: 2) as a, lease("auto", tmp_path, count_gpus=lambda: 2) as b:
+        assert (a, b) == ("cuda:0", "cuda:1")
+        # locks carry physical ids, so a job that sees a different subset still avoids GPUs 5 and 7
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["gpu5.lock", "gpu7.lock"]

@@ -1,0 +1,97 @@
+import numpy as np
+import pytest
+import torch
+
+from memorization import spec as S
+from memorization.data import build_noisy_dataset
+from memorization.models import Arch, forward, init_params
+from memorization.train import Plan, evaluate, learning_rate, load_state, checkpoint_path, sgd_step, train_run
+
+
+def make(**keys):
+    spec = S.resolve({"dataset": "digits", "train_size": 96, "width": 16, "epochs": 2, "lr": 0.05, **keys})
+    return spec, build_noisy_dataset(S.dataset_spec(spec))
+
+
+def test_sgd_step_is_pytorch_sgd_with_momentum_and_weight_decay():
+    torch.manual_seed(0)
+    w0 = torch.randn(5, 3)
+    ref = torch.nn.Parameter(w0.clone())
+    opt = torch.optim.SGD([ref], lr=0.1, momentum=0.9, weight_decay=0.01)
+    params, velocity = {"w": w0.clone()}, {"w": torch.zeros_like(w0)}
+    for _ in range(4):
+        g = torch.randn(5, 3)
+        ref.grad = g.clone()
+        opt.step()
+        params, velocity = sgd_step(params, {"w": g}, velocity, lr=0.1, momentum=0.9, weight_decay=0.01)
+    torch.testing.assert_close(params["w"], ref.detach())
+
+
+def test_sgd_step_is_differentiable_for_the_replay():
+    w = torch.randn(3, requires_grad=True)
+    new, _ = sgd_step({"w": w}, {"w": 2 * w}, {"w": torch.zeros(3)}, lr=0.25, momentum=0.0, weight_decay=0.0)
+    (g,) = torch.autograd.grad(new["w"].sum(), w)
+    torch.testing.assert_close(g, torch.full((3,), 0.5))  # d/dw (w - 0.25 * 2w) = 0.5
+
+
+def test_learning_rate_steps_down_every_k_epochs():
+    spec = S.resolve({"width": 8, "lr": 0.01, "lr_decay_every": 15})
+    assert [learning_rate(spec, e) for e in (0, 14, 15, 30)] == [0.01, 0.01, 0.005, 0.0025]
+
+
+def test_batch_plan_shuffles_each_epoch_and_samples_with_replacement_when_asked():
+    spec, _ = make(batch_size=10)
+    plan = Plan.from_spec(spec, 96)
+    assert plan.steps_per_epoch == 10 and plan.total_steps == 20 and plan.eval_steps == (0, 10, 20)
+    order = plan.epoch_order([3, 4], epoch=0)
+    assert sorted(order[0].tolist()) == list(range(96))  # a permutation: every example once per epoch
+    assert not torch.equal(order[0], order[1])  # each seed its own shuffle
+    assert not torch.equal(order[0], plan.epoch_order([3], epoch=1)[0])  # and a new one each epoch
+    assert plan.batch(order, 19).shape == (2, 6)  # the last batch of an epoch is the remainder
+    spec, _ = make(batch_size=10, sampling="replacement", steps=7)
+    plan = Plan.from_spec(spec, 96)
+    order = plan.epoch_order([0], 0)
+    assert plan.total_steps == 7 and order.shape == (1, 100) and len(set(order[0].tolist())) < 96
+
+
+@pytest.mark.parametrize("arch", [{"arch": "mlp", "width": 16},
+                                  {"arch": "cnn", "cnn_channels": 4, "cnn_dense": [8, 6], "momentum": 0.9}])
+def test_each_seed_of_a_batched_job_equals_its_solo_run(tmp_path, arch):
+    spec, data = make(**arch)
+    together = {**spec, "seeds": [0, 1, 2]}
+    alone = {**spec, "seeds": [1]}
+    train_run(together, data, tmp_path / "together", progress=False)
+    train_run(alone, data, tmp_path / "alone", progress=False)
+    last = Plan.from_spec(spec, len(data.y_train)).total_steps
+    a = load_state(checkpoint_path(tmp_path / "together", last))
+    b = load_state(checkpoint_path(tmp_path / "alone", last))
+    for group in ("params", "buffers"):
+        for name in a[group]:
+            torch.testing.assert_close(a[group][name][1], b[group][name][0], rtol=1e-5, atol=1e-6)
+    # and training actually moved the weights
+    p0, _ = init_params(Arch.from_spec(spec, data.x_train.shape[1:], 10), [1])
+    assert any((b["params"][k][0] - p0[k][0]).abs().max() > 1e-3 for k in p0)
+    assert not (tmp_path / "together" / "state.pt").exists()  # the resume state goes once the run is done
+
+
+def test_checkpoints_load_with_weights_only_and_reproduce_the_logged_accuracy(tmp_path):
+    spec, data = make()
+    spec = {**spec, "seeds": [0, 1]}
+    train_run(spec, data, tmp_path, progress=False)
+    state = load_state(checkpoint_path(tmp_path, 6))  # torch.load(weights_only=True)
+    arch = Arch.from_spec(spec, data.x_train.shape[1:], 10)
+    _, correct = evaluate(arch, state["params"], state["buffers"], torch.as_tensor(data.x_train),
+                          torch.as_tensor(data.y_train))
+    with np.load(tmp_path / "evals" / "step_000000006.npz") as ev:
+        np.testing.assert_allclose(correct.float().mean(1).numpy(), ev["train_acc"])
+        assert ev["correct"].shape == (2, 96)
+
+
+def test_mlp_forward_shares_one_input_batch_across_seeds():
+    arch = Arch("mlp", (1, 8, 8), 10, hidden=(7, 7))
+    params, buffers = init_params(arch, [0, 1])
+    x = torch.rand(5, 1, 8, 8)
+    shared, _ = forward(arch, params, buffers, x, train=False)
+    per_seed, _ = forward(arch, params, buffers, x.expand(2, *x.shape), train=False)
+    torch.testing.assert_close(shared, per_seed)
+    assert shared.shape == (2, 5, 10) and not torch.allclose(shared[0], shared[1])

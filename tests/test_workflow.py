@@ -1,0 +1,141 @@
+"""The DAG end to end on tiny configs in temporary directories, driven through Snakemake's CLI."""
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+
+import pandas as pd
+import pytest
+
+from memorization.tables import IDENTITY_COLUMNS, TABLE_COLUMNS, read_provenance
+
+from .conftest import ROOT, SNAKEMAKE, TINY, snakemake, write_config
+
+
+@pytest.fixture(scope="module")
+def done(tmp_path_factory):
+    """The tiny config, run once to completion."""
+    workdir = tmp_path_factory.mktemp("tiny")
+    write_config(workdir, TINY)
+    snakemake(workdir)
+    return workdir
+
+
+def snapshot(directory):
+    return {p: p.stat().st_mtime_ns for p in directory.rglob("*") if p.is_file() and ".snakemake" not in p.parts}
+
+
+def test_tables_follow_the_contract(done):
+    training = pd.read_parquet(done / "results/tables/difficulty/training.parquet")
+    examples = pd.read_parquet(done / "results/tables/difficulty/examples.parquet")
+    for table, frame in (("training", training), ("examples", examples)):
+        assert set(IDENTITY_COLUMNS) | set(TABLE_COLUMNS[table]) <= set(frame.columns)
+        assert frame["experiment"].eq("difficulty").all() and frame["arch"].eq("mlp").all()
+        assert frame["train_size"].eq(64).all() and frame["width"].eq(16).all()
+    # 3 data conditions x 3 seeds x 3 evaluations (initialisation, epoch 1, epoch 2); 64 examples each
+    assert len(training) == 27 and len(examples) == 27 * 64
+    assert training["run_id"].nunique() == 3 and sorted(training["seed"].unique()) == [0, 1, 2]
+    assert sorted(training["epoch"].unique()) == [0.0, 1.0, 2.0] and sorted(training["step"].unique()) == [0, 2, 4]
+    for col in ("train_acc", "val_acc"):
+        assert training[col].between(0, 1).all()
+    assert (training[["train_loss", "val_loss"]] > 0).all().all()
+    conditions = examples.groupby("run_id").agg(noisy=("is_noisy", "mean"), inp=("input_noise", "first"),
+                                                lab=("label_noise", "first"))
+    assert sorted(map(tuple, conditions[["inp", "lab"]].values)) == [("gaussian", "none"), ("none", "none"),
+                                                                     ("none", "random")]
+    assert conditions.loc[conditions["inp"] == "gaussian", "noisy"].eq(1.0).all()
+    assert conditions.loc[(conditions["inp"] == "none") & (conditions["lab"] == "none"), "noisy"].eq(0.0).all()
+    assert examples["correct"].dtype == bool
+    prov = read_provenance(done / "results/tables/difficulty/training.parquet")
+    specs = json.loads(prov["memorization.run_specs"])
+    assert set(specs) == set(training["run_id"]) and "torch" in prov["memorization.library_versions"]
+    widths = pd.read_parquet(done / "results/tables/widths/training.parquet")
+    assert sorted(widths["width"].unique()) == [8, 12] and len(widths) == 2 * 2 * 3
+    assert not (done / "results/tables/widths/examples.parquet").exists()  # not asked for
+
+
+def test_fig01_is_drawn(done):
+    for ext in ("png", "pdf"):
+        assert (done / f"results/figures/fig01_difficulty.{ext}").stat().st_size > 10_000
+
+
+def test_a_second_run_has_nothing_to_do(done):
+    assert "Nothing to be done" in snakemake(done).output
+
+
+def dry_run_jobs(workdir, config):
+    """(rule, outputs) of every job a dry run would execute."""
+    out = snakemake(workdir, "-n", config=config).output
+    jobs = []
+    for block in re.split(r"^\[.*\d{4}\]$", out, flags=re.M):
+        rule = re.search(r"^(?:local)?rule (\w+):", block, flags=re.M)
+        if rule:
+            output = re.search(r"^\s+output: (.*)$", block, flags=re.M)
+            jobs.append((rule.group(1), output.group(1) if output else ""))
+    return jobs
+
+
+def test_changing_one_experiment_reruns_only_that_experiment(done, tmp_path):
+    changed = json.loads(json.dumps(TINY))
+    changed["experiments"]["widths"]["spec"]["lr"] = 0.02
+    jobs = dry_run_jobs(done, write_config(tmp_path, changed))
+    rules = sorted(rule for rule, _ in jobs)
+    assert rules == ["all", "experiment_table", "train", "train"]
+    assert all("difficulty" not in output for _, output in jobs)
+    assert [o for r, o in jobs if r == "experiment_table"] == ["results/tables/widths/training.parquet"]
+
+
+def test_a_bad_config_stops_before_anything_is_written_or_lost(done, tmp_path):
+    before = snapshot(done)
+    bad = json.loads(json.dumps(TINY))
+    bad["experiments"]["widths"]["grid"]["width"] = [8, -3]
+    proc = snakemake(done, config=write_config(tmp_path, bad), check=False)
+    assert proc.returncode != 0
+    assert "config key experiments.widths.grid.width[1].width: -3 is less than the minimum of 1" in proc.output
+    assert snapshot(done) == before
+
+
+def test_missing_mnist_files_fail_that_job_clearly_and_keep_the_rest(done, tmp_path):
+    before = snapshot(done)
+    config = json.loads(json.dumps(TINY))
+    config["data_root"] = str(tmp_path / "data")
+    config["experiments"]["mnist"] = {"spec": {"dataset": "mnist", "train_size": 100}}
+    proc = snakemake(done, "--show-failed-logs", config=write_config(tmp_path, config), check=False)
+    assert proc.returncode != 0
+    assert f"mnist not found or unreadable under {tmp_path / 'data' / 'MNIST' / 'raw'}" in proc.output
+    assert "download: true" in proc.output
+    assert {p: t for p, t in snapshot(done).items() if p in before} == before  # nothing computed was lost
+
+
+def test_a_killed_training_job_resumes_and_gives_the_uninterrupted_tables(tmp_path):
+    config = {"experiments": {"long": {"spec": {"dataset": "digits", "train_size": 500, "width": 32,
+                                                "epochs": 60, "lr": 0.05}, "seeds": 2,
+                                       "tables": ["training", "examples"]}}}
+    killed, whole = tmp_path / "killed", tmp_path / "whole"
+    for d in (killed, whole):
+        d.mkdir()
+        write_config(d, config)
+    cmd = [str(SNAKEMAKE), "-s", str(ROOT / "Snakefile"), "-d", str(killed), "--workflow-profile", "none",
+           "--cores", "2"]
+    proc = subprocess.Popen(cmd, cwd=killed, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    deadline = time.time() + 120
+    while not list(killed.glob("results/runs/*/evals/step_000000160.npz")):  # 10 of 60 epochs done
+        assert time.time() < deadline and proc.poll() is None, "training never got going"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert list(killed.glob("results/runs/*/state.pt")) and not list(killed.glob("results/tables/*/*.parquet"))
+    snakemake(killed, "--unlock")  # Snakemake's own directory lock survives a SIGKILL
+    snakemake(killed)
+    log = next(killed.glob("results/logs/train/*.log")).read_text()
+    step = int(re.search(r"resuming run \w+ from step (\d+) of 960", log).group(1))
+    assert 160 <= step < 960
+    snakemake(whole)
+    for table in ("training", "examples"):
+        pd.testing.assert_frame_equal(pd.read_parquet(killed / f"results/tables/long/{table}.parquet"),
+                                      pd.read_parquet(whole / f"results/tables/long/{table}.parquet"))
