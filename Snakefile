@@ -24,7 +24,7 @@ include: "rules/figures.smk"
 
 
 rule all:
+    default_target: True
     input:
         all_tables(),
         all_figures(),
-    default_target: True

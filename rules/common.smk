@@ -8,7 +8,10 @@ from snakemake.exceptions import WorkflowError
 # also runs from a checkout that was not pip-installed (e.g. in a conda env built from envs/).
 LIBRARY = os.path.join(workflow.basedir, "workflow")
 sys.path.insert(0, LIBRARY)
-os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [LIBRARY, os.environ.get("PYTHONPATH")]))
+# (Set, not required: so no `envvars:` directive.)
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(filter(None, [LIBRARY, os.environ.get("PYTHONPATH")]))
+)
 
 from memorization import spec as specs  # noqa: E402
 from memorization.figures import FIGURE_TABLES  # noqa: E402
@@ -18,9 +21,10 @@ try:
 except specs.ConfigError as err:
     raise WorkflowError(f"invalid configuration: {err}") from None
 
-EXPERIMENTS = specs.expand(config)  # experiment → [resolved run spec]
-RUNS = {specs.run_id(s): s for runs in EXPERIMENTS.values() for s in runs}  # run id → spec
-DATASETS = {specs.dataset_id(s): specs.dataset_spec(s) for s in RUNS.values()}  # data set id → data keys
+# experiment → [resolved run spec]; run id → spec; data set id → its data keys
+EXPERIMENTS = specs.expand(config)
+RUNS = {specs.run_id(s): s for runs in EXPERIMENTS.values() for s in runs}
+DATASETS = {specs.dataset_id(s): specs.dataset_spec(s) for s in RUNS.values()}
 
 
 wildcard_constraints:
@@ -40,15 +44,29 @@ def experiment_tables(name):
 
 
 def all_tables():
-    return [f"results/tables/{name}/{table}.parquet" for name in EXPERIMENTS for table in experiment_tables(name)]
+    return [
+        f"results/tables/{name}/{table}.parquet"
+        for name in EXPERIMENTS
+        for table in experiment_tables(name)
+    ]
 
 
 def figure_experiments(figure):
-    return [name for name, exp in config["experiments"].items() if figure in exp.get("figures", [])]
+    return [
+        name
+        for name, exp in config["experiments"].items()
+        if figure in exp.get("figures", [])
+    ]
 
 
 def all_figures():
-    figures = sorted({fig for exp in config["experiments"].values() for fig in exp.get("figures", [])})
+    figures = sorted(
+        {
+            fig
+            for exp in config["experiments"].values()
+            for fig in exp.get("figures", [])
+        }
+    )
     return [f"results/figures/{fig}.{ext}" for fig in figures for ext in ("png", "pdf")]
 
 

@@ -13,10 +13,10 @@ rule figure:
             category="Figures",
         ),
         pdf="results/figures/{figure}.pdf",
-    wildcard_constraints:
-        figure="|".join(FIGURE_TABLES),
     log:
         "results/logs/figures/{figure}.log",
+    wildcard_constraints:
+        figure="|".join(FIGURE_TABLES),
     localrule: True
     conda:
         "../envs/memorization.yaml"

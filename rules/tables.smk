@@ -1,15 +1,18 @@
 rule experiment_table:
     """One contract table of one experiment: its runs' rows with the identity columns, plus provenance."""
     input:
-        lambda w: [f"results/runs/{specs.run_id(s)}/{w.table}.parquet" for s in EXPERIMENTS[w.experiment]],
+        lambda w: [
+            f"results/runs/{specs.run_id(s)}/{w.table}.parquet"
+            for s in EXPERIMENTS[w.experiment]
+        ],
     output:
         "results/tables/{experiment}/{table}.parquet",
-    params:
-        specs=lambda w: {specs.run_id(s): s for s in EXPERIMENTS[w.experiment]},
     log:
         "results/logs/tables/{experiment}/{table}.log",
     localrule: True
     conda:
         "../envs/memorization.yaml"
+    params:
+        specs=lambda w: {specs.run_id(s): s for s in EXPERIMENTS[w.experiment]},
     script:
         "../workflow/scripts/experiment_table.py"

@@ -1,20 +1,21 @@
 rule train:
     """All seeds of one configuration in one job, on one leased GPU when there is one. Resumes after a kill
-    from results/runs/{run}/state.pt (deliberately not an output, so Snakemake leaves it in place)."""
+    from results/runs/{run}/state.pt (deliberately not an output, so Snakemake leaves it in place).
+    """
     input:
         dataset=run_dataset,
     output:
         spec="results/runs/{run}/spec.json",
         training="results/runs/{run}/training.parquet",
         examples="results/runs/{run}/examples.parquet",
-    params:
-        spec=lambda w: RUNS[w.run],
     log:
         "results/logs/train/{run}.log",
+    conda:
+        "../envs/memorization.yaml"
     threads: 2
     resources:
         gpu=1,
-    conda:
-        "../envs/memorization.yaml"
+    params:
+        spec=lambda w: RUNS[w.run],
     script:
         "../workflow/scripts/train.py"

@@ -22,22 +22,44 @@ from .models import Arch, forward, init_params, per_seed_loss, seed_for
 from .spec import schedule_steps
 
 EVAL_BATCH = 2048
+# Seeds train as one batched computation in groups of at most this many stacked parameters (execution
+# setting, not part of a run's identity). Small models (the digits default) fit in one group; for large
+# ones a group that outgrows the CPU caches makes the batched step memory-bound and slower than a loop.
+GROUP_PARAMS = {"cpu": 1 << 20, "cuda": 1 << 28}  # CPU: measured, benchmarks/README.md
+
+
+def seed_groups(n_seeds: int, params_per_seed: int, budget: int) -> list[slice]:
+    """Contiguous, near-equal groups of seeds with at most `budget` stacked parameters each."""
+    n_groups = math.ceil(n_seeds / max(1, min(n_seeds, budget // max(1, params_per_seed))))
+    bounds = [round(i * n_seeds / n_groups) for i in range(n_groups + 1)]
+    return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def _select(tensors: dict, group: slice) -> dict:
+    return {k: v[group] for k, v in tensors.items()}
 
 
 # ----------------------------------------------------------------------------- the one SGD step
 
 
-def sgd_step(params: dict, grads: dict, velocity: dict, *, lr: float, momentum: float, weight_decay: float):
-    """One SGD update with PyTorch's semantics (v ← μ·v + g + λ·w; w ← w − lr·v), out of place and pure.
+def sgd_step(params: dict, grads: dict, velocity: dict, *, lr: float, momentum: float, weight_decay: float,
+             inplace: bool = False):
+    """One SGD update with PyTorch's semantics (v ← μ·v + g + λ·w; w ← w − lr·v). Returns (params, velocity).
 
-    This is the only place parameters change. Training calls it under no_grad; the differentiable replay
-    of loss sensitivity calls the same function with the graph kept.
+    This is the only place parameters change. The differentiable replay of loss sensitivity calls it as a
+    pure function (inplace=False: new tensors, graph kept). Training calls it with inplace=True, which
+    writes into the given tensors (views into the stacked seeds): fresh 100-model tensors every step would
+    cost an allocation and page faults per step, which on a CPU doubles the step time.
     """
     new_params, new_velocity = {}, {}
     for name, w in params.items():
         g = grads[name] + weight_decay * w if weight_decay else grads[name]
-        v = momentum * velocity[name] + g if momentum else g
-        new_params[name], new_velocity[name] = w - lr * v, v
+        if momentum:
+            v = velocity[name].mul_(momentum).add_(g) if inplace else momentum * velocity[name] + g
+        else:
+            v = g
+        new_params[name] = w.sub_(v, alpha=lr) if inplace else w - lr * v
+        new_velocity[name] = v
     return new_params, new_velocity
 
 
@@ -92,18 +114,35 @@ def learning_rate(spec: dict, epoch: int) -> float:
 
 
 @torch.no_grad()
-def evaluate(arch: Arch, params, buffers, x: torch.Tensor, y: torch.Tensor):
+def evaluate(arch: Arch, params, buffers, x: torch.Tensor, y: torch.Tensor, groups: list[slice] | None = None):
     """Eval-mode per-example loss and correctness of every seed's model: two (S, N) tensors."""
-    losses, correct = [], []
-    for i in range(0, len(x), EVAL_BATCH):
-        logits, _ = forward(arch, params, buffers, x[i : i + EVAL_BATCH], train=False)
-        yb = y[i : i + EVAL_BATCH].expand(logits.shape[0], -1)
-        losses.append(torch.nn.functional.cross_entropy(logits.transpose(1, 2), yb, reduction="none"))
-        correct.append(logits.argmax(-1) == yb)
     S = next(iter(params.values())).shape[0]
-    if not losses:
-        return torch.full((S, 0), float("nan")), torch.zeros((S, 0), dtype=torch.bool)
-    return torch.cat(losses, 1), torch.cat(correct, 1)
+    losses = torch.full((S, len(x)), float("nan"), device=x.device)
+    correct = torch.zeros((S, len(x)), dtype=torch.bool, device=x.device)
+    for g in groups or [slice(0, S)]:
+        p, b = _select(params, g), _select(buffers, g)
+        for i in range(0, len(x), EVAL_BATCH):
+            logits, _ = forward(arch, p, b, x[i : i + EVAL_BATCH], train=False)
+            yb = y[i : i + EVAL_BATCH].expand(logits.shape[0], -1)
+            losses[g, i : i + EVAL_BATCH] = torch.nn.functional.cross_entropy(logits.transpose(1, 2), yb,
+                                                                               reduction="none")
+            correct[g, i : i + EVAL_BATCH] = logits.argmax(-1) == yb
+    return losses, correct
+
+
+def train_step(arch: Arch, params, buffers, velocity, x: torch.Tensor, y: torch.Tensor, *, lr: float,
+               momentum: float, weight_decay: float, groups: list[slice]) -> None:
+    """One SGD step of every seed, in place. x: (S, B, ...) and y: (S, B), each seed's own batch."""
+    for g in groups:
+        p = {k: v[g].detach().requires_grad_(True) for k, v in params.items()}  # views of the stacked seeds
+        logits, new_buffers = forward(arch, p, _select(buffers, g), x[g], train=True)
+        loss = per_seed_loss(logits, y[g]).sum()  # summed: each seed gets the gradient of its solo run
+        grads = dict(zip(p, torch.autograd.grad(loss, list(p.values()))))
+        with torch.no_grad():
+            sgd_step({k: v.detach() for k, v in p.items()}, grads, _select(velocity, g), lr=lr, momentum=momentum,
+                     weight_decay=weight_decay, inplace=True)
+            for k, v in new_buffers.items():
+                buffers[k][g] = v
 
 
 # ----------------------------------------------------------------------------- state on disk
@@ -132,7 +171,7 @@ def eval_path(run_dir: Path, step: int) -> Path:
 
 
 def train_run(spec: dict, data: NoisyDataset, run_dir: str | os.PathLike, *, device: torch.device | str = "cpu",
-              progress: bool = True) -> None:
+              progress: bool = True, group_params: int | None = None) -> None:
     """Train every seed of `spec` on `data`; write evaluations and checkpoints under `run_dir`.
 
     Resumable: a `state.pt` is written at every evaluation and checkpoint; a later call with the same
@@ -150,6 +189,8 @@ def train_run(spec: dict, data: NoisyDataset, run_dir: str | os.PathLike, *, dev
     arch = Arch.from_spec(spec, data.x_train.shape[1:], data.n_classes)
     plan = Plan.from_spec(spec, len(x_train))
     fingerprint = json.dumps(spec, sort_keys=True)
+    per_seed = sum(v[0].numel() for v in init_params(arch, seeds[:1])[0].values())
+    groups = seed_groups(len(seeds), per_seed, group_params or GROUP_PARAMS[device.type])
 
     state_file = run_dir / "state.pt"
     state = load_state(state_file, device) if state_file.exists() else None
@@ -171,16 +212,20 @@ def train_run(spec: dict, data: NoisyDataset, run_dir: str | os.PathLike, *, dev
 
     def record(step: int) -> None:
         if step in plan.eval_steps:
-            tr_loss, tr_correct = evaluate(arch, params, buffers, x_train, y_train)
-            va_loss, va_correct = evaluate(arch, params, buffers, x_val, y_val)
+            tr_loss, tr_correct = evaluate(arch, params, buffers, x_train, y_train, groups)
+            va_loss, va_correct = evaluate(arch, params, buffers, x_val, y_val, groups)
             tmp = eval_path(run_dir, step).with_suffix(".tmp.npz")
             np.savez(tmp, train_loss=tr_loss.mean(1).cpu().numpy(), train_acc=tr_correct.float().mean(1).cpu().numpy(),
                      val_loss=va_loss.mean(1).cpu().numpy(), val_acc=va_correct.float().mean(1).cpu().numpy(),
                      correct=tr_correct.cpu().numpy())
             os.replace(tmp, eval_path(run_dir, step))
-        if step in plan.checkpoint_steps:
+        if step in plan.checkpoint_steps:  # the resume state is then the checkpoint itself: link, don't rewrite
             save_state(checkpoint_path(run_dir, step))
-        if step in plan.eval_steps or step in plan.checkpoint_steps:
+            tmp = state_file.with_name("state.pt.tmp")
+            tmp.unlink(missing_ok=True)
+            os.link(checkpoint_path(run_dir, step), tmp)
+            os.replace(tmp, state_file)
+        elif step in plan.eval_steps:
             save_state(state_file)
 
     if step == 0:
@@ -193,14 +238,8 @@ def train_run(spec: dict, data: NoisyDataset, run_dir: str | os.PathLike, *, dev
         if epoch != order_epoch:
             order, order_epoch = plan.epoch_order(seeds, epoch).to(device), epoch
         idx = plan.batch(order, step)
-        params = {k: v.requires_grad_(True) for k, v in params.items()}
-        logits, buffers = forward(arch, params, buffers, x_train[idx], train=True)
-        loss = per_seed_loss(logits, y_train[idx]).sum()
-        grads = dict(zip(params, torch.autograd.grad(loss, list(params.values()))))
-        with torch.no_grad():
-            params, velocity = sgd_step({k: v.detach() for k, v in params.items()}, grads, velocity,
-                                        lr=learning_rate(spec, epoch), momentum=spec["momentum"],
-                                        weight_decay=spec["weight_decay"])
+        train_step(arch, params, buffers, velocity, x_train[idx], y_train[idx], lr=learning_rate(spec, epoch),
+                   momentum=spec["momentum"], weight_decay=spec["weight_decay"], groups=groups)
         step += 1
         bar.update(1)
         record(step)
