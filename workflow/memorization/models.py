@@ -187,9 +187,24 @@ def forward(arch: Arch, params, buffers, x: torch.Tensor, *, train: bool):
     return _dense(h, params, f"fc{len(arch.dense)}"), new_buffers
 
 
-def per_seed_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy of each seed's batch: (S,). Summing it over seeds gives every seed the gradient
-    of its own solo run."""
+def example_losses(logits: torch.Tensor, y: torch.Tensor, kind: str = "cross_entropy") -> torch.Tensor:
+    """Per-example losses (S, B) of every seed's logits (S, B, C) against labels (S, B) or (B,).
+
+    smoothed_log is the authors' loss-sensitivity loss, −log(0.1 + p_y)/C (PAPER.md §3.2): bounded, so
+    every example keeps contributing gradient.
+    """
     S, B, K = logits.shape
-    y = y.expand(S, B) if y.dim() == 1 else y
-    return F.cross_entropy(logits.reshape(S * B, K), y.reshape(S * B), reduction="none").view(S, B).mean(1)
+    y = (y.expand(S, B) if y.dim() == 1 else y).reshape(S * B)
+    flat = logits.reshape(S * B, K)
+    if kind == "cross_entropy":
+        return F.cross_entropy(flat, y, reduction="none").view(S, B)
+    if kind == "smoothed_log":
+        p_y = torch.softmax(flat, dim=1).gather(1, y[:, None])[:, 0]
+        return (-torch.log(0.1 + p_y) / K).view(S, B)
+    raise ValueError(f"unknown loss {kind!r}")
+
+
+def per_seed_loss(logits: torch.Tensor, y: torch.Tensor, kind: str = "cross_entropy") -> torch.Tensor:
+    """Mean loss of each seed's batch: (S,). Summing it over seeds gives every seed the gradient of its solo
+    run."""
+    return example_losses(logits, y, kind).mean(1)

@@ -131,13 +131,13 @@ def evaluate(arch: Arch, params, buffers, x: torch.Tensor, y: torch.Tensor, grou
 
 
 def train_step(arch: Arch, params, buffers, velocity, x: torch.Tensor, y: torch.Tensor, *, lr: float,
-               momentum: float, weight_decay: float, groups: list[slice]) -> None:
+               momentum: float, weight_decay: float, groups: list[slice], loss: str = "cross_entropy") -> None:
     """One SGD step of every seed, in place. x: (S, B, ...) and y: (S, B), each seed's own batch."""
     for g in groups:
         p = {k: v[g].detach().requires_grad_(True) for k, v in params.items()}  # views of the stacked seeds
         logits, new_buffers = forward(arch, p, _select(buffers, g), x[g], train=True)
-        loss = per_seed_loss(logits, y[g]).sum()  # summed: each seed gets the gradient of its solo run
-        grads = dict(zip(p, torch.autograd.grad(loss, list(p.values()))))
+        total = per_seed_loss(logits, y[g], loss).sum()  # summed: each seed gets the gradient of its solo run
+        grads = dict(zip(p, torch.autograd.grad(total, list(p.values()))))
         with torch.no_grad():
             sgd_step({k: v.detach() for k, v in p.items()}, grads, _select(velocity, g), lr=lr, momentum=momentum,
                      weight_decay=weight_decay, inplace=True)
@@ -239,7 +239,7 @@ def train_run(spec: dict, data: NoisyDataset, run_dir: str | os.PathLike, *, dev
             order, order_epoch = plan.epoch_order(seeds, epoch).to(device), epoch
         idx = plan.batch(order, step)
         train_step(arch, params, buffers, velocity, x_train[idx], y_train[idx], lr=learning_rate(spec, epoch),
-                   momentum=spec["momentum"], weight_decay=spec["weight_decay"], groups=groups)
+                   momentum=spec["momentum"], weight_decay=spec["weight_decay"], groups=groups, loss=spec["loss"])
         step += 1
         bar.update(1)
         record(step)

@@ -1,0 +1,125 @@
+import numpy as np
+import pytest
+import torch
+
+from memorization import spec as S
+from memorization.data import build_noisy_dataset
+from memorization.models import Arch, example_losses, forward, init_params
+from memorization.sensitivity import (class_sensitivity, gini, input_jacobian, loss_sensitivity, replay_losses,
+                                      window_steps)
+from memorization.train import Plan, checkpoint_path, learning_rate, load_state, train_run, train_step
+
+T = 12  # the loss whose sensitivity is checked is L_T, after T updates
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    spec = S.resolve({"dataset": "digits", "train_size": 30, "width": 5, "depth": 1, "lr": 0.5, "batch_size": 6,
+                      "sampling": "replacement", "steps": 40, "loss": "smoothed_log", "momentum": 0.5})
+    spec["seeds"] = [0, 1]
+    data = build_noisy_dataset(S.dataset_spec(spec))
+    x = torch.as_tensor(data.x_train, dtype=torch.float64)
+    y = torch.as_tensor(data.y_train)
+    return spec, x, y
+
+
+def loss_after_updates(spec, x_updates, x_loss, y, step):
+    """L_step for each seed: train `step` updates on x_updates (the training code path), then evaluate the
+    batch of that step on x_loss. With x_loss unperturbed this is the loss with the direct path cut."""
+    arch = Arch.from_spec(spec, tuple(x_updates.shape[1:]), 10)
+    plan = Plan.from_spec(spec, len(y))
+    params, buffers = init_params(arch, spec["seeds"])
+    params = {k: v.double() for k, v in params.items()}
+    velocity = {k: torch.zeros_like(v) for k, v in params.items()}
+    groups = [slice(0, len(spec["seeds"]))]
+    for s in range(step):
+        idx = plan.batch(plan.epoch_order(spec["seeds"], s // plan.steps_per_epoch), s)
+        train_step(arch, params, buffers, velocity, x_updates[idx], y[idx], lr=learning_rate(spec, 0),
+                   momentum=spec["momentum"], weight_decay=0.0, groups=groups, loss=spec["loss"])
+    idx = plan.batch(plan.epoch_order(spec["seeds"], step // plan.steps_per_epoch), step)
+    logits, _ = forward(arch, params, buffers, x_loss[idx], train=True)
+    return example_losses(logits, y[idx], spec["loss"]).mean(1)
+
+
+def batches_up_to(spec, n, seed_pos, step):
+    plan = Plan.from_spec(spec, n)
+    return [set(plan.batch(plan.epoch_order(spec["seeds"], s // plan.steps_per_epoch), s)[seed_pos].tolist())
+            for s in range(step + 1)]
+
+
+def test_loss_sensitivity_matches_central_finite_differences(tiny):
+    spec, x, y = tiny
+    X, L = replay_losses(spec, x, y, 10, [T])
+    (_, jac), = list(input_jacobian(X, L, chunk=8))  # jac[m]: derivative of flat output m = seed m
+    seed_pos = 1
+    batches = batches_up_to(spec, len(y), seed_pos, T)
+    earlier = set().union(*batches[:T])
+    in_batch = sorted(batches[T] & earlier)  # its direct path to L_T exists and is cut
+    indirect = sorted(earlier - batches[T])  # influences L_T only through the updates
+    never = sorted(set(range(len(y))) - earlier - batches[T])
+    assert in_batch and indirect
+    eps = 1e-6
+    checked = 0
+    for n in in_batch[:2] + indirect[:3]:
+        for d in (27, 36):  # two central pixels
+            plus, minus = x.clone(), x.clone()
+            plus[n].view(-1)[d] += eps
+            minus[n].view(-1)[d] -= eps
+            fd = (loss_after_updates(spec, plus, x, y, T) - loss_after_updates(spec, minus, x, y, T))[seed_pos] / (2 * eps)
+            analytic = jac[seed_pos, seed_pos, n].reshape(-1)[d]
+            assert abs(fd) > 1e-9, "pick a pixel that matters"
+            assert abs(analytic - fd) / abs(fd) < 1e-4, (n, d, float(analytic), float(fd))
+            checked += 1
+    assert checked == 10
+    for n in never:  # an example no update used has no influence
+        assert jac[seed_pos, seed_pos, n].abs().max() == 0
+    assert jac[seed_pos, 1 - seed_pos].abs().max() == 0  # seeds do not mix
+
+
+def test_replay_reproduces_the_trained_checkpoint(tiny, tmp_path):
+    spec, x, y = tiny
+    data = build_noisy_dataset(S.dataset_spec(spec))
+    run = {**spec, "checkpoints": {"unit": "step", "at": [20]}}
+    train_run(run, data, tmp_path, progress=False)
+    saved = load_state(checkpoint_path(tmp_path, 20))
+    # replay from the initialisation vs from the checkpoint at step 20: the window after 20 is the same
+    full = loss_sensitivity(run, x, y, 10, 40, window=10, stride=2)
+    resumed = loss_sensitivity(run, x, y, 10, 40, window=10, stride=2, run_dir=tmp_path, horizon=10)
+    assert saved["step"] == 20
+    assert full.shape == (2, 30) and (full >= 0).all()
+    # truncating the unroll at step 20 drops the influence of earlier updates: smaller, same ordering trend
+    assert (resumed <= full + 1e-12).float().mean() > 0.5
+    assert np.corrcoef(full.flatten(), resumed.flatten())[0, 1] > 0.5
+
+
+def test_window_is_the_last_steps_at_a_stride():
+    assert window_steps(500, 500, 2) == list(range(0, 500, 2))[:0] + list(range(0, 499, 2))[0:250]
+    assert window_steps(1000, 500, 2)[0] == 500 and window_steps(1000, 500, 2)[-1] == 998
+    assert window_steps(3, 500, 2) == [1]
+
+
+def test_class_sensitivity_has_off_diagonal_mass(tiny):
+    spec, x, y = tiny
+    cs = class_sensitivity(spec, x, y, 10, 30, window=10, stride=2)
+    assert cs.shape == (2, 10, 10)
+    present = torch.unique(y)
+    block = cs[:, present][:, :, present]
+    off = block[:, ~torch.eye(len(present), dtype=bool)]
+    assert (off > 0).float().mean() > 0.5  # through the updates, classes influence each other
+    rows_with_mass = block.sum(2) > 0  # a class absent from every window batch has an all-zero row
+    assert rows_with_mass.float().mean() > 0.7
+    assert (block.diagonal(dim1=1, dim2=2)[rows_with_mass] > 0).all()
+
+
+def test_gini_known_values_and_pairwise_definition():
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 7, 100):
+        v = rng.random(n)
+        pairwise = np.abs(v[:, None] - v[None, :]).sum() / (2 * n * v.sum())
+        assert gini(v) == pytest.approx(pairwise, rel=1e-12)
+    assert gini(np.full(10, 3.0)) == 0.0
+    assert gini(np.eye(1, 50)[0]) == pytest.approx(49 / 50)
+    assert gini([1e-9, 2e-9, 3e-9]) == pytest.approx(gini([1, 2, 3]))  # scale-free, no epsilon shift
+    assert np.isnan(gini(np.zeros(5)))
+    with pytest.raises(ValueError, match="non-negative"):
+        gini([0.5, -0.1])
