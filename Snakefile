@@ -19,6 +19,7 @@ if not config:
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/train.smk"
+include: "rules/metrics.smk"
 include: "rules/tables.smk"
 include: "rules/figures.smk"
 

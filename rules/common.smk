@@ -31,7 +31,7 @@ wildcard_constraints:
     run="[0-9a-f]{12}",
     dataset="[a-z0-9]+-[0-9a-f]{12}",
     experiment="|".join(EXPERIMENTS),
-    table="training|examples",
+    table="training|examples|sensitivity|gini|class_sensitivity|csr",
 
 
 def experiment_tables(name):
@@ -68,6 +68,12 @@ def all_figures():
         }
     )
     return [f"results/figures/{fig}.{ext}" for fig in figures for ext in ("png", "pdf")]
+
+
+def table_source(run, table):
+    """Where one run's rows of a table come from: the training job or a metric job."""
+    folder = "runs" if table in ("training", "examples") else "metrics"
+    return f"results/{folder}/{run}/{table}.parquet"
 
 
 def run_dataset(wildcards):

@@ -2,8 +2,7 @@ rule experiment_table:
     """One contract table of one experiment: its runs' rows with the identity columns, plus provenance."""
     input:
         lambda w: [
-            f"results/runs/{specs.run_id(s)}/{w.table}.parquet"
-            for s in EXPERIMENTS[w.experiment]
+            table_source(specs.run_id(s), w.table) for s in EXPERIMENTS[w.experiment]
         ],
     output:
         "results/tables/{experiment}/{table}.parquet",

@@ -1,6 +1,7 @@
 """Shared helpers: tiny configs and a Snakemake driver (the CLI in a subprocess, as NOTES.md advises)."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -47,6 +48,18 @@ def snakemake(workdir: Path, *args, config: Path | None = None, check=True, **kw
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.output[-5000:]}")
     return proc
+
+
+def dry_run_jobs(workdir, config):
+    """(rule, outputs) of every job a dry run would execute."""
+    out = snakemake(workdir, "-n", config=config).output
+    jobs = []
+    for block in re.split(r"^\[.*\d{4}\]$", out, flags=re.M):
+        rule = re.search(r"^(?:local)?rule (\w+):", block, flags=re.M)
+        if rule:
+            output = re.search(r"^\s+output: (.*)$", block, flags=re.M)
+            jobs.append((rule.group(1), output.group(1) if output else ""))
+    return jobs
 
 
 @pytest.fixture

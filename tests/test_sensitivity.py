@@ -49,8 +49,8 @@ def batches_up_to(spec, n, seed_pos, step):
 
 def test_loss_sensitivity_matches_central_finite_differences(tiny):
     spec, x, y = tiny
-    X, L = replay_losses(spec, x, y, 10, [T])
-    (_, jac), = list(input_jacobian(X, L, chunk=8))  # jac[m]: derivative of flat output m = seed m
+    batches, L = replay_losses(spec, x, y, 10, [T])
+    (_, jac), = list(input_jacobian(batches, L, len(y), chunk=8))  # jac[m]: derivative of output m = seed m
     seed_pos = 1
     batches = batches_up_to(spec, len(y), seed_pos, T)
     earlier = set().union(*batches[:T])

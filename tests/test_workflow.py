@@ -13,7 +13,7 @@ import pytest
 
 from memorization.tables import IDENTITY_COLUMNS, TABLE_COLUMNS, read_provenance
 
-from .conftest import ROOT, SNAKEMAKE, TINY, snakemake, write_config
+from .conftest import ROOT, SNAKEMAKE, TINY, dry_run_jobs, snakemake, write_config
 
 
 @pytest.fixture(scope="module")
@@ -65,18 +65,6 @@ def test_fig01_is_drawn(done):
 
 def test_a_second_run_has_nothing_to_do(done):
     assert "Nothing to be done" in snakemake(done).output
-
-
-def dry_run_jobs(workdir, config):
-    """(rule, outputs) of every job a dry run would execute."""
-    out = snakemake(workdir, "-n", config=config).output
-    jobs = []
-    for block in re.split(r"^\[.*\d{4}\]$", out, flags=re.M):
-        rule = re.search(r"^(?:local)?rule (\w+):", block, flags=re.M)
-        if rule:
-            output = re.search(r"^\s+output: (.*)$", block, flags=re.M)
-            jobs.append((rule.group(1), output.group(1) if output else ""))
-    return jobs
 
 
 def test_changing_one_experiment_reruns_only_that_experiment(done, tmp_path):

@@ -58,3 +58,16 @@ def difficulty_spread(difficulty: pd.DataFrame) -> pd.DataFrame:
         rows.append({"condition": cond, "mean_p_correct": p, "variance": var, "binomial_variance": binom,
                      "ratio": var / binom if binom > 0 else np.nan, "n_runs": r, "n_examples": len(g)})
     return pd.DataFrame(rows)
+
+
+def diagonal_dominance(matrix) -> float:
+    """D = mean of the diagonal / mean off the diagonal of a per-class sensitivity matrix (PAPER.md §3.4).
+    The paper: D is smaller for real data (more sensitivity across classes) than for random data."""
+    m = np.asarray(matrix, dtype=np.float64)
+    off = ~np.eye(len(m), dtype=bool)
+    return float(np.diag(m).mean() / m[off].mean())
+
+
+def mean_band(frame: pd.DataFrame, x: str, y: str, by: str = "condition") -> pd.DataFrame:
+    """Mean and standard deviation over seeds of y at each x, per group: what a curve with a band shows."""
+    return frame.groupby([by, x], sort=True)[y].agg(["mean", "std", "count"]).reset_index()

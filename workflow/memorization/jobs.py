@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from . import devices, figures, tables
+from . import devices, figures, metrics, tables
 from .data import NoisyDataset, build_noisy_dataset
 from .train import run_tables, train_run
 
@@ -31,11 +31,33 @@ def train(spec: dict, dataset: str, *, spec_out: str, training_out: str, example
         print(f"training {len(spec['seeds'])} seed(s) of run {run_dir.name} on {dev}", flush=True)
         train_run(spec, data, run_dir, device=dev)
     training, examples = run_tables(spec, data, run_dir)
-    for frame, path in ((training, training_out), (examples, examples_out)):
-        tmp = f"{path}.tmp"
-        frame.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
+    _write_parquet(training, training_out)
+    _write_parquet(examples, examples_out)
     Path(spec_out).write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n")
+
+
+def _write_parquet(frame: pd.DataFrame, path: str) -> None:
+    tmp = f"{path}.tmp"
+    frame.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def metric(family: str, spec: dict, dataset: str, run_dir: str, settings: dict, out: str, *, device: str = "auto",
+           lock_dir: str = "/tmp/memorization-gpu-leases", threads: int = 1) -> None:
+    """One metric family (sensitivity, class_sensitivity, csr) at every checkpoint of one run."""
+    torch.set_num_threads(max(1, threads))
+    data = NoisyDataset.load(dataset)
+    compute = {"sensitivity": metrics.sensitivity_frame, "class_sensitivity": metrics.class_sensitivity_frame,
+               "csr": metrics.csr_frame}[family]
+    with devices.lease(device, lock_dir) as dev:
+        print(f"{family} of run {Path(run_dir).name} ({len(spec['seeds'])} seeds) on {dev}: {settings}", flush=True)
+        frame = compute(spec, data, run_dir, settings, device=dev)
+    frame.insert(1, "train_size", len(data.y_train))
+    _write_parquet(frame, out)
+
+
+def gini(sensitivity: str, out: str) -> None:
+    _write_parquet(metrics.gini_frame(pd.read_parquet(sensitivity)), out)
 
 
 def experiment_table(experiment: str, table: str, run_specs: dict[str, dict], inputs: list[str], out: str) -> None:

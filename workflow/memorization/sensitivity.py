@@ -59,11 +59,13 @@ def start_state(spec: dict, arch: Arch, run_dir, step: int, device):
 
 def replay_losses(spec: dict, x_train: torch.Tensor, y_train: torch.Tensor, n_classes: int, out_steps: list[int],
                   *, run_dir=None, by_class: bool = False, horizon: int | None = None):
-    """Replay the run's SGD trajectory with the graph kept and return (X, L).
+    """Replay the run's SGD trajectory with the graph kept; return (batches, L).
 
-    X: (S, N, ...) the training inputs as a leaf per seed (so seeds' Jacobians stay apart).
+    batches: one (indices (S, B), inputs (S, B, ...)) per replayed update, the inputs a leaf of the graph.
+      Each update gets its own leaf rather than a slice of one big input tensor: the backward of a slice
+      writes a gradient the size of the whole training set at every step, which made the replay 50x slower.
     L: (len(out_steps), S, K) the loss of step t's batch under θ_t, batch inputs detached; K = 1, or
-    K = n_classes with L[..., i] the class-i term (the batch examples labelled i; the terms sum to L_t).
+      K = n_classes with L[..., i] the class-i term (the batch examples labelled i; the terms sum to L_t).
     horizon: unroll only this many steps before the first output step (None: from initialisation, as the
     authors' code, so every update since the start counts).
     """
@@ -95,15 +97,13 @@ def replay_losses(spec: dict, x_train: torch.Tensor, y_train: torch.Tensor, n_cl
                    loss=spec["loss"])
         step += 1
 
-    X = x_train.unsqueeze(0).expand(S, *x_train.shape).clone().requires_grad_(True)
-    rows = torch.arange(S, device=device)[:, None]
     params = {k: v.detach().requires_grad_(True) for k, v in params.items()}
-    wanted, outputs = set(out_steps), {}
+    wanted, outputs, batches = set(out_steps), {}, []
     while step <= last:
         idx, epoch = batch(step)
-        xb, yb = X[rows, idx], y_train[idx]
+        xb, yb = x_train[idx], y_train[idx]
         if step in wanted:  # L_t under θ_t, the direct path x → L_t cut as in the authors' code
-            logits, _ = forward(arch, params, buffers, xb.detach(), train=True)
+            logits, _ = forward(arch, params, buffers, xb, train=True)
             losses = example_losses(logits, yb, spec["loss"]) / yb.shape[1]  # terms of the batch mean
             if by_class:
                 outputs[step] = torch.zeros(S, n_classes, dtype=losses.dtype, device=device).scatter_add(1, yb, losses)
@@ -111,37 +111,46 @@ def replay_losses(spec: dict, x_train: torch.Tensor, y_train: torch.Tensor, n_cl
                 outputs[step] = losses.sum(1, keepdim=True)
         if step == last:
             break
+        xb = xb.clone().requires_grad_(True)
+        batches.append((idx, xb))
         logits, buffers = forward(arch, params, buffers, xb, train=True)
         total = example_losses(logits, yb, spec["loss"]).mean(1).sum()
         grads = dict(zip(params, torch.autograd.grad(total, list(params.values()), create_graph=True)))
         params, velocity = sgd_step(params, grads, velocity, lr=learning_rate(spec, epoch), momentum=spec["momentum"],
                                     weight_decay=spec["weight_decay"])
         step += 1
-    return X, torch.stack([outputs[t] for t in out_steps])
+    return batches, torch.stack([outputs[t] for t in out_steps])
 
 
-def input_jacobian(X: torch.Tensor, L: torch.Tensor, *, chunk: int = 64):
-    """Yield (flat output indices, ∂L_m/∂X) for chunks of the flattened outputs of L, by batched backward.
-
-    Each yielded Jacobian has shape (chunk, *X.shape)."""
+def input_jacobian(batches, L: torch.Tensor, n_train: int, *, chunk: int = 64):
+    """Yield (flat output indices, J) for chunks of the flattened outputs of L, by batched backward, where
+    J[c, s, n] = ∂L_c/∂x_n for seed s's copy of training input n: shape (chunk, S, N, ...)."""
     flat = L.reshape(-1)
+    leaves = [xb for _, xb in batches]
+    S, shape = L.shape[1], (leaves[0].shape[2:] if leaves else ())
     eye = torch.eye(len(flat), dtype=flat.dtype, device=flat.device)
+    seed_offset = torch.arange(S, device=flat.device)[:, None] * n_train
     for start in range(0, len(flat), chunk):
         rows = torch.arange(start, min(start + chunk, len(flat)))
-        (jac,) = torch.autograd.grad(flat, X, grad_outputs=eye[rows], is_grads_batched=True, retain_graph=True,
-                                     allow_unused=True)
-        yield rows, (torch.zeros((len(rows), *X.shape), dtype=X.dtype, device=X.device) if jac is None else jac)
+        jac = torch.zeros((len(rows), S * n_train, *shape), dtype=flat.dtype, device=flat.device)
+        if leaves:
+            grads = torch.autograd.grad(flat, leaves, grad_outputs=eye[rows], is_grads_batched=True,
+                                        retain_graph=True, allow_unused=True)
+            for (idx, _), g in zip(batches, grads):
+                if g is not None:  # an example used at several steps sums its influences
+                    jac.index_add_(1, (idx + seed_offset).reshape(-1), g.reshape(len(rows), -1, *shape))
+        yield rows, jac.view(len(rows), S, n_train, *shape)
 
 
-def sensitivity_norms(X: torch.Tensor, L: torch.Tensor, norm: str = "l1", chunk: int = 64) -> torch.Tensor:
+def sensitivity_norms(batches, L: torch.Tensor, n_train: int, norm: str = "l1", chunk: int = 64) -> torch.Tensor:
     """‖∂L_{m,s,k}/∂x_{s,n}‖ for every output (m, s, k) and example n of the same seed: (M, S, K, N)."""
     M, S, K = L.shape
-    out = torch.zeros(M * S * K, X.shape[1], dtype=X.dtype, device=X.device)
-    dims = X.dim() - 2
-    for rows, jac in input_jacobian(X, L, chunk=chunk):
+    out = torch.zeros(M * S * K, n_train, dtype=L.dtype, device=L.device)
+    for rows, jac in input_jacobian(batches, L, n_train, chunk=chunk):
         s = (rows // K) % S  # output m,s,k only depends on seed s's inputs
-        out[rows] = input_norm(jac[torch.arange(len(rows)), s], norm, dims)
-    return out.view(M, S, K, -1)
+        sub = jac[torch.arange(len(rows)), s]
+        out[rows] = input_norm(sub, norm, sub.dim() - 2)
+    return out.view(M, S, K, n_train)
 
 
 def loss_sensitivity(spec: dict, x_train, y_train, n_classes: int, checkpoint: int, *, window: int = 500,
@@ -149,8 +158,8 @@ def loss_sensitivity(spec: dict, x_train, y_train, n_classes: int, checkpoint: i
                      chunk: int = 64) -> torch.Tensor:
     """ḡ_x at a checkpoint: the mean over the window's steps of ‖∂L_t/∂x‖, for every seed and example (S, N)."""
     steps = window_steps(checkpoint, window, stride)
-    X, L = replay_losses(spec, x_train, y_train, n_classes, steps, run_dir=run_dir, horizon=horizon)
-    return sensitivity_norms(X, L, norm, chunk)[:, :, 0].mean(0)
+    batches, L = replay_losses(spec, x_train, y_train, n_classes, steps, run_dir=run_dir, horizon=horizon)
+    return sensitivity_norms(batches, L, len(x_train), norm, chunk)[:, :, 0].mean(0)
 
 
 def class_sensitivity(spec: dict, x_train, y_train, n_classes: int, checkpoint: int, *, window: int = 500,
@@ -161,8 +170,9 @@ def class_sensitivity(spec: dict, x_train, y_train, n_classes: int, checkpoint: 
 
     Through the updates, as ḡ_x (the authors' code used the last step only and kept the direct path)."""
     steps = window_steps(checkpoint, window, stride)
-    X, L = replay_losses(spec, x_train, y_train, n_classes, steps, run_dir=run_dir, horizon=horizon, by_class=True)
-    norms = sensitivity_norms(X, L, norm, chunk).mean(0)  # (S, C, N)
+    batches, L = replay_losses(spec, x_train, y_train, n_classes, steps, run_dir=run_dir, horizon=horizon,
+                               by_class=True)
+    norms = sensitivity_norms(batches, L, len(x_train), norm, chunk).mean(0)  # (S, C, N)
     onehot = torch.nn.functional.one_hot(y_train, n_classes).to(norms.dtype)  # (N, C)
     counts = onehot.sum(0).clamp_min(1)
     return norms @ onehot / counts  # (S, C, C): mean over examples of class j

@@ -93,6 +93,14 @@ def _check(instance: Any, subschema: dict, prefix: str) -> None:
     raise ConfigError(f"config key {where}: {error.message}" + (f" ({allowed})" if allowed else ""))
 
 
+def metric_settings(config: dict, family: str) -> dict:
+    """The settings of one metric family: the config's values over the schema's defaults."""
+    ref = schema()["properties"]["metrics"]["properties"][family]["$ref"].split("/")[-1]
+    props = schema()["$defs"][ref]["properties"]
+    given = (config.get("metrics") or {}).get(family) or {}
+    return {k: copy.deepcopy(given.get(k, p["default"])) for k, p in props.items()}
+
+
 def validate(config: dict) -> dict:
     """Validate a whole config against the schema; return a copy with top-level defaults filled.
 

@@ -24,14 +24,19 @@ IDENTITY_COLUMNS = (
 TABLE_COLUMNS = {
     "training": ("epoch", "step", "train_loss", "train_acc", "val_loss", "val_acc"),
     "examples": ("epoch", "step", "example", "correct", "is_noisy"),
+    "sensitivity": ("step", "example", "sensitivity", "is_noisy"),
+    "gini": ("step", "gini"),
+    "class_sensitivity": ("step", "class_i", "class_j", "value"),
+    "csr": ("epoch", "step", "split", "csr", "n_points"),
 }
+RUN_TABLES = ("training", "examples")  # written by the training job; the others by metric jobs
 
 _DTYPES = {
     "experiment": "string", "run_id": "string", "seed": "int64", "dataset": "string", "arch": "string",
     "width": "Int64", "train_size": "Int64", "input_noise": "string", "input_noise_fraction": "float64",
     "label_noise": "string", "label_noise_fraction": "float64", "regularizer": "string",
     "reg_strength": "float64", "epoch": "float64", "step": "int64", "example": "int64", "correct": "bool",
-    "is_noisy": "bool",
+    "is_noisy": "bool", "class_i": "int64", "class_j": "int64", "split": "string", "n_points": "int64",
 }
 
 

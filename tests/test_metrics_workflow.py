@@ -1,0 +1,86 @@
+"""The metric stage through Snakemake: tables of the contract, and metric settings that rerun only their jobs."""
+
+import copy
+
+import pandas as pd
+import pytest
+
+from memorization.tables import IDENTITY_COLUMNS, TABLE_COLUMNS, read_provenance
+
+from .conftest import dry_run_jobs, snakemake, write_config
+
+METRICS = {
+    "metrics": {
+        "sensitivity": {"window": 10, "stride": 2},
+        "class_sensitivity": {"window": 10, "stride": 5, "at": "last"},
+        "csr": {"r": 8, "alpha": 2, "beta": 0.4, "max_iter": 10, "points": 50},
+    },
+    "experiments": {
+        "sens": {
+            "spec": {"dataset": "digits", "train_size": 60, "width": 8, "lr": 0.05, "sampling": "replacement",
+                     "steps": 30, "loss": "smoothed_log", "checkpoints": {"unit": "step", "at": [10, 30]}},
+            "grid": {"data": [{}, {"input_noise": "uniform"}]},
+            "seeds": 2,
+            "tables": ["sensitivity", "gini", "class_sensitivity", "csr"],
+            "figures": ["fig03_gini", "fig04_class_sensitivity", "fig09_csr_random"],
+        },
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def done(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("metrics")
+    write_config(workdir, METRICS)
+    snakemake(workdir)
+    return workdir
+
+
+def table(done, name):
+    return pd.read_parquet(done / f"results/tables/sens/{name}.parquet")
+
+
+def test_metric_tables_follow_the_contract(done):
+    for name, rows in (("sensitivity", 2 * 2 * 2 * 60), ("gini", 2 * 2 * 2), ("class_sensitivity", 2 * 2 * 100),
+                       ("csr", 2 * 2 * 2 * 2)):
+        frame = table(done, name)
+        assert set(IDENTITY_COLUMNS) | set(TABLE_COLUMNS[name]) <= set(frame.columns), name
+        assert len(frame) == rows, name
+        assert frame["train_size"].eq(60).all() and frame["run_id"].nunique() == 2
+        assert "memorization.run_specs" in read_provenance(done / f"results/tables/sens/{name}.parquet")
+    sens = table(done, "sensitivity")
+    assert (sens["sensitivity"] >= 0).all() and (sens["sensitivity"] > 0).mean() > 0.9
+    assert sorted(sens["step"].unique()) == [10, 30] and set(sens["window"]) == {10}
+    gini = table(done, "gini")
+    assert gini["gini"].between(0, 1).all()
+    # the gini table is the Gini of the sensitivity table, per (run, seed, step)
+    from memorization.sensitivity import gini as gini_of
+
+    one = sens[(sens["seed"] == 1) & (sens["step"] == 30) & (sens["input_noise"] == "none")]
+    expected = gini_of(one["sensitivity"].to_numpy())
+    got = gini[(gini["seed"] == 1) & (gini["step"] == 30) & (gini["input_noise"] == "none")]["gini"].item()
+    assert got == pytest.approx(expected)
+    cs = table(done, "class_sensitivity")
+    assert set(cs["step"]) == {30} and (cs["value"] >= 0).all()
+    off = cs[cs["class_i"] != cs["class_j"]]
+    assert (off["value"] > 0).mean() > 0.5  # through the SGD updates, classes influence each other
+    csr = table(done, "csr")
+    assert set(csr["split"]) == {"val", "train"} and csr["csr"].between(0, 1).all()
+    assert csr["n_points"].eq(50).all() and csr["lass_r"].eq(8).all() and (csr["max_distance"] <= 8 * (1 + 1e-5)).all()  # float32 ulps
+
+
+def test_figures_of_the_metrics_are_drawn(done):
+    for fig in ("fig03_gini", "fig04_class_sensitivity", "fig09_csr_random"):
+        for ext in ("png", "pdf"):
+            assert (done / f"results/figures/{fig}.{ext}").stat().st_size > 10_000
+
+
+def test_a_lass_setting_reruns_only_the_csr_jobs(done, tmp_path):
+    changed = copy.deepcopy(METRICS)
+    changed["metrics"]["csr"]["r"] = 4
+    jobs = dry_run_jobs(done, write_config(tmp_path, changed))
+    assert sorted(rule for rule, _ in jobs) == ["all", "experiment_table", "figure", "metric", "metric"]
+    outputs = [o for _, o in jobs if o]
+    assert sum(o.endswith("/csr.parquet") and o.startswith("results/metrics/") for o in outputs) == 2
+    assert "results/tables/sens/csr.parquet" in outputs
+    assert not any("sensitivity" in o or "results/runs/" in o or "gini" in o for o in outputs)
