@@ -62,6 +62,14 @@ def dry_run_jobs(workdir, config):
     return jobs
 
 
+def completed_workdir(tmp_path_factory, name: str, config: dict) -> Path:
+    """A fresh working directory in which `config` has been run to completion."""
+    workdir = tmp_path_factory.mktemp(name)
+    write_config(workdir, config)
+    snakemake(workdir)
+    return workdir
+
+
 @pytest.fixture
 def tiny_config():
     import copy

@@ -7,7 +7,7 @@ import pytest
 
 from memorization.tables import IDENTITY_COLUMNS, TABLE_COLUMNS, read_provenance
 
-from .conftest import dry_run_jobs, snakemake, write_config
+from .conftest import completed_workdir, dry_run_jobs, snakemake, write_config
 
 METRICS = {
     "metrics": {
@@ -30,10 +30,7 @@ METRICS = {
 
 @pytest.fixture(scope="module")
 def done(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("metrics")
-    write_config(workdir, METRICS)
-    snakemake(workdir)
-    return workdir
+    return completed_workdir(tmp_path_factory, "metrics", METRICS)
 
 
 def table(done, name):

@@ -13,16 +13,13 @@ import pytest
 
 from memorization.tables import IDENTITY_COLUMNS, TABLE_COLUMNS, read_provenance
 
-from .conftest import ROOT, SNAKEMAKE, TINY, dry_run_jobs, snakemake, write_config
+from .conftest import ROOT, SNAKEMAKE, TINY, completed_workdir, dry_run_jobs, snakemake, write_config
 
 
 @pytest.fixture(scope="module")
 def done(tmp_path_factory):
     """The tiny config, run once to completion."""
-    workdir = tmp_path_factory.mktemp("tiny")
-    write_config(workdir, TINY)
-    snakemake(workdir)
-    return workdir
+    return completed_workdir(tmp_path_factory, "tiny", TINY)
 
 
 def snapshot(directory):

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .models import Arch, example_losses, forward, init_params
-from .train import Plan, checkpoint_path, learning_rate, load_state, sgd_step, train_step
+from .models import Arch, example_losses, forward
+from .train import Plan, initial_state, learning_rate, load_state, sgd_step, train_step
 
 NORMS = ("l1", "l2", "linf")
 
@@ -51,10 +51,7 @@ def start_state(spec: dict, arch: Arch, run_dir, step: int, device):
     if usable:
         state = load_state(usable[-1], device)
         return state["params"], state["buffers"], state["velocity"], int(state["step"])
-    params, buffers = init_params(arch, list(spec["seeds"]))
-    params = {k: v.to(device) for k, v in params.items()}
-    buffers = {k: v.to(device) for k, v in buffers.items()}
-    return params, buffers, {k: torch.zeros_like(v) for k, v in params.items()}, 0
+    return (*initial_state(arch, list(spec["seeds"]), device), 0)
 
 
 def replay_losses(spec: dict, x_train: torch.Tensor, y_train: torch.Tensor, n_classes: int, out_steps: list[int],

@@ -18,7 +18,7 @@ import torch
 from tqdm import tqdm
 
 from .data import NoisyDataset
-from .models import Arch, forward, init_params, per_seed_loss, seed_for
+from .models import Arch, example_losses, forward, init_params, per_seed_loss, seed_for
 from .spec import schedule_steps
 
 EVAL_BATCH = 2048
@@ -114,8 +114,10 @@ def learning_rate(spec: dict, epoch: int) -> float:
 
 
 @torch.no_grad()
-def evaluate(arch: Arch, params, buffers, x: torch.Tensor, y: torch.Tensor, groups: list[slice] | None = None):
-    """Eval-mode per-example loss and correctness of every seed's model: two (S, N) tensors."""
+def evaluate(arch: Arch, params, buffers, x: torch.Tensor, y: torch.Tensor, groups: list[slice] | None = None,
+             loss: str = "cross_entropy"):
+    """Eval-mode per-example loss (the run's training loss) and correctness of every seed's model: two (S, N)
+    tensors."""
     S = next(iter(params.values())).shape[0]
     losses = torch.full((S, len(x)), float("nan"), device=x.device)
     correct = torch.zeros((S, len(x)), dtype=torch.bool, device=x.device)
@@ -124,8 +126,7 @@ def evaluate(arch: Arch, params, buffers, x: torch.Tensor, y: torch.Tensor, grou
         for i in range(0, len(x), EVAL_BATCH):
             logits, _ = forward(arch, p, b, x[i : i + EVAL_BATCH], train=False)
             yb = y[i : i + EVAL_BATCH].expand(logits.shape[0], -1)
-            losses[g, i : i + EVAL_BATCH] = torch.nn.functional.cross_entropy(logits.transpose(1, 2), yb,
-                                                                               reduction="none")
+            losses[g, i : i + EVAL_BATCH] = example_losses(logits, yb, loss)
             correct[g, i : i + EVAL_BATCH] = logits.argmax(-1) == yb
     return losses, correct
 
@@ -157,6 +158,14 @@ def _atomic_save(obj, path: Path) -> None:
 def load_state(path: str | os.PathLike, device="cpu") -> dict:
     """A checkpoint or resume state: tensors and plain values only, loaded with weights_only=True."""
     return torch.load(path, map_location=device, weights_only=True)
+
+
+def initial_state(arch: Arch, seeds: list[int], device) -> tuple[dict, dict, dict]:
+    """(params, buffers, velocity) at step 0: a function of the seeds alone, identical on every device."""
+    params, buffers = init_params(arch, seeds)
+    params = {k: v.to(device) for k, v in params.items()}
+    buffers = {k: v.to(device) for k, v in buffers.items()}
+    return params, buffers, {k: torch.zeros_like(v) for k, v in params.items()}
 
 
 def checkpoint_path(run_dir: Path, step: int) -> Path:
@@ -197,11 +206,7 @@ def train_run(spec: dict, data: NoisyDataset, run_dir: str | os.PathLike, *, dev
     if state is not None and state["spec"] != fingerprint:
         state = None  # left by another spec or code path: start over rather than mix
     if state is None:
-        params, buffers = init_params(arch, seeds)
-        params = {k: v.to(device) for k, v in params.items()}
-        buffers = {k: v.to(device) for k, v in buffers.items()}
-        velocity = {k: torch.zeros_like(v) for k, v in params.items()}
-        step = 0
+        (params, buffers, velocity), step = initial_state(arch, seeds, device), 0
     else:
         params, buffers, velocity, step = state["params"], state["buffers"], state["velocity"], state["step"]
         print(f"resuming run {run_dir.name} from step {step} of {plan.total_steps}", file=sys.stderr, flush=True)
@@ -212,8 +217,8 @@ def train_run(spec: dict, data: NoisyDataset, run_dir: str | os.PathLike, *, dev
 
     def record(step: int) -> None:
         if step in plan.eval_steps:
-            tr_loss, tr_correct = evaluate(arch, params, buffers, x_train, y_train, groups)
-            va_loss, va_correct = evaluate(arch, params, buffers, x_val, y_val, groups)
+            tr_loss, tr_correct = evaluate(arch, params, buffers, x_train, y_train, groups, spec["loss"])
+            va_loss, va_correct = evaluate(arch, params, buffers, x_val, y_val, groups, spec["loss"])
             tmp = eval_path(run_dir, step).with_suffix(".tmp.npz")
             np.savez(tmp, train_loss=tr_loss.mean(1).cpu().numpy(), train_acc=tr_correct.float().mean(1).cpu().numpy(),
                      val_loss=va_loss.mean(1).cpu().numpy(), val_acc=va_correct.float().mean(1).cpu().numpy(),
