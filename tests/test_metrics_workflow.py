@@ -7,7 +7,7 @@ import pytest
 
 from memorization.tables import IDENTITY_COLUMNS, TABLE_COLUMNS, read_provenance
 
-from .conftest import completed_workdir, dry_run_jobs, snakemake, write_config
+from .conftest import completed_workdir, dry_run_jobs, write_config
 
 METRICS = {
     "metrics": {

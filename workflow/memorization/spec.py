@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import numpy as np
 import yaml
 
 SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
@@ -217,7 +218,5 @@ def schedule_steps(schedule: dict, *, steps_per_epoch: int, total_steps: int) ->
     elif "at" in schedule:
         points = [a * scale for a in schedule["at"]]
     else:  # log-spaced, as the paper's Fig. 3 x-axis
-        import numpy as np
-
         points = np.unique(np.round(np.geomspace(1, total_steps, schedule["log_count"])).astype(int)).tolist()
     return sorted({p for p in points if 0 <= p <= total_steps} | {total_steps})
