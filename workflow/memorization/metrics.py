@@ -61,6 +61,10 @@ def class_sensitivity_frame(spec: dict, data: NoisyDataset, run_dir, settings: d
     x = torch.as_tensor(data.x_train, device=device)
     y = torch.as_tensor(data.y_train, device=device)
     C, frames = data.n_classes, []
+    if C > 100:
+        raise ValueError(f"class_sensitivity of a run with {C} classes (identity labels?) would differentiate "
+                         f"{C} loss terms per step into a {C}x{C} table; remove `class_sensitivity` from the "
+                         f"`tables:` of experiments whose runs have more than 100 classes")
     for step in _progress(_checkpoints(spec, len(y), settings["at"], skip_initial=True), "class sensitivity"):
         m = class_sensitivity(spec, x, y, C, step, window=settings["window"], stride=settings["stride"],
                               norm=settings["norm"], run_dir=run_dir, horizon=settings["horizon"],
