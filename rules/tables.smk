@@ -13,5 +13,6 @@ rule experiment_table:
         "../envs/memorization.yaml"
     params:
         specs=lambda w: {specs.run_id(s): s for s in EXPERIMENTS[w.experiment]},
+        figures=lambda w: config["experiments"][w.experiment].get("figures", []),
     script:
         "../workflow/scripts/experiment_table.py"

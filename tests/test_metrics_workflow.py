@@ -81,3 +81,20 @@ def test_a_lass_setting_reruns_only_the_csr_jobs(done, tmp_path):
     assert sum(o.endswith("/csr.parquet") and o.startswith("results/metrics/") for o in outputs) == 2
     assert "results/tables/sens/csr.parquet" in outputs
     assert not any("sensitivity" in o or "results/runs/" in o or "gini" in o for o in outputs)
+
+
+def test_figures_regenerate_from_a_copy_of_the_tables_alone(done, tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    shared = tmp_path / "colleague" / "tables"
+    shutil.copytree(done / "results/tables", shared)  # no runs, no checkpoints, no Snakemake state
+    out = subprocess.run([sys.executable, "-m", "memorization.figures", str(shared), str(tmp_path / "figs")],
+                         capture_output=True, text=True, check=True).stdout
+    for fig in ("fig03_gini", "fig04_class_sensitivity", "fig09_csr_random"):
+        assert str(tmp_path / "figs" / f"{fig}.png") in out
+        assert (tmp_path / "figs" / f"{fig}.png").read_bytes() == (done / f"results/figures/{fig}.png").read_bytes()
+    empty = subprocess.run([sys.executable, "-m", "memorization.figures", str(tmp_path / "nothing")],
+                           capture_output=True, text=True)
+    assert empty.returncode != 0 and "no figure could be drawn" in empty.stderr

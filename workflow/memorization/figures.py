@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -149,3 +150,42 @@ def fig09_csr_random(csr_table: pd.DataFrame):
                  f"{int(row['n_points'])} points", fontsize=9)
     ax.legend(fontsize=8)
     return fig
+
+
+def figures_from_tables(tables_dir: str | os.PathLike, out_dir: str | os.PathLike) -> list[Path]:
+    """Draw every figure that the tables under `tables_dir` (laid out as results/tables/<experiment>/) feed,
+    into `out_dir`, from the tables alone: no runs, checkpoints or Snakemake needed. Each table names the
+    figures it feeds in its metadata, so tables of unrelated experiments are not mixed in."""
+    from .tables import read_provenance
+
+    found: dict[str, dict[str, list[pd.DataFrame]]] = {}
+    for path in sorted(Path(tables_dir).glob("*/*.parquet")):
+        for fig in json.loads(read_provenance(path).get("memorization.figures", "[]")):
+            if path.stem in FIGURE_TABLES.get(fig, ()):
+                found.setdefault(fig, {}).setdefault(path.stem, []).append(pd.read_parquet(path))
+    written = []
+    for fig, by_table in sorted(found.items()):
+        if set(FIGURE_TABLES[fig]) <= set(by_table):
+            frames = {t: pd.concat(f, ignore_index=True) for t, f in by_table.items()}
+            written += draw(fig, frames, Path(out_dir) / fig)
+    return written
+
+
+def main(argv=None) -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m memorization.figures",
+                                 description="Regenerate the paper's figures from a copy of results/tables/.")
+    ap.add_argument("tables_dir", help="a directory laid out as results/tables/<experiment>/<table>.parquet")
+    ap.add_argument("out_dir", nargs="?", default="figures", help="where to write figNN_<slug>.png/.pdf")
+    args = ap.parse_args(argv)
+    written = figures_from_tables(args.tables_dir, args.out_dir)
+    if not written:
+        raise SystemExit(f"no figure could be drawn from {args.tables_dir}: expected "
+                         f"<experiment>/<table>.parquet files written by this workflow")
+    for path in written:
+        print(path)
+
+
+if __name__ == "__main__":
+    main()

@@ -60,13 +60,14 @@ def gini(sensitivity: str, out: str) -> None:
     _write_parquet(metrics.gini_frame(pd.read_parquet(sensitivity)), out)
 
 
-def experiment_table(experiment: str, table: str, run_specs: dict[str, dict], inputs: list[str], out: str) -> None:
+def experiment_table(experiment: str, table: str, run_specs: dict[str, dict], inputs: list[str], out: str,
+                     figures: list[str] = ()) -> None:
     frames = []
     for path in inputs:
         rid = Path(path).parent.name
         frame = pd.read_parquet(path)
         frames.append(tables.with_identity(frame, tables.identity_values(experiment, run_specs[rid])))
-    tables.write_table(pd.concat(frames, ignore_index=True), out, table=table, specs=run_specs)
+    tables.write_table(pd.concat(frames, ignore_index=True), out, table=table, specs=run_specs, figures=figures)
 
 
 def figure(name: str, inputs: list[str], out_png: str) -> None:

@@ -79,7 +79,7 @@ def _code_version() -> str:
         return "unknown"
 
 
-def provenance(specs: dict[str, dict]) -> dict[str, str]:
+def provenance(specs: dict[str, dict], figures: list[str] = ()) -> dict[str, str]:
     """Key-value metadata that lets a shared table explain itself. No timestamps: same inputs, same file."""
     versions = {}
     for pkg in ("memorization", "torch", "numpy", "pandas", "pyarrow"):
@@ -92,11 +92,13 @@ def provenance(specs: dict[str, dict]) -> dict[str, str]:
         "memorization.library_versions": json.dumps(versions, sort_keys=True),
         "memorization.python": platform.python_version(),
         "memorization.run_specs": json.dumps(specs, sort_keys=True),
+        "memorization.figures": json.dumps(sorted(figures)),  # what a shared table can be drawn into
         "memorization.contract": "DESIGN.md table contract; one row per observation",
     }
 
 
-def write_table(frame: pd.DataFrame, path: str | os.PathLike, *, table: str, specs: dict[str, dict]) -> None:
+def write_table(frame: pd.DataFrame, path: str | os.PathLike, *, table: str, specs: dict[str, dict],
+                figures: list[str] = ()) -> None:
     """Check the contract's columns, fix dtypes, write Parquet with provenance, atomically."""
     required = (*IDENTITY_COLUMNS, *TABLE_COLUMNS[table])
     missing = [c for c in required if c not in frame.columns]
@@ -104,7 +106,7 @@ def write_table(frame: pd.DataFrame, path: str | os.PathLike, *, table: str, spe
         raise ValueError(f"table {table!r} lacks required columns {missing}")
     frame = frame.astype({c: t for c, t in _DTYPES.items() if c in frame.columns})
     arrow = pa.Table.from_pandas(frame, preserve_index=False)
-    meta = {**(arrow.schema.metadata or {}), **{k.encode(): v.encode() for k, v in provenance(specs).items()}}
+    meta = {**(arrow.schema.metadata or {}), **{k.encode(): v.encode() for k, v in provenance(specs, figures).items()}}
     arrow = arrow.replace_schema_metadata(meta)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
