@@ -77,27 +77,14 @@ def replay_losses(spec: dict, x_train: torch.Tensor, y_train: torch.Tensor, n_cl
     params = {k: v.to(x_train.dtype) for k, v in params.items()}
     velocity = {k: v.to(x_train.dtype) for k, v in velocity.items()}
     buffers = {k: v.to(x_train.dtype) for k, v in buffers.items()}
-    order_epoch, order = None, None
-
-    def batch(step):
-        nonlocal order_epoch, order
-        epoch = step // plan.steps_per_epoch
-        if epoch != order_epoch:
-            order, order_epoch = plan.epoch_order(seeds, epoch).to(device), epoch
-        return plan.batch(order, step), epoch
-
-    all_groups = [slice(0, S)]
-    while step < begin:  # fast-forward without a graph: these updates are held constant
-        idx, epoch = batch(step)
+    for _, epoch, idx in plan.steps(seeds, step, begin, device):  # fast-forward, no graph: held constant
         train_step(arch, params, buffers, velocity, x_train[idx], y_train[idx], lr=learning_rate(spec, epoch),
-                   momentum=spec["momentum"], weight_decay=spec["weight_decay"], groups=all_groups,
+                   momentum=spec["momentum"], weight_decay=spec["weight_decay"], groups=[slice(0, S)],
                    loss=spec["loss"])
-        step += 1
 
     params = {k: v.detach().requires_grad_(True) for k, v in params.items()}
     wanted, outputs, batches = set(out_steps), {}, []
-    while step <= last:
-        idx, epoch = batch(step)
+    for step, epoch, idx in plan.steps(seeds, max(step, begin), last + 1, device):
         xb, yb = x_train[idx], y_train[idx]
         if step in wanted:  # L_t under θ_t, the direct path x → L_t cut as in the authors' code
             logits, _ = forward(arch, params, buffers, xb, train=True)
@@ -115,7 +102,6 @@ def replay_losses(spec: dict, x_train: torch.Tensor, y_train: torch.Tensor, n_cl
         grads = dict(zip(params, torch.autograd.grad(total, list(params.values()), create_graph=True)))
         params, velocity = sgd_step(params, grads, velocity, lr=learning_rate(spec, epoch), momentum=spec["momentum"],
                                     weight_decay=spec["weight_decay"])
-        step += 1
     return batches, torch.stack([outputs[t] for t in out_steps])
 
 

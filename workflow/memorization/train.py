@@ -97,6 +97,15 @@ class Plan:
                 rows.append(torch.randint(self.n_train, (self.steps_per_epoch * self.batch_size,), generator=gen))
         return torch.stack(rows)
 
+    def steps(self, seeds: list[int], start: int, stop: int, device="cpu"):
+        """(step, epoch, batch indices (S, B)) for steps start..stop−1, each epoch's order made once."""
+        order_epoch, order = None, None
+        for step in range(start, stop):
+            epoch = step // self.steps_per_epoch
+            if epoch != order_epoch:
+                order, order_epoch = self.epoch_order(seeds, epoch).to(device), epoch
+            yield step, epoch, self.batch(order, step)
+
     def batch(self, order: torch.Tensor, step: int) -> torch.Tensor:
         """Indices (S, B) of the batch at global step `step` (the last batch of an epoch may be smaller)."""
         i = step % self.steps_per_epoch
@@ -235,17 +244,12 @@ def train_run(spec: dict, data: NoisyDataset, run_dir: str | os.PathLike, *, dev
 
     if step == 0:
         record(0)
-    order_epoch, order = None, None
     bar = tqdm(total=plan.total_steps, initial=step, desc=f"train {run_dir.name}", unit="step",
                file=sys.stderr, mininterval=2.0, disable=not progress)
-    while step < plan.total_steps:
-        epoch = step // plan.steps_per_epoch
-        if epoch != order_epoch:
-            order, order_epoch = plan.epoch_order(seeds, epoch).to(device), epoch
-        idx = plan.batch(order, step)
+    for done, epoch, idx in plan.steps(seeds, step, plan.total_steps, device):
         train_step(arch, params, buffers, velocity, x_train[idx], y_train[idx], lr=learning_rate(spec, epoch),
                    momentum=spec["momentum"], weight_decay=spec["weight_decay"], groups=groups, loss=spec["loss"])
-        step += 1
+        step = done + 1
         bar.update(1)
         record(step)
     bar.close()
