@@ -82,7 +82,9 @@ def csr_frame(spec: dict, data: NoisyDataset, run_dir, settings: dict, device="c
     """Critical sample ratio by LASS of every seed's model at every checkpoint, on each requested split."""
     arch = Arch.from_spec(spec, data.x_train.shape[1:], data.n_classes)
     plan = Plan.from_spec(spec, len(data.y_train))
-    splits = {"val": data.x_val, "train": data.x_train}
+    arrays = {"val": data.x_val, "train": data.x_train}
+    # each split goes to the device once, not once per checkpoint and seed
+    splits = {name: torch.as_tensor(arrays[name][: settings["points"]], device=device) for name in settings["splits"]}
     rows = []
     for step in _progress(_checkpoints(spec, len(data.y_train)), "critical sample ratio"):
         state = load_state(checkpoint_path(run_dir, step), device)
@@ -93,8 +95,7 @@ def csr_frame(spec: dict, data: NoisyDataset, run_dir, settings: dict, device="c
             def predict(xb, params=params, buffers=buffers):
                 return forward(arch, params, buffers, xb, train=False)[0][0]
 
-            for split in settings["splits"]:
-                x = torch.as_tensor(splits[split][: settings["points"]], device=device)
+            for split, x in splits.items():
                 if len(x) == 0:
                     continue  # identity labels: no validation task
                 out = csr(predict, x, r=settings["r"], alpha=settings["alpha"], beta=settings["beta"],
