@@ -15,6 +15,7 @@ os.environ.update(
 
 from memorization import spec as specs  # noqa: E402
 from memorization.figures import FIGURE_TABLES  # noqa: E402
+from memorization.tables import RUN_TABLES, TABLE_COLUMNS  # noqa: E402
 
 try:
     config = specs.validate(config)
@@ -31,7 +32,7 @@ wildcard_constraints:
     run="[0-9a-f]{12}",
     dataset="[a-z0-9]+-[0-9a-f]{12}",
     experiment="|".join(EXPERIMENTS),
-    table="training|examples|sensitivity|gini|class_sensitivity|csr",
+    table="|".join(TABLE_COLUMNS),
 
 
 def experiment_tables(name):
@@ -72,7 +73,7 @@ def all_figures():
 
 def table_source(run, table):
     """Where one run's rows of a table come from: the training job or a metric job."""
-    folder = "runs" if table in ("training", "examples") else "metrics"
+    folder = "runs" if table in RUN_TABLES else "metrics"
     return f"results/{folder}/{run}/{table}.parquet"
 
 

@@ -9,7 +9,7 @@ rule metric:
     log:
         "results/logs/metrics/{run}/{family}.log",
     wildcard_constraints:
-        family="sensitivity|class_sensitivity|csr",
+        family="sensitivity|class_sensitivity|csr|filters",
     conda:
         "../envs/memorization.yaml"
     threads: 2

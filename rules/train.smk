@@ -8,6 +8,7 @@ rule train:
         spec="results/runs/{run}/spec.json",
         training="results/runs/{run}/training.parquet",
         examples="results/runs/{run}/examples.parquet",
+        convergence="results/runs/{run}/convergence.parquet",
     log:
         "results/logs/train/{run}.log",
     conda:

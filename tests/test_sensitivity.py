@@ -35,7 +35,7 @@ def loss_after_updates(spec, x_updates, x_loss, y, step):
     for s in range(step):
         idx = plan.batch(plan.epoch_order(spec["seeds"], s // plan.steps_per_epoch), s)
         train_step(arch, params, buffers, velocity, x_updates[idx], y[idx], lr=learning_rate(spec, 0),
-                   momentum=spec["momentum"], weight_decay=0.0, groups=groups, loss=spec["loss"])
+                   momentum=spec["momentum"], groups=groups, loss=spec["loss"])
     idx = plan.batch(plan.epoch_order(spec["seeds"], step // plan.steps_per_epoch), step)
     logits, _ = forward(arch, params, buffers, x_loss[idx], train=True)
     return example_losses(logits, y[idx], spec["loss"]).mean(1)

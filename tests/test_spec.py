@@ -17,7 +17,7 @@ def experiments(**exp):
         (experiments(spec={"dataset": "imagenet"}), "experiments.e.spec.dataset", '"digits", "mnist"'),
         (experiments(spec={"arch": "resnet"}), "experiments.e.spec.arch", '"mlp", "cnn"'),
         (experiments(spec={"width": "wide"}), "experiments.e.spec.width", "integer or null"),
-        (experiments(spec={"lr_rate": 0.1}), "experiments.e.spec", "allowed keys: arch, batch_size"),
+        (experiments(spec={"lr_rate": 0.1}), "experiments.e.spec", "allowed keys: adversarial_alpha, adversarial_beta"),
         (experiments(grid={"w": [{"width": 8}, {"label_noise": "flipped"}]}), "experiments.e.grid.w[1].label_noise",
          '"none", "random", "identity"'),
         (experiments(grid={"width": [8, 0]}), "experiments.e.grid.width[1].width", ">= 1"),

@@ -22,7 +22,7 @@ def make_dataset(spec: dict, out: str, *, data_root: str, download: bool) -> Non
           f"{len(data.y_val)} validation, {data.n_classes} classes")
 
 
-def train(spec: dict, dataset: str, *, spec_out: str, training_out: str, examples_out: str,
+def train(spec: dict, dataset: str, *, spec_out: str, training_out: str, examples_out: str, convergence_out: str,
           device: str = "auto", lock_dir: str = "/tmp/memorization-gpu-leases", threads: int = 1) -> None:
     torch.set_num_threads(max(1, threads))
     run_dir = Path(spec_out).parent
@@ -30,9 +30,10 @@ def train(spec: dict, dataset: str, *, spec_out: str, training_out: str, example
     with devices.lease(device, lock_dir) as dev:
         print(f"training {len(spec['seeds'])} seed(s) of run {run_dir.name} on {dev}", flush=True)
         train_run(spec, data, run_dir, device=dev)
-    training, examples = run_tables(spec, data, run_dir)
+    training, examples, convergence = run_tables(spec, data, run_dir)
     _write_parquet(training, training_out)
     _write_parquet(examples, examples_out)
+    _write_parquet(convergence, convergence_out)
     Path(spec_out).write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n")
 
 
@@ -44,11 +45,11 @@ def _write_parquet(frame: pd.DataFrame, path: str) -> None:
 
 def metric(family: str, spec: dict, dataset: str, run_dir: str, settings: dict, out: str, *, device: str = "auto",
            lock_dir: str = "/tmp/memorization-gpu-leases", threads: int = 1) -> None:
-    """One metric family (sensitivity, class_sensitivity, csr) at every checkpoint of one run."""
+    """One metric family (sensitivity, class_sensitivity, csr, filters) at the checkpoints of one run."""
     torch.set_num_threads(max(1, threads))
     data = NoisyDataset.load(dataset)
     compute = {"sensitivity": metrics.sensitivity_frame, "class_sensitivity": metrics.class_sensitivity_frame,
-               "csr": metrics.csr_frame}[family]
+               "csr": metrics.csr_frame, "filters": metrics.filters_frame}[family]
     with devices.lease(device, lock_dir) as dev:
         print(f"{family} of run {Path(run_dir).name} ({len(spec['seeds'])} seeds) on {dev}: {settings}", flush=True)
         frame = compute(spec, data, run_dir, settings, device=dev)

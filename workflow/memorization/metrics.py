@@ -15,11 +15,11 @@ from .data import NoisyDataset
 from .lass import csr
 from .models import Arch, forward
 from .sensitivity import class_sensitivity, gini, loss_sensitivity
-from .train import Plan, checkpoint_path, load_state
+from .train import checkpoint_path, completed_plan, load_state
 
 
-def _checkpoints(spec: dict, n_train: int, which: str = "all", skip_initial: bool = False) -> list[int]:
-    steps = list(Plan.from_spec(spec, n_train).checkpoint_steps)
+def _checkpoints(spec: dict, n_train: int, run_dir, which: str = "all", skip_initial: bool = False) -> list[int]:
+    steps = list(completed_plan(spec, n_train, run_dir).checkpoint_steps)
     if skip_initial:
         steps = [s for s in steps if s > 0]
     return steps[-1:] if which == "last" else steps
@@ -35,7 +35,7 @@ def sensitivity_frame(spec: dict, data: NoisyDataset, run_dir, settings: dict, d
     y = torch.as_tensor(data.y_train, device=device)
     seeds, n = np.asarray(spec["seeds"]), len(y)
     frames = []
-    for step in _progress(_checkpoints(spec, n, settings["at"], skip_initial=True), "loss sensitivity"):
+    for step in _progress(_checkpoints(spec, n, run_dir, settings["at"], skip_initial=True), "loss sensitivity"):
         g = loss_sensitivity(spec, x, y, data.n_classes, step, window=settings["window"], stride=settings["stride"],
                              norm=settings["norm"], run_dir=run_dir, horizon=settings["horizon"],
                              chunk=settings["chunk"]).detach().cpu().numpy()
@@ -65,7 +65,7 @@ def class_sensitivity_frame(spec: dict, data: NoisyDataset, run_dir, settings: d
         raise ValueError(f"class_sensitivity of a run with {C} classes (identity labels?) would differentiate "
                          f"{C} loss terms per step into a {C}x{C} table; remove `class_sensitivity` from the "
                          f"`tables:` of experiments whose runs have more than 100 classes")
-    for step in _progress(_checkpoints(spec, len(y), settings["at"], skip_initial=True), "class sensitivity"):
+    for step in _progress(_checkpoints(spec, len(y), run_dir, settings["at"], skip_initial=True), "class sensitivity"):
         m = class_sensitivity(spec, x, y, C, step, window=settings["window"], stride=settings["stride"],
                               norm=settings["norm"], run_dir=run_dir, horizon=settings["horizon"],
                               chunk=settings["chunk"]).detach().cpu().numpy()
@@ -81,12 +81,12 @@ def class_sensitivity_frame(spec: dict, data: NoisyDataset, run_dir, settings: d
 def csr_frame(spec: dict, data: NoisyDataset, run_dir, settings: dict, device="cpu") -> pd.DataFrame:
     """Critical sample ratio by LASS of every seed's model at every checkpoint, on each requested split."""
     arch = Arch.from_spec(spec, data.x_train.shape[1:], data.n_classes)
-    plan = Plan.from_spec(spec, len(data.y_train))
+    plan = completed_plan(spec, len(data.y_train), run_dir)
     arrays = {"val": data.x_val, "train": data.x_train}
     # each split goes to the device once, not once per checkpoint and seed
     splits = {name: torch.as_tensor(arrays[name][: settings["points"]], device=device) for name in settings["splits"]}
     rows = []
-    for step in _progress(_checkpoints(spec, len(data.y_train)), "critical sample ratio"):
+    for step in _progress(plan.checkpoint_steps, "critical sample ratio"):
         state = load_state(checkpoint_path(run_dir, step), device)
         for pos, seed in enumerate(spec["seeds"]):
             params = {k: v[pos : pos + 1] for k, v in state["params"].items()}
@@ -104,6 +104,27 @@ def csr_frame(spec: dict, data: NoisyDataset, run_dir, settings: dict, device="c
                 rows.append({"seed": seed, "epoch": step / plan.steps_per_epoch, "step": step, "split": split,
                              **out})
     return pd.DataFrame(rows)
+
+
+def filters_frame(spec: dict, data: NoisyDataset, run_dir, settings: dict, device="cpu") -> pd.DataFrame:
+    """First-layer weights of every seed at the first and the last checkpoint (PAPER.md Fig. 2), one row per
+    weight: the CNN's 5x5 filters, or the MLP's first-layer units as images of the input's shape.
+    `settings` is unused: the family has none."""
+    steps = list(completed_plan(spec, len(data.y_train), run_dir).checkpoint_steps)
+    frames = []
+    for step in sorted({steps[0], steps[-1]}):
+        params = load_state(checkpoint_path(run_dir, step))["params"]
+        if spec["arch"] == "cnn":
+            w = params["conv0.weight"]  # (S, filters, C, 5, 5)
+        else:  # (S, inputs, units) → (S, units, C, H, W)
+            w = params["fc0.weight"].transpose(1, 2).reshape(len(spec["seeds"]), -1, *data.x_train.shape[1:])
+        S, F, C, H, W = w.shape
+        grid = np.indices((S, F, C, H, W)).reshape(5, -1)
+        frames.append(pd.DataFrame({
+            "seed": np.asarray(spec["seeds"])[grid[0]], "step": step, "filter": grid[1], "channel": grid[2],
+            "row": grid[3], "col": grid[4], "value": w.reshape(-1).double().numpy(),
+        }))
+    return pd.concat(frames, ignore_index=True)
 
 
 def _with_settings(frame: pd.DataFrame, settings: dict, keys) -> pd.DataFrame:

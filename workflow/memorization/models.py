@@ -109,7 +109,7 @@ def init_params(arch: Arch, seeds: list[int]) -> tuple[dict[str, torch.Tensor], 
     return params, buffers
 
 
-STREAMS = {"init": 0, "batches": 1}
+STREAMS = {"init": 0, "batches": 1, "regularizer": 2, "adversarial": 3}
 
 
 def seed_for(seed: int, stream: str, *counters: int) -> int:
@@ -148,13 +148,21 @@ def _dense(h, params, name):
     return torch.matmul(h, params[f"{name}.weight"]) + params[f"{name}.bias"].unsqueeze(1)
 
 
-def forward(arch: Arch, params, buffers, x: torch.Tensor, *, train: bool):
+def forward(arch: Arch, params, buffers, x: torch.Tensor, *, train: bool, noise=None):
     """Logits of every seed's model: (S, B, n_classes), and the updated BatchNorm buffers.
 
     x is (S, B, C, H, W), one batch per seed, or (B, C, H, W), shared by all seeds (evaluation).
+    noise: the stochastic layers of a regulariser (regularizers.LayerNoise), applied in training only.
     """
     S = next(iter(params.values())).shape[0]
     new_buffers = dict(buffers)
+    if not train:
+        noise = None
+    if arch.crop:
+        c = arch.crop
+        x = x[..., c:-c, c:-c]
+    if noise is not None:
+        x = noise.inputs(x)
     if arch.kind == "mlp":
         h = x.flatten(start_dim=-3)
         if h.dim() == 2:
@@ -162,13 +170,12 @@ def forward(arch: Arch, params, buffers, x: torch.Tensor, *, train: bool):
         n = len(arch.hidden)
         for i in range(n):
             h = torch.relu(_dense(h, params, f"fc{i}"))
+            if noise is not None:
+                h = noise.hidden(h)
         return _dense(h, params, f"fc{n}"), new_buffers
 
     if x.dim() == 4:
         x = x.unsqueeze(0).expand(S, *x.shape)
-    if arch.crop:
-        c = arch.crop
-        x = x[..., c:-c, c:-c]
     B = x.shape[1]
     h = x.transpose(0, 1).reshape(B, -1, *x.shape[-2:])  # (B, S*C, H, W): seeds become conv groups
     for i in range(2):
@@ -184,6 +191,8 @@ def forward(arch: Arch, params, buffers, x: torch.Tensor, *, train: bool):
         h, upd = _batch_norm(h, params, buffers, f"fc{i}", train=train, seed_axis=0, channel_axis=2)
         new_buffers.update(upd)
         h = torch.relu(h)
+        if noise is not None:
+            h = noise.hidden(h)
     return _dense(h, params, f"fc{len(arch.dense)}"), new_buffers
 
 
@@ -202,9 +211,3 @@ def example_losses(logits: torch.Tensor, y: torch.Tensor, kind: str = "cross_ent
         p_y = torch.softmax(flat, dim=1).gather(1, y[:, None])[:, 0]
         return (-torch.log(0.1 + p_y) / K).view(S, B)
     raise ValueError(f"unknown loss {kind!r}")
-
-
-def per_seed_loss(logits: torch.Tensor, y: torch.Tensor, kind: str = "cross_entropy") -> torch.Tensor:
-    """Mean loss of each seed's batch: (S,). Summing it over seeds gives every seed the gradient of its solo
-    run."""
-    return example_losses(logits, y, kind).mean(1)

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from .models import Arch, example_losses, forward
+from .regularizers import Regularizer, layer_noise
 from .train import Plan, initial_state, learning_rate, load_state, sgd_step, train_step
 
 NORMS = ("l1", "l2", "linf")
@@ -68,6 +69,10 @@ def replay_losses(spec: dict, x_train: torch.Tensor, y_train: torch.Tensor, n_cl
     """
     device = x_train.device
     seeds = list(spec["seeds"])
+    reg = Regularizer.from_spec(spec)
+    if reg.adversarial:
+        raise ValueError("loss sensitivity cannot replay adversarial training (the LASS search inside each step "
+                         "is not differentiable); leave sensitivity tables out of dropout_adversarial runs")
     S, N = len(seeds), len(x_train)
     arch = Arch.from_spec(spec, tuple(x_train.shape[1:]), n_classes)
     plan = Plan.from_spec(spec, N)
@@ -77,17 +82,16 @@ def replay_losses(spec: dict, x_train: torch.Tensor, y_train: torch.Tensor, n_cl
     params = {k: v.to(x_train.dtype) for k, v in params.items()}
     velocity = {k: v.to(x_train.dtype) for k, v in velocity.items()}
     buffers = {k: v.to(x_train.dtype) for k, v in buffers.items()}
-    for _, epoch, idx in plan.steps(seeds, step, begin, device):  # fast-forward, no graph: held constant
+    for t, epoch, idx in plan.steps(seeds, step, begin, device):  # fast-forward, no graph: held constant
         train_step(arch, params, buffers, velocity, x_train[idx], y_train[idx], lr=learning_rate(spec, epoch),
-                   momentum=spec["momentum"], weight_decay=spec["weight_decay"], groups=[slice(0, S)],
-                   loss=spec["loss"])
+                   momentum=spec["momentum"], groups=[slice(0, S)], loss=spec["loss"], reg=reg, seeds=seeds, step=t)
 
     params = {k: v.detach().requires_grad_(True) for k, v in params.items()}
     wanted, outputs, batches = set(out_steps), {}, []
     for step, epoch, idx in plan.steps(seeds, max(step, begin), last + 1, device):
         xb, yb = x_train[idx], y_train[idx]
         if step in wanted:  # L_t under θ_t, the direct path x → L_t cut as in the authors' code
-            logits, _ = forward(arch, params, buffers, xb, train=True)
+            logits, _ = forward(arch, params, buffers, xb, train=True, noise=layer_noise(reg, seeds, step, device))
             losses = example_losses(logits, yb, spec["loss"]) / yb.shape[1]  # terms of the batch mean
             if by_class:
                 outputs[step] = torch.zeros(S, n_classes, dtype=losses.dtype, device=device).scatter_add(1, yb, losses)
@@ -97,11 +101,11 @@ def replay_losses(spec: dict, x_train: torch.Tensor, y_train: torch.Tensor, n_cl
             break
         xb = xb.clone().requires_grad_(True)
         batches.append((idx, xb))
-        logits, buffers = forward(arch, params, buffers, xb, train=True)
+        logits, buffers = forward(arch, params, buffers, xb, train=True, noise=layer_noise(reg, seeds, step, device))
         total = example_losses(logits, yb, spec["loss"]).mean(1).sum()
         grads = dict(zip(params, torch.autograd.grad(total, list(params.values()), create_graph=True)))
         params, velocity = sgd_step(params, grads, velocity, lr=learning_rate(spec, epoch), momentum=spec["momentum"],
-                                    weight_decay=spec["weight_decay"])
+                                    weight_decay=reg.weight_decay)
     return batches, torch.stack([outputs[t] for t in out_steps])
 
 

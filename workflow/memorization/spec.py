@@ -34,6 +34,11 @@ DATA_KEYS = (
 )
 
 
+# Settings of adversarial training, meaningful only with regularizer dropout_adversarial.
+ADVERSARIAL_KEYS = ("adversarial_weight", "adversarial_r", "adversarial_alpha", "adversarial_beta",
+                    "adversarial_max_iter")
+
+
 class ConfigError(ValueError):
     """A config value that cannot be used; the message names the key path and what is allowed."""
 
@@ -95,8 +100,12 @@ def _check(instance: Any, subschema: dict, prefix: str) -> None:
 
 
 def metric_settings(config: dict, family: str) -> dict:
-    """The settings of one metric family: the config's values over the schema's defaults."""
-    ref = schema()["properties"]["metrics"]["properties"][family]["$ref"].split("/")[-1]
+    """The settings of one metric family: the config's values over the schema's defaults ({} for a family
+    without settings, such as filters)."""
+    families = schema()["properties"]["metrics"]["properties"]
+    if family not in families:
+        return {}
+    ref = families[family]["$ref"].split("/")[-1]
     props = schema()["$defs"][ref]["properties"]
     given = (config.get("metrics") or {}).get(family) or {}
     return {k: copy.deepcopy(given.get(k, p["default"])) for k, p in props.items()}
@@ -147,6 +156,17 @@ def resolve(partial: dict, *, where: str = "spec") -> dict:
             spec[key] = None
     else:
         spec["width"] = spec["depth"] = None
+    reg, strength = spec["regularizer"], spec["reg_strength"]
+    if reg == "none" and strength:
+        raise ConfigError(f"{where}: reg_strength {strength:g} without a regularizer; set regularizer too")
+    if reg not in ("none", "dropout_adversarial") and strength == 0.0:
+        raise ConfigError(f"{where}: regularizer {reg} with reg_strength 0 is no regularisation; "
+                          f"use regularizer: none instead")
+    if reg in ("dropout", "input_dropout", "dropout_adversarial") and strength >= 1.0:
+        raise ConfigError(f"{where}: {reg} drop rate reg_strength must be below 1, got {strength:g}")
+    if reg != "dropout_adversarial":
+        for key in ADVERSARIAL_KEYS:
+            spec[key] = None
     if spec["lr_decay_every"] is None:
         spec["lr_decay_factor"] = None
     if spec["steps"] is not None:

@@ -24,12 +24,14 @@ IDENTITY_COLUMNS = (
 TABLE_COLUMNS = {
     "training": ("epoch", "step", "train_loss", "train_acc", "val_loss", "val_acc"),
     "examples": ("epoch", "step", "example", "correct", "is_noisy"),
+    "convergence": ("epochs_to_fit", "max_epochs"),
+    "filters": ("step", "filter", "channel", "row", "col", "value"),
     "sensitivity": ("step", "example", "sensitivity", "is_noisy"),
     "gini": ("step", "gini"),
     "class_sensitivity": ("step", "class_i", "class_j", "value"),
     "csr": ("epoch", "step", "split", "csr", "n_points"),
 }
-RUN_TABLES = ("training", "examples")  # written by the training job; the others by metric jobs
+RUN_TABLES = ("training", "examples", "convergence")  # written by the training job; the others by metric jobs
 
 _DTYPES = {
     "experiment": "string", "run_id": "string", "seed": "int64", "dataset": "string", "arch": "string",
@@ -37,6 +39,8 @@ _DTYPES = {
     "label_noise": "string", "label_noise_fraction": "float64", "regularizer": "string",
     "reg_strength": "float64", "epoch": "float64", "step": "int64", "example": "int64", "correct": "bool",
     "is_noisy": "bool", "class_i": "int64", "class_j": "int64", "split": "string", "n_points": "int64",
+    "epochs_to_fit": "Float64", "max_epochs": "float64", "filter": "int64", "channel": "int64", "row": "int64",
+    "col": "int64", "value": "float64",
 }
 
 
@@ -53,9 +57,8 @@ def identity_values(experiment: str, spec: dict) -> dict:
         "input_noise_fraction": spec["input_noise_fraction"],
         "label_noise": spec["label_noise"],
         "label_noise_fraction": spec["label_noise_fraction"],
-        # Regularisers arrive with the regularisation experiments; until then every run is unregularised.
-        "regularizer": "none",
-        "reg_strength": 0.0,
+        "regularizer": spec["regularizer"],
+        "reg_strength": spec["reg_strength"],
     }
 
 

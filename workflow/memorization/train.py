@@ -10,7 +10,7 @@ import json
 import math
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +18,10 @@ import torch
 from tqdm import tqdm
 
 from .data import NoisyDataset
-from .models import Arch, example_losses, forward, init_params, per_seed_loss, seed_for
+from .lass import lass, to_input_units
+from .models import Arch, example_losses, forward, init_params, seed_for
+from .regularizers import NONE as NO_REG
+from .regularizers import Regularizer, adversarial_mix, layer_noise
 from .spec import schedule_steps
 
 EVAL_BATCH = 2048
@@ -77,6 +80,7 @@ class Plan:
     total_steps: int
     eval_steps: tuple[int, ...]
     checkpoint_steps: tuple[int, ...]
+    planned_steps: int = 0  # total_steps as planned, before an early stop
 
     @classmethod
     def from_spec(cls, spec: dict, n_train: int) -> "Plan":
@@ -84,7 +88,17 @@ class Plan:
         total = spec["steps"] if spec["steps"] is not None else spec["epochs"] * spe
         evals = schedule_steps({"unit": "epoch", "every": spec["log_every"]}, steps_per_epoch=spe, total_steps=total)
         ckpts = schedule_steps(spec["checkpoints"], steps_per_epoch=spe, total_steps=total)
-        return cls(n_train, spec["batch_size"], spec["sampling"], spe, total, tuple(evals), tuple(ckpts))
+        return cls(n_train, spec["batch_size"], spec["sampling"], spe, total, tuple(evals), tuple(ckpts), total)
+
+    def planned_epochs(self) -> float:
+        """The training budget in epochs (the cap of a run that stops at fit)."""
+        return self.planned_steps / self.steps_per_epoch
+
+    def ended_at(self, step: int) -> "Plan":
+        """The plan of a run that stopped early at `step` (converged): later evaluations and checkpoints
+        never happened, and the stop is both an evaluation and a checkpoint."""
+        return replace(self, total_steps=step, eval_steps=tuple(sorted({s for s in self.eval_steps if s < step} | {step})),
+                       checkpoint_steps=tuple(sorted({s for s in self.checkpoint_steps if s < step} | {step})))
 
     def epoch_order(self, seeds: list[int], epoch: int) -> torch.Tensor:
         """(S, steps_per_epoch * batch) example indices of one epoch, for every seed."""
@@ -141,18 +155,53 @@ def evaluate(arch: Arch, params, buffers, x: torch.Tensor, y: torch.Tensor, grou
 
 
 def train_step(arch: Arch, params, buffers, velocity, x: torch.Tensor, y: torch.Tensor, *, lr: float,
-               momentum: float, weight_decay: float, groups: list[slice], loss: str = "cross_entropy") -> None:
-    """One SGD step of every seed, in place. x: (S, B, ...) and y: (S, B), each seed's own batch."""
+               momentum: float, groups: list[slice], loss: str = "cross_entropy", reg: Regularizer = NO_REG,
+               seeds=(), step: int = 0, pixel_range: float = 1.0) -> None:
+    """One SGD step of every seed, in place. x: (S, B, ...) and y: (S, B), each seed's own batch.
+    seeds and step pick the random draws of a stochastic regulariser; pixel_range converts the LASS
+    settings of adversarial training from the 0–255 scale."""
     for g in groups:
         p = {k: v[g].detach().requires_grad_(True) for k, v in params.items()}  # views of the stacked seeds
-        logits, new_buffers = forward(arch, p, _select(buffers, g), x[g], train=True)
-        total = per_seed_loss(logits, y[g], loss).sum()  # summed: each seed gets the gradient of its solo run
+        group_seeds = list(seeds)[g]
+        noise = layer_noise(reg, group_seeds, step, x.device)
+        if reg.adversarial:
+            losses, new_buffers = adversarial_losses(arch, p, _select(buffers, g), x[g], y[g], reg, group_seeds,
+                                                     step, pixel_range, loss, noise)
+        else:
+            logits, new_buffers = forward(arch, p, _select(buffers, g), x[g], train=True, noise=noise)
+            losses = example_losses(logits, y[g], loss)
+        total = losses.mean(1).sum()  # summed over seeds: each seed gets the gradient of its solo run
         grads = dict(zip(p, torch.autograd.grad(total, list(p.values()))))
         with torch.no_grad():
             sgd_step({k: v.detach() for k, v in p.items()}, grads, _select(velocity, g), lr=lr, momentum=momentum,
-                     weight_decay=weight_decay, inplace=True)
+                     weight_decay=reg.weight_decay, inplace=True)
             for k, v in new_buffers.items():
                 buffers[k][g] = v
+
+
+def adversarial_losses(arch: Arch, params, buffers, x, y, reg: Regularizer, seeds, step: int, pixel_range: float,
+                       loss: str, noise):
+    """Per-example losses (S, B) of adversarial training (PAPER.md §5, footnote 7): LASS — the same search as
+    the CSR metric, on the deterministic network — looks for a critical point x̂ near each batch example;
+    one training forward pass over [x; x̂] (BatchNorm statistics over both) gives ℓ(x) and ℓ(x̂), mixed by
+    `adversarial_mix`. LASS runs per seed: its active set shrinks example by example."""
+    S, B = y.shape
+    x_hat, critical = torch.empty_like(x), torch.zeros((S, B), dtype=torch.bool, device=x.device)
+    for pos, seed in enumerate(seeds):
+        p = {k: v[pos : pos + 1].detach() for k, v in params.items()}
+        b = {k: v[pos : pos + 1] for k, v in buffers.items()}
+
+        def predict(xb, p=p, b=b):
+            return forward(arch, p, b, xb, train=False)[0][0]
+
+        found = lass(predict, x[pos], alpha=to_input_units(reg.adversarial_alpha, pixel_range),
+                     beta=to_input_units(reg.adversarial_beta, pixel_range),
+                     r=to_input_units(reg.adversarial_r, pixel_range), max_iter=reg.adversarial_max_iter,
+                     seed=seed_for(seed, "adversarial", step))
+        x_hat[pos], critical[pos] = found.x_hat, found.critical
+    logits, new_buffers = forward(arch, params, buffers, torch.cat([x, x_hat], 1), train=True, noise=noise)
+    both = example_losses(logits, torch.cat([y, y], 1), loss)
+    return adversarial_mix(both[:, :B], both[:, B:], critical, reg.adversarial_weight), new_buffers
 
 
 # ----------------------------------------------------------------------------- state on disk
@@ -175,6 +224,21 @@ def initial_state(arch: Arch, seeds: list[int], device) -> tuple[dict, dict, dic
     params = {k: v.to(device) for k, v in params.items()}
     buffers = {k: v.to(device) for k, v in buffers.items()}
     return params, buffers, {k: torch.zeros_like(v) for k, v in params.items()}
+
+
+def end_path(run_dir: Path) -> Path:
+    """Written when a run completes: the step it ended at (earlier than planned if it stopped at fit)."""
+    return Path(run_dir) / "end.json"
+
+
+def completed_plan(spec: dict, n_train: int, run_dir) -> Plan:
+    """The plan a finished run actually followed."""
+    plan = Plan.from_spec(spec, n_train)
+    path = end_path(run_dir)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run {Path(run_dir).name} has not finished training")
+    end = json.loads(path.read_text())["step"]
+    return plan if end == plan.total_steps else plan.ended_at(end)
 
 
 def checkpoint_path(run_dir: Path, step: int) -> Path:
@@ -210,6 +274,8 @@ def train_run(spec: dict, data: NoisyDataset, run_dir: str | os.PathLike, *, dev
     per_seed = sum(v[0].numel() for v in init_params(arch, seeds[:1])[0].values())
     groups = seed_groups(len(seeds), per_seed, group_params or GROUP_PARAMS[device.type])
 
+    reg = Regularizer.from_spec(spec)
+    end_path(run_dir).unlink(missing_ok=True)  # a rerun recomputes the end
     state_file = run_dir / "state.pt"
     state = load_state(state_file, device) if state_file.exists() else None
     if state is not None and state["spec"] != fingerprint:
@@ -224,8 +290,15 @@ def train_run(spec: dict, data: NoisyDataset, run_dir: str | os.PathLike, *, dev
         _atomic_save({"spec": fingerprint, "step": step, "params": params, "buffers": buffers,
                       "velocity": velocity}, path)
 
-    def record(step: int) -> None:
-        if step in plan.eval_steps:
+    def fits(step: int) -> bool:
+        """Whether training stops here because every seed classifies its training set perfectly."""
+        if not spec["stop_when_fit"] or not eval_path(run_dir, step).exists():
+            return False
+        with np.load(eval_path(run_dir, step), allow_pickle=False) as ev:
+            return bool((ev["train_acc"] == 1.0).all())
+
+    def record(step: int, final: bool = False) -> None:
+        if step in plan.eval_steps or final:
             tr_loss, tr_correct = evaluate(arch, params, buffers, x_train, y_train, groups, spec["loss"])
             va_loss, va_correct = evaluate(arch, params, buffers, x_val, y_val, groups, spec["loss"])
             tmp = eval_path(run_dir, step).with_suffix(".tmp.npz")
@@ -233,7 +306,7 @@ def train_run(spec: dict, data: NoisyDataset, run_dir: str | os.PathLike, *, dev
                      val_loss=va_loss.mean(1).cpu().numpy(), val_acc=va_correct.float().mean(1).cpu().numpy(),
                      correct=tr_correct.cpu().numpy())
             os.replace(tmp, eval_path(run_dir, step))
-        if step in plan.checkpoint_steps:  # the resume state is then the checkpoint itself: link, don't rewrite
+        if step in plan.checkpoint_steps or final:  # the resume state is then the checkpoint itself: link, don't rewrite
             save_state(checkpoint_path(run_dir, step))
             tmp = state_file.with_name("state.pt.tmp")
             tmp.unlink(missing_ok=True)
@@ -246,13 +319,24 @@ def train_run(spec: dict, data: NoisyDataset, run_dir: str | os.PathLike, *, dev
         record(0)
     bar = tqdm(total=plan.total_steps, initial=step, desc=f"train {run_dir.name}", unit="step",
                file=sys.stderr, mininterval=2.0, disable=not progress)
-    for done, epoch, idx in plan.steps(seeds, step, plan.total_steps, device):
-        train_step(arch, params, buffers, velocity, x_train[idx], y_train[idx], lr=learning_rate(spec, epoch),
-                   momentum=spec["momentum"], weight_decay=spec["weight_decay"], groups=groups, loss=spec["loss"])
-        step = done + 1
-        bar.update(1)
-        record(step)
+    if not fits(step):
+        for done, epoch, idx in plan.steps(seeds, step, plan.total_steps, device):
+            train_step(arch, params, buffers, velocity, x_train[idx], y_train[idx], lr=learning_rate(spec, epoch),
+                       momentum=spec["momentum"], groups=groups, loss=spec["loss"], reg=reg, seeds=seeds, step=done,
+                       pixel_range=data.pixel_range)
+            step = done + 1
+            bar.update(1)
+            record(step)
+            if fits(step):
+                break
+    stop = step
+    if stop < plan.total_steps and stop not in plan.checkpoint_steps:
+        record(stop, final=True)  # the end of training is always a checkpoint
+        print(f"every seed fits its training set at epoch {stop / plan.steps_per_epoch:g}: stopped", file=sys.stderr)
     bar.close()
+    tmp = end_path(run_dir).with_suffix(".tmp")
+    tmp.write_text(json.dumps({"step": stop}) + "\n")
+    os.replace(tmp, end_path(run_dir))
     state_file.unlink(missing_ok=True)
 
 
@@ -264,7 +348,7 @@ def run_tables(spec: dict, data: NoisyDataset, run_dir: str | os.PathLike):
     import pandas as pd
 
     run_dir = Path(run_dir)
-    plan = Plan.from_spec(spec, len(data.y_train))
+    plan = completed_plan(spec, len(data.y_train), run_dir)
     seeds = np.asarray(spec["seeds"])
     training, examples = [], []
     for step in plan.eval_steps:
@@ -282,4 +366,17 @@ def run_tables(spec: dict, data: NoisyDataset, run_dir: str | os.PathLike):
                 "example": np.tile(np.arange(n), len(seeds)),
                 "correct": correct.reshape(-1), "is_noisy": np.tile(data.is_noisy, len(seeds)),
             }))
-    return pd.concat(training, ignore_index=True), pd.concat(examples, ignore_index=True)
+    training = pd.concat(training, ignore_index=True)
+    return training, pd.concat(examples, ignore_index=True), convergence(training, plan)
+
+
+def convergence(training, plan: Plan):
+    """Time to convergence (PAPER.md §3.6) per seed: the first logged epoch at which the seed classifies its
+    whole training set (as trained) correctly; null if it never did within the cap `max_epochs`."""
+    import pandas as pd
+
+    fit = training[training["train_acc"] == 1.0].groupby("seed")["epoch"].min()
+    seeds = training["seed"].unique()
+    return pd.DataFrame({"seed": seeds, "train_size": plan.n_train,
+                         "epochs_to_fit": pd.array([fit.get(s, None) for s in seeds], dtype="Float64"),
+                         "max_epochs": plan.planned_epochs()})
