@@ -12,7 +12,7 @@ rule metric:
         family="sensitivity|class_sensitivity|csr|filters",
     conda:
         "../envs/memorization.yaml"
-    threads: 2
+    threads: 1
     resources:
         gpu=1,
     params:

@@ -13,7 +13,7 @@ rule train:
         "results/logs/train/{run}.log",
     conda:
         "../envs/memorization.yaml"
-    threads: 2
+    threads: 1
     resources:
         gpu=1,
     params:

@@ -71,3 +71,63 @@ def diagonal_dominance(matrix) -> float:
 def mean_band(frame: pd.DataFrame, x: str, y: str, by: str = "condition") -> pd.DataFrame:
     """Mean and standard deviation over seeds of y at each x, per group: what a curve with a band shows."""
     return frame.groupby([by, x], sort=True)[y].agg(["mean", "std", "count"]).reset_index()
+
+
+def noise_kind(row) -> str:
+    """Which kind of noise a run has: "input", "label" or "none" (the clean run belongs to both sweeps)."""
+    if row["input_noise"] != "none":
+        return "input"
+    if row["label_noise"] != "none":
+        return "label"
+    return "none"
+
+
+def noise_fraction(row) -> float:
+    kind = noise_kind(row)
+    return float(row[f"{kind}_noise_fraction"]) if kind != "none" else 0.0
+
+
+def per_run_summary(training: pd.DataFrame) -> pd.DataFrame:
+    """One row per (run, seed): best validation accuracy over the logged epochs, and final training accuracy,
+    training loss and epoch (Figs 5 and 10 read these)."""
+    key = ["run_id", "seed"]
+    ordered = training.sort_values("step")
+    last = ordered.groupby(key).tail(1).set_index(key)
+    ident = [c for c in ("experiment", "dataset", "arch", "width", "train_size", "input_noise",
+                         "input_noise_fraction", "label_noise", "label_noise_fraction", "regularizer",
+                         "reg_strength") if c in training]
+    out = last[ident].copy()
+    out["best_val_acc"] = ordered.groupby(key)["val_acc"].max()
+    out["final_val_acc"] = last["val_acc"]
+    out["final_train_acc"] = last["train_acc"]
+    out["final_train_loss"] = last["train_loss"]
+    out["final_epoch"] = last["epoch"]
+    return out.reset_index()
+
+
+def neighbour_correlation(filters: np.ndarray) -> float:
+    """Mean correlation between horizontally and vertically adjacent weights of 2-D filters (..., H, W):
+    about 0 for white noise (e.g. Glorot initialisation), positive for smooth, structured filters."""
+    f = np.asarray(filters, dtype=np.float64)
+    f = f - f.mean(axis=(-2, -1), keepdims=True)
+    pairs = [(f[..., :, :-1], f[..., :, 1:]), (f[..., :-1, :], f[..., 1:, :])]
+    num = sum((a * b).sum() for a, b in pairs)
+    den = sum(np.sqrt((a * a).sum() * (b * b).sum()) for a, b in pairs)
+    return float(num / den) if den > 0 else float("nan")
+
+
+def filter_arrays(filters: pd.DataFrame) -> dict[tuple[str, int, int], np.ndarray]:
+    """(run_id, seed, step) → weights (filters, channels, rows, cols) from the tidy filters table."""
+    out = {}
+    for key, g in filters.groupby(["run_id", "seed", "step"], sort=True):
+        shape = [g[c].max() + 1 for c in ("filter", "channel", "row", "col")]
+        arr = np.zeros(shape)
+        arr[g["filter"], g["channel"], g["row"], g["col"]] = g["value"]
+        out[key] = arr
+    return out
+
+
+def monotone(values, increasing: bool = True) -> bool:
+    """Whether a sequence never goes the wrong way."""
+    d = np.diff(np.asarray(values, dtype=np.float64))
+    return bool((d >= 0).all() if increasing else (d <= 0).all())
