@@ -9,6 +9,9 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
+report: "workflow/report/workflow.rst"
+
+
 # config.yaml is the default. A config given on the command line replaces it rather than being merged
 # into it (Snakemake's default), so `--configfile configs/paper.yaml` runs the paper's experiments only.
 if not config:

@@ -116,4 +116,4 @@ def test_all_figures_regenerate_from_a_copy_of_the_tables_alone(done, tmp_path):
     for fig in FIGURES:
         assert (tmp_path / "figs" / f"{fig}.png").read_bytes() == (done / f"results/figures/{fig}.png").read_bytes()
         assert (tmp_path / "figs" / f"{fig}.pdf").exists()
-    assert "fig10_regularizers: dropout:" in out  # what the run shows is printed too
+    assert "fig10_regularizers: dropout: " in out  # what the run shows is printed too

@@ -47,7 +47,7 @@ def save(fig, stem: str | os.PathLike, findings: list[str] = ()) -> list[Path]:
     stem.parent.mkdir(parents=True, exist_ok=True)
     if findings:
         fig.text(0.01, -0.01, "This run: " + "\n".join(findings), ha="left", va="top", fontsize=7.5,
-                 family="monospace", wrap=True)
+                 family="monospace")
     paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
     fig.savefig(paths[0], dpi=150, bbox_inches="tight", metadata={"Software": None})
     fig.savefig(paths[1], bbox_inches="tight", metadata={"CreationDate": None, "Producer": None})
@@ -381,7 +381,8 @@ def fig10_regularizers(training: pd.DataFrame):
     points = rand.join(real, lsuffix="_rand", rsuffix="_real", how="inner").reset_index()
     base = points[points["regularizer"] == "none"]
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    findings = []
+    findings = ["change from no regularisation, per strength: random-label training accuracy / real-data best "
+                "validation accuracy"]
     for reg in [r for r in REGULARIZER_ORDER if r in set(points["regularizer"]) and r != "none"]:
         g = pd.concat([base, points[points["regularizer"] == reg]]).sort_values("reg_strength")
         ax.errorbar(g["mean_rand"], g["mean_real"], xerr=g["std_rand"].fillna(0), yerr=g["std_real"].fillna(0),
@@ -389,11 +390,9 @@ def fig10_regularizers(training: pd.DataFrame):
         for _, r in g.iloc[1:].iterrows():
             ax.annotate(f"{r['reg_strength']:g}", (r["mean_rand"], r["mean_real"]), fontsize=6,
                         textcoords="offset points", xytext=(3, 3))
-        drop_rand = g["mean_rand"].iloc[0] - g["mean_rand"].iloc[1:]
-        drop_real = g["mean_real"].iloc[0] - g["mean_real"].iloc[1:]
-        best = int(np.argmax(drop_rand.to_numpy() - 2 * drop_real.clip(lower=0).to_numpy()))
-        findings.append(f"{reg}: at {g['reg_strength'].iloc[1 + best]:g} random-label training accuracy "
-                        f"{-drop_rand.iloc[best]:+.3f}, real-data best validation accuracy {-drop_real.iloc[best]:+.3f}")
+        changes = [f"{r['reg_strength']:g}: {r['mean_rand'] - g['mean_rand'].iloc[0]:+.3f} / "
+                   f"{r['mean_real'] - g['mean_real'].iloc[0]:+.3f}" for _, r in g.iloc[1:].iterrows()]
+        findings.append(f"{reg}: {'; '.join(changes)}")
     ax.set_xlabel("final training accuracy on random labels (memorisation)")
     ax.set_ylabel("best validation accuracy on real data")
     ax.set_title("Regularisers: memorisation vs generalisation (Arpit et al. Fig. 10)", fontsize=10)
