@@ -126,7 +126,7 @@ def test_training_stops_when_every_seed_fits_and_records_the_cap(tmp_path):
     plan = completed_plan(spec, 60, tmp_path)
     assert plan.total_steps < Plan.from_spec(spec, 60).total_steps  # stopped early
     assert checkpoint_path(tmp_path, plan.total_steps).exists()  # the stop is a checkpoint
-    training, _, convergence = run_tables(spec, data, tmp_path)
+    training, convergence = run_tables(spec, data, tmp_path)
     assert training["step"].max() == plan.total_steps
     last = training[training["step"] == plan.total_steps]
     assert (last["train_acc"] == 1.0).all()
@@ -143,7 +143,7 @@ def test_a_run_that_never_fits_trains_to_the_cap(tmp_path):
     spec, data = make(epochs=3, stop_when_fit=True, width=2, label_noise="random")
     spec = {**spec, "seeds": [0]}
     train_run(spec, data, tmp_path, progress=False)
-    _, _, convergence = run_tables(spec, data, tmp_path)
+    _, convergence = run_tables(spec, data, tmp_path)
     assert completed_plan(spec, 60, tmp_path).total_steps == Plan.from_spec(spec, 60).total_steps
     assert pd.isna(convergence["epochs_to_fit"].iloc[0]) and convergence["max_epochs"].iloc[0] == 3
 

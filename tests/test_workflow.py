@@ -52,6 +52,8 @@ def test_tables_follow_the_contract(done):
     widths = pd.read_parquet(done / "results/tables/widths/training.parquet")
     assert sorted(widths["width"].unique()) == [8, 12] and len(widths) == 2 * 2 * 3
     assert not (done / "results/tables/widths/examples.parquet").exists()  # not asked for
+    # nor are the per-example rows of its runs made (only experiments that ask for them pay for them)
+    assert not any((done / "results/runs" / run / "examples.parquet").exists() for run in widths["run_id"].unique())
 
 
 def test_fig01_is_drawn(done):

@@ -22,7 +22,7 @@ def make_dataset(spec: dict, out: str, *, data_root: str, download: bool) -> Non
           f"{len(data.y_val)} validation, {data.n_classes} classes")
 
 
-def train(spec: dict, dataset: str, *, spec_out: str, training_out: str, examples_out: str, convergence_out: str,
+def train(spec: dict, dataset: str, *, spec_out: str, training_out: str, convergence_out: str,
           device: str = "auto", lock_dir: str = "/tmp/memorization-gpu-leases", threads: int = 1) -> None:
     import torch
 
@@ -36,11 +36,18 @@ def train(spec: dict, dataset: str, *, spec_out: str, training_out: str, example
     with devices.lease(device, lock_dir) as dev:
         print(f"training {len(spec['seeds'])} seed(s) of run {run_dir.name} on {dev}", flush=True)
         train_run(spec, data, run_dir, device=dev)
-    training, examples, convergence = run_tables(spec, data, run_dir)
+    training, convergence = run_tables(spec, data, run_dir)
     _write_parquet(training, training_out)
-    _write_parquet(examples, examples_out)
     _write_parquet(convergence, convergence_out)
     Path(spec_out).write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n")
+
+
+def examples(spec: dict, dataset: str, run_dir: str, out: str) -> None:
+    """The per-example correctness rows of one finished run."""
+    from .data import NoisyDataset
+    from .train import examples_table
+
+    _write_parquet(examples_table(spec, NoisyDataset.load(dataset), run_dir), out)
 
 
 def _write_parquet(frame, path: str) -> None:

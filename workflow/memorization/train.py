@@ -343,31 +343,47 @@ def train_run(spec: dict, data: NoisyDataset, run_dir: str | os.PathLike, *, dev
 # ----------------------------------------------------------------------------- results of a run
 
 
-def run_tables(spec: dict, data: NoisyDataset, run_dir: str | os.PathLike):
-    """(training rows, examples rows) of a finished run as pandas DataFrames, from its evaluations."""
-    import pandas as pd
-
-    run_dir = Path(run_dir)
+def _evaluations(spec: dict, data: NoisyDataset, run_dir):
+    """(plan, epoch, step, evaluation arrays) for every evaluation of a finished run."""
     plan = completed_plan(spec, len(data.y_train), run_dir)
-    seeds = np.asarray(spec["seeds"])
-    training, examples = [], []
     for step in plan.eval_steps:
         with np.load(eval_path(run_dir, step), allow_pickle=False) as ev:
-            epoch = step / plan.steps_per_epoch
-            training.append(pd.DataFrame({
-                "seed": seeds, "train_size": plan.n_train, "epoch": epoch, "step": step,
-                "train_loss": ev["train_loss"], "train_acc": ev["train_acc"],
-                "val_loss": ev["val_loss"], "val_acc": ev["val_acc"],
-            }))
-            correct = ev["correct"]
-            n = correct.shape[1]
-            examples.append(pd.DataFrame({
-                "seed": np.repeat(seeds, n), "train_size": plan.n_train, "epoch": epoch, "step": step,
-                "example": np.tile(np.arange(n), len(seeds)),
-                "correct": correct.reshape(-1), "is_noisy": np.tile(data.is_noisy, len(seeds)),
-            }))
+            yield plan, step / plan.steps_per_epoch, step, ev
+
+
+def run_tables(spec: dict, data: NoisyDataset, run_dir: str | os.PathLike):
+    """(training rows, convergence rows) of a finished run as pandas DataFrames, from its evaluations."""
+    import pandas as pd
+
+    seeds = np.asarray(spec["seeds"])
+    training = []
+    for plan, epoch, step, ev in _evaluations(spec, data, Path(run_dir)):
+        training.append(pd.DataFrame({
+            "seed": seeds, "train_size": plan.n_train, "epoch": epoch, "step": step,
+            "train_loss": ev["train_loss"], "train_acc": ev["train_acc"], "val_loss": ev["val_loss"],
+            "val_acc": ev["val_acc"],
+        }))
     training = pd.concat(training, ignore_index=True)
-    return training, pd.concat(examples, ignore_index=True), convergence(training, plan)
+    return training, convergence(training, plan)
+
+
+def examples_table(spec: dict, data: NoisyDataset, run_dir: str | os.PathLike):
+    """Per-example correctness rows of a finished run (seeds x evaluations x training examples). A table of
+    its own, made only for experiments that ask for it: at paper scale (50k examples, 1000 epochs) it has
+    10^8 rows per run."""
+    import pandas as pd
+
+    seeds = np.asarray(spec["seeds"])
+    frames = []
+    for plan, epoch, step, ev in _evaluations(spec, data, Path(run_dir)):
+        correct = ev["correct"]
+        n = correct.shape[1]
+        frames.append(pd.DataFrame({
+            "seed": np.repeat(seeds, n), "train_size": plan.n_train, "epoch": epoch, "step": step,
+            "example": np.tile(np.arange(n), len(seeds)),
+            "correct": correct.reshape(-1), "is_noisy": np.tile(data.is_noisy, len(seeds)),
+        }))
+    return pd.concat(frames, ignore_index=True)
 
 
 def convergence(training, plan: Plan):
