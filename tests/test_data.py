@@ -144,3 +144,18 @@ def test_dataset_file_round_trips_without_pickle(tmp_path):
         np.testing.assert_array_equal(getattr(back, key), value)
     with np.load(tmp_path / "d.npz", allow_pickle=False) as f:
         assert all(f[k].dtype != object for k in f.files)
+
+
+def test_clean_splits_are_read_once_and_give_the_same_noisy_data_sets(tmp_path):
+    D.save_clean("digits", tmp_path / "clean" / "digits.npz")
+    clean = D.load_clean_file(tmp_path / "clean" / "digits.npz")  # allow_pickle=False inside
+    direct = D.load_clean("digits")
+    for a, b in zip(clean[:2], direct[:2]):
+        np.testing.assert_array_equal(a.x, b.x)
+        np.testing.assert_array_equal(a.y, b.y)
+    assert clean[2] == direct[2] == 10
+    spec = dataset_spec(resolve({"dataset": "digits", "train_size": 500, "label_noise": "random",
+                                 "label_noise_fraction": 0.3, "input_noise": "gaussian", "input_noise_fraction": 0.2}))
+    from_file, from_loader = D.build_noisy_dataset(spec, clean=clean), D.build_noisy_dataset(spec)
+    for field in ("x_train", "y_train", "is_noisy", "x_val", "y_val"):
+        np.testing.assert_array_equal(getattr(from_file, field), getattr(from_loader, field))

@@ -51,7 +51,7 @@ def test_metric_tables_follow_the_contract(done):
     gini = table(done, "gini")
     assert gini["gini"].between(0, 1).all()
     # the gini table is the Gini of the sensitivity table, per (run, seed, step)
-    from memorization.sensitivity import gini as gini_of
+    from memorization.analysis import gini as gini_of
 
     one = sens[(sens["seed"] == 1) & (sens["step"] == 30) & (sens["input_noise"] == "none")]
     expected = gini_of(one["sensitivity"].to_numpy())

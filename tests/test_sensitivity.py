@@ -5,7 +5,8 @@ import torch
 from memorization import spec as S
 from memorization.data import build_noisy_dataset
 from memorization.models import Arch, example_losses, forward, init_params
-from memorization.sensitivity import (class_sensitivity, gini, input_jacobian, loss_sensitivity, replay_losses,
+from memorization.analysis import gini
+from memorization.sensitivity import (class_sensitivity, input_jacobian, loss_sensitivity, replay_losses,
                                       window_steps)
 from memorization.train import Plan, checkpoint_path, learning_rate, load_state, train_run, train_step
 

@@ -130,6 +130,23 @@ def load_clean(dataset: str, *, root: str = "data", download: bool = False) -> t
     raise DataError(f"unknown dataset {dataset!r}; known: digits, mnist, mnist14, cifar10")
 
 
+def save_clean(dataset: str, path: str | os.PathLike, *, root: str = "data", download: bool = False) -> None:
+    """The clean splits of a data set as one array-only .npz: read (and decoded) once, then shared by every
+    noisy variant, so those jobs need neither torchvision nor scikit-learn."""
+    train, val, n_classes = load_clean(dataset, root=root, download=download)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, x_train=train.x, y_train=train.y, x_val=val.x, y_val=val.y, n_classes=n_classes)
+    os.replace(tmp, path)
+
+
+def load_clean_file(path: str | os.PathLike) -> tuple[Split, Split, int]:
+    """What `save_clean` wrote, loaded without pickle."""
+    with np.load(path, allow_pickle=False) as f:
+        return Split(f["x_train"], f["y_train"]), Split(f["x_val"], f["y_val"]), int(f["n_classes"])
+
+
 # ----------------------------------------------------------------------------- noise (PAPER.md §2)
 
 
@@ -188,9 +205,11 @@ def standardize_channels(train: np.ndarray, *others: np.ndarray):
     return [((a - mean) / std).astype(np.float32) for a in others], float(1.0 / std.mean())
 
 
-def build_noisy_dataset(spec: dict, *, root: str = "data", download: bool = False) -> NoisyDataset:
-    """The noisy data set of a spec's data keys (see spec.DATA_KEYS). Validation data stay clean."""
-    train, val, n_classes = load_clean(spec["dataset"], root=root, download=download)
+def build_noisy_dataset(spec: dict, *, root: str = "data", download: bool = False,
+                        clean: tuple[Split, Split, int] | None = None) -> NoisyDataset:
+    """The noisy data set of a spec's data keys (see spec.DATA_KEYS). Validation data stay clean.
+    clean: the clean splits if already loaded (else they are read from `root`)."""
+    train, val, n_classes = clean or load_clean(spec["dataset"], root=root, download=download)
     if spec["train_size"] is not None:
         if spec["train_size"] > len(train.y):
             raise DataError(

@@ -13,10 +13,17 @@ import os
 from pathlib import Path
 
 
-def make_dataset(spec: dict, out: str, *, data_root: str, download: bool) -> None:
-    from .data import build_noisy_dataset
+def clean_dataset(name: str, out: str, *, data_root: str, download: bool) -> None:
+    from .data import save_clean
 
-    data = build_noisy_dataset(spec, root=data_root, download=download)
+    save_clean(name, out, root=data_root, download=download)
+    print(f"{out}: the clean {name} splits")
+
+
+def make_dataset(spec: dict, clean: str, out: str) -> None:
+    from .data import build_noisy_dataset, load_clean_file
+
+    data = build_noisy_dataset(spec, clean=load_clean_file(clean))
     data.save(out)
     print(f"{out}: {len(data.y_train)} training examples ({int(data.is_noisy.sum())} noisy), "
           f"{len(data.y_val)} validation, {data.n_classes} classes")
@@ -78,9 +85,9 @@ def metric(family: str, spec: dict, dataset: str, run_dir: str, settings: dict, 
 def gini(sensitivity: str, out: str) -> None:
     import pandas as pd
 
-    from . import metrics
+    from .analysis import gini_frame
 
-    _write_parquet(metrics.gini_frame(pd.read_parquet(sensitivity)), out)
+    _write_parquet(gini_frame(pd.read_parquet(sensitivity)), out)
 
 
 def experiment_table(experiment: str, table: str, run_specs: dict[str, dict], inputs: list[str], out: str,

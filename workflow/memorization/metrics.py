@@ -14,7 +14,7 @@ from tqdm import tqdm
 from .data import NoisyDataset
 from .lass import csr
 from .models import Arch, forward
-from .sensitivity import class_sensitivity, gini, loss_sensitivity
+from .sensitivity import class_sensitivity, loss_sensitivity
 from .train import checkpoint_path, completed_plan, load_state
 
 
@@ -44,15 +44,6 @@ def sensitivity_frame(spec: dict, data: NoisyDataset, run_dir, settings: dict, d
             "sensitivity": g.reshape(-1).astype(np.float64), "is_noisy": np.tile(data.is_noisy, len(seeds)),
         }))
     return _with_settings(pd.concat(frames, ignore_index=True), settings, ("window", "stride", "norm", "horizon"))
-
-
-def gini_frame(sensitivity: pd.DataFrame) -> pd.DataFrame:
-    """Gini coefficient of ḡ_x over a run's training examples, per seed and checkpoint."""
-    rows = [{"seed": seed, "step": step, "gini": gini(g["sensitivity"].to_numpy())}
-            for (seed, step), g in sensitivity.groupby(["seed", "step"], sort=True)]
-    keep = [c for c in ("train_size", "window", "stride", "norm", "horizon") if c in sensitivity]
-    settings = sensitivity[keep].iloc[0].to_dict() if len(sensitivity) else {}
-    return pd.DataFrame(rows).assign(**settings)
 
 
 def class_sensitivity_frame(spec: dict, data: NoisyDataset, run_dir, settings: dict, device="cpu") -> pd.DataFrame:

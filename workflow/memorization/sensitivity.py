@@ -1,4 +1,4 @@
-"""Loss sensitivity through SGD (PAPER.md §3.2–3.4), and its Gini coefficient.
+"""Loss sensitivity through SGD (PAPER.md §3.2–3.4). (Its Gini coefficient is in analysis.py.)
 
 g_x^t = ‖∂L_t/∂x‖ is the influence of training input x on the loss after t SGD updates. It flows only
 through the parameter updates x took part in: L_t is the mini-batch loss of step t with that batch's
@@ -163,21 +163,3 @@ def class_sensitivity(spec: dict, x_train, y_train, n_classes: int, checkpoint: 
     onehot = torch.nn.functional.one_hot(y_train, n_classes).to(norms.dtype)  # (N, C)
     counts = onehot.sum(0).clamp_min(1)
     return norms @ onehot / counts  # (S, C, C): mean over examples of class j
-
-
-def gini(values) -> float:
-    """Gini coefficient of non-negative values: Σ(2i − n − 1)·x₍ᵢ₎ / (n·Σx) over the sorted values, in
-    float64. Equals the pairwise Σ|xᵢ − xⱼ| / (2n·Σx). Negative input is rejected (not shifted); all-zero
-    input has no Gini and is reported as NaN."""
-    x = np.sort(np.asarray(values, dtype=np.float64).ravel())
-    if x.size == 0:
-        raise ValueError("Gini of no values")
-    if not np.isfinite(x).all():
-        raise ValueError("Gini of non-finite values")
-    if x[0] < 0:
-        raise ValueError(f"Gini needs non-negative values; got minimum {x[0]}")
-    total = x.sum()
-    if total == 0:
-        return float("nan")  # all zero: no inequality is defined
-    n = x.size
-    return float(np.dot(2 * np.arange(1, n + 1) - n - 1, x) / (n * total))

@@ -1,10 +1,8 @@
-# Job script of rule noisy_dataset: unpack `snakemake`, call the library. data_root and download are read
-# from the config on purpose (not params): moving the data directory must not rebuild every data set.
+# Job script of rule noisy_dataset: unpack `snakemake`, call the library.
 import sys
 
 sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)
 
 from memorization.jobs import make_dataset
 
-make_dataset(snakemake.params.spec, snakemake.output[0],
-             data_root=snakemake.config["data_root"], download=snakemake.config["download"])
+make_dataset(snakemake.params.spec, snakemake.input.clean, snakemake.output[0])
