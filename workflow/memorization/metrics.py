@@ -101,7 +101,7 @@ def filters_frame(spec: dict, data: NoisyDataset, run_dir, settings: dict, devic
     """First-layer weights of every seed at the first and the last checkpoint (PAPER.md Fig. 2), one row per
     weight: the CNN's 5x5 filters, or the MLP's first-layer units as images of the input's shape.
     `settings` is unused: the family has none."""
-    steps = list(completed_plan(spec, len(data.y_train), run_dir).checkpoint_steps)
+    steps = _checkpoints(spec, len(data.y_train), run_dir)
     frames = []
     for step in sorted({steps[0], steps[-1]}):
         params = load_state(checkpoint_path(run_dir, step))["params"]

@@ -81,34 +81,27 @@ class LayerNoise:
         self.gens = [torch.Generator(device=device).manual_seed(seed_for(s, "regularizer", step)) for s in seeds]
 
     def _draw(self, like: torch.Tensor, sample) -> torch.Tensor:
+        """One draw per seed of `sample` (torch.rand or torch.randn) in the shape and dtype of `like`."""
         if like.shape[0] != len(self.gens):
             raise ValueError(f"noise for {len(self.gens)} seeds, tensor has {like.shape[0]} on its seed axis")
-        return torch.stack([sample(like.shape[1:], g) for g in self.gens])
+        return torch.stack([sample(like.shape[1:], generator=g, device=like.device, dtype=like.dtype)
+                            for g in self.gens])
 
-    def _uniform(self, like):
-        return self._draw(like, lambda shape, g: torch.rand(shape, generator=g, device=like.device, dtype=like.dtype))
-
-    def _normal(self, like):
-        return self._draw(like, lambda shape, g: torch.randn(shape, generator=g, device=like.device, dtype=like.dtype))
-
-    def _dropout(self, h: torch.Tensor, rate: float) -> torch.Tensor:
-        return h * (self._uniform(h) >= rate) / (1.0 - rate)
+    def _perturb(self, h: torch.Tensor, rate: float, std: float) -> torch.Tensor:
+        """Inverted dropout at `rate`, then additive Gaussian noise of `std` (each only when non-zero)."""
+        if rate:
+            h = h * (self._draw(h, torch.rand) >= rate) / (1.0 - rate)
+        if std:
+            h = h + std * self._draw(h, torch.randn)
+        return h
 
     def inputs(self, x: torch.Tensor) -> torch.Tensor:
         """x: (S, B, ...) one batch per seed."""
-        if self.reg.input_dropout:
-            x = self._dropout(x, self.reg.input_dropout)
-        if self.reg.input_std:
-            x = x + self.reg.input_std * self._normal(x)
-        return x
+        return self._perturb(x, self.reg.input_dropout, self.reg.input_std)
 
     def hidden(self, h: torch.Tensor) -> torch.Tensor:
         """h: (S, B, units), the output of a hidden dense layer after its ReLU."""
-        if self.reg.dropout:
-            h = self._dropout(h, self.reg.dropout)
-        if self.reg.hidden_std:
-            h = h + self.reg.hidden_std * self._normal(h)
-        return h
+        return self._perturb(h, self.reg.dropout, self.reg.hidden_std)
 
 
 def layer_noise(reg: Regularizer, seeds, step: int, device) -> LayerNoise | None:

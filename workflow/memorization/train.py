@@ -290,15 +290,19 @@ def train_run(spec: dict, data: NoisyDataset, run_dir: str | os.PathLike, *, dev
         _atomic_save({"spec": fingerprint, "step": step, "params": params, "buffers": buffers,
                       "velocity": velocity}, path)
 
+    # sets: these are looked up at every step, and a paper-scale run has 1000s of evaluations
+    eval_at, checkpoint_at = set(plan.eval_steps), set(plan.checkpoint_steps)
+
     def fits(step: int) -> bool:
-        """Whether training stops here because every seed classifies its training set perfectly."""
-        if not spec["stop_when_fit"] or not eval_path(run_dir, step).exists():
+        """Whether training stops here because every seed classifies its training set perfectly (read back
+        from the evaluation file, so a resumed run decides as the uninterrupted one did)."""
+        if not spec["stop_when_fit"] or step not in eval_at:
             return False
         with np.load(eval_path(run_dir, step), allow_pickle=False) as ev:
             return bool((ev["train_acc"] == 1.0).all())
 
     def record(step: int, final: bool = False) -> None:
-        if step in plan.eval_steps or final:
+        if step in eval_at:
             tr_loss, tr_correct = evaluate(arch, params, buffers, x_train, y_train, groups, spec["loss"])
             va_loss, va_correct = evaluate(arch, params, buffers, x_val, y_val, groups, spec["loss"])
             tmp = eval_path(run_dir, step).with_suffix(".tmp.npz")
@@ -306,13 +310,13 @@ def train_run(spec: dict, data: NoisyDataset, run_dir: str | os.PathLike, *, dev
                      val_loss=va_loss.mean(1).cpu().numpy(), val_acc=va_correct.float().mean(1).cpu().numpy(),
                      correct=tr_correct.cpu().numpy())
             os.replace(tmp, eval_path(run_dir, step))
-        if step in plan.checkpoint_steps or final:  # the resume state is then the checkpoint itself: link, don't rewrite
+        if step in checkpoint_at or final:  # the resume state is then the checkpoint itself: link, don't rewrite
             save_state(checkpoint_path(run_dir, step))
             tmp = state_file.with_name("state.pt.tmp")
             tmp.unlink(missing_ok=True)
             os.link(checkpoint_path(run_dir, step), tmp)
             os.replace(tmp, state_file)
-        elif step in plan.eval_steps:
+        elif step in eval_at:
             save_state(state_file)
 
     if step == 0:
@@ -330,8 +334,8 @@ def train_run(spec: dict, data: NoisyDataset, run_dir: str | os.PathLike, *, dev
             if fits(step):
                 break
     stop = step
-    if stop < plan.total_steps and stop not in plan.checkpoint_steps:
-        record(stop, final=True)  # the end of training is always a checkpoint
+    if stop < plan.total_steps and stop not in checkpoint_at:
+        record(stop, final=True)  # the end of training is always a checkpoint (its evaluation is already written)
         print(f"every seed fits its training set at epoch {stop / plan.steps_per_epoch:g}: stopped", file=sys.stderr)
     bar.close()
     tmp = end_path(run_dir).with_suffix(".tmp")
