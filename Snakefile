@@ -12,11 +12,9 @@ min_version("9.0")
 report: "workflow/report/workflow.rst"
 
 
-# config.yaml is the default. A config given on the command line replaces it rather than being merged
-# into it (Snakemake's default), so `--configfile configs/paper.yaml` runs the paper's experiments only.
-if not config:
-
-    configfile: "config.yaml"
+# No `configfile:` directive: rules/common.smk layers the configs itself (docs/design.md), so that
+# `--configfile configs/paper.yaml` runs the paper's experiments only, while `--config key=value` alone
+# changes config.yaml.
 
 
 include: "rules/common.smk"
@@ -32,3 +30,4 @@ rule all:
     input:
         all_tables(),
         all_figures(),
+        "results/findings.html" if all_figure_names() else [],

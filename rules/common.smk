@@ -1,6 +1,8 @@
-# Helpers shared by the rules: config validation, and the maps from ids to specs that the rules read.
+# Helpers shared by the rules: the config (layered, validated), the maps from ids to specs, and the
+# registries every rule derives its wildcards, dispatch and captions from (workflow/memorization/registry.py).
 import os
 import sys
+from functools import cache
 
 from snakemake.exceptions import WorkflowError
 
@@ -13,26 +15,44 @@ os.environ.update(
     PYTHONPATH=os.pathsep.join(filter(None, [LIBRARY, os.environ.get("PYTHONPATH")]))
 )
 
+from memorization import registry  # noqa: E402
 from memorization import spec as specs  # noqa: E402
-from memorization.figures import FIGURE_TABLES  # noqa: E402
-from memorization.tables import RUN_TABLES, TABLE_COLUMNS  # noqa: E402
+from memorization.fingerprint import job_fingerprint  # noqa: E402
 
 try:
-    config = specs.validate(config)
-except specs.ConfigError as err:
+    # --configfile/--config as Snakemake merged them, laid over a base config where there is one.
+    _layered = specs.load_config(config, workdir=os.getcwd(), repository=workflow.basedir)
+    registry.load_analyses(_layered.get("analyses", []))
+    _layered = specs.validate(_layered)
+except (specs.ConfigError, FileNotFoundError) as err:
     raise WorkflowError(f"invalid configuration: {err}") from None
+config.clear()
+config.update(_layered)  # in place: job scripts see this object as snakemake.config
 
 # experiment → [resolved run spec]; run id → spec; data set id → its data keys
 EXPERIMENTS = specs.expand(config)
 RUNS = {specs.run_id(s): s for runs in EXPERIMENTS.values() for s in runs}
 DATASETS = {specs.dataset_id(s): specs.dataset_spec(s) for s in RUNS.values()}
+ANALYSES = config["analyses"]
+
+
+def one_of(names):
+    """A wildcard constraint that matches exactly one of `names`."""
+    return "|".join(names) or "(?!)"
 
 
 wildcard_constraints:
     run="[0-9a-f]{12}",
-    dataset="[a-z0-9]+-[0-9a-f]{12}",
-    experiment="|".join(EXPERIMENTS),
-    table="|".join(TABLE_COLUMNS),
+    dataset=f"({one_of(registry.DATASETS)})-[0-9a-f]{{12}}",
+    experiment=one_of(EXPERIMENTS),
+    table=one_of(registry.TABLES),
+
+
+@cache
+def code(job, *implementations):
+    """Fingerprint of the code a job runs (a params value: editing that code reruns the job)."""
+    modules = [registry.implementation_module(i) for i in implementations]
+    return job_fingerprint(job, modules, ANALYSES)
 
 
 def experiment_tables(name):
@@ -40,7 +60,7 @@ def experiment_tables(name):
     exp = config["experiments"][name]
     wanted = list(exp.get("tables", ["training"]))
     for fig in exp.get("figures", []):
-        wanted += [t for t in FIGURE_TABLES[fig] if t not in wanted]
+        wanted += [t for t in registry.figure(fig).tables if t not in wanted]
     return wanted
 
 
@@ -60,20 +80,23 @@ def figure_experiments(figure):
     ]
 
 
-def all_figures():
-    figures = sorted(
-        {
-            fig
-            for exp in config["experiments"].values()
-            for fig in exp.get("figures", [])
-        }
+def all_figure_names():
+    return sorted(
+        {fig for exp in config["experiments"].values() for fig in exp.get("figures", [])}
     )
-    return [f"results/figures/{fig}.{ext}" for fig in figures for ext in ("png", "pdf")]
+
+
+def all_figures():
+    return [
+        f"results/figures/{fig}.{ext}"
+        for fig in all_figure_names()
+        for ext in ("png", "pdf")
+    ]
 
 
 def table_source(run, table):
-    """Where one run's rows of a table come from: the training job or a metric job."""
-    folder = "runs" if table in RUN_TABLES else "metrics"
+    """Where one run's rows of a table come from: the training job, or a metric or summary job."""
+    folder = "runs" if registry.table(table).stage == "train" else "metrics"
     return f"results/{folder}/{run}/{table}.parquet"
 
 

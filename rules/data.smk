@@ -1,13 +1,15 @@
 rule dataset:
-    """The clean train/validation splits of one data set (digits, MNIST, 14x14 MNIST, CIFAR-10), read once."""
+    """The clean train/validation splits of one registered data set, read once."""
     output:
         "results/data/clean/{name}.npz",
     log:
         "results/logs/data/clean/{name}.log",
     wildcard_constraints:
-        name="digits|mnist|mnist14|cifar10",
+        name=one_of(registry.DATASETS),
     conda:
         "../envs/memorization.yaml"
+    params:
+        code=code("clean_dataset"),
     script:
         "../workflow/scripts/dataset.py"
 
@@ -24,5 +26,6 @@ rule noisy_dataset:
         "../envs/memorization.yaml"
     params:
         spec=lambda w: DATASETS[w.dataset],
+        code=code("make_dataset"),
     script:
         "../workflow/scripts/noisy_dataset.py"

@@ -1,6 +1,6 @@
 rule metric:
-    """One metric family at every checkpoint of one run, for all its seeds. Its settings arrive through
-    params, so changing e.g. a LASS setting reruns only the csr jobs."""
+    """One metric table (registry stage "metric") at the checkpoints or evaluations of one run, for all its
+    seeds. Its settings arrive through params, so changing e.g. a LASS setting reruns only the csr jobs."""
     input:
         dataset=run_dataset,
         run="results/runs/{run}/spec.json",
@@ -9,29 +9,39 @@ rule metric:
     log:
         "results/logs/metrics/{run}/{family}.log",
     wildcard_constraints:
-        family="sensitivity|class_sensitivity|csr|filters",
+        family=one_of(registry.tables_of_stage("metric")),
     conda:
         "../envs/memorization.yaml"
     threads: 1
     resources:
-        gpu=1,
+        gpu=lambda w: int(registry.table(w.family).device),
     params:
         spec=lambda w: RUNS[w.run],
-        settings=lambda w: specs.metric_settings(config, w.family),
+        settings=lambda w: specs.metric_settings(
+            config, w.family, RUNS[w.run]["dataset"]
+        ),
+        code=lambda w: code("metric", registry.table(w.family).compute),
+        analyses=ANALYSES,
     script:
         "../workflow/scripts/metric.py"
 
 
-rule gini:
-    """Gini coefficient of the loss sensitivity over a run's training examples, per checkpoint."""
+rule summary:
+    """A summary table (registry stage "summary", e.g. the Gini coefficient of the loss sensitivity) of one
+    run, computed from another of its tables."""
     input:
-        "results/metrics/{run}/sensitivity.parquet",
+        lambda w: table_source(w.run, registry.table(w.summary).source),
     output:
-        "results/metrics/{run}/gini.parquet",
+        "results/metrics/{run}/{summary}.parquet",
     log:
-        "results/logs/metrics/{run}/gini.log",
+        "results/logs/metrics/{run}/{summary}.log",
+    wildcard_constraints:
+        summary=one_of(registry.tables_of_stage("summary")),
     localrule: True
     conda:
         "../envs/memorization.yaml"
+    params:
+        code=lambda w: code("summary", registry.table(w.summary).compute),
+        analyses=ANALYSES,
     script:
-        "../workflow/scripts/gini.py"
+        "../workflow/scripts/summary.py"

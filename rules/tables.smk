@@ -14,5 +14,7 @@ rule experiment_table:
     params:
         specs=lambda w: {specs.run_id(s): s for s in EXPERIMENTS[w.experiment]},
         figures=lambda w: config["experiments"][w.experiment].get("figures", []),
+        columns=lambda w: registry.table(w.table).dtypes(),
+        code=code("experiment_table"),
     script:
         "../workflow/scripts/experiment_table.py"

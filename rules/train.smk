@@ -17,23 +17,6 @@ rule train:
         gpu=1,
     params:
         spec=lambda w: RUNS[w.run],
+        code=code("train"),
     script:
         "../workflow/scripts/train.py"
-
-
-rule examples:
-    """Per-example correctness of one finished run at every evaluation, from its evaluation files. A rule of
-    its own: only experiments that ask for the examples table pay for it."""
-    input:
-        dataset=run_dataset,
-        run="results/runs/{run}/spec.json",
-    output:
-        "results/runs/{run}/examples.parquet",
-    log:
-        "results/logs/examples/{run}.log",
-    conda:
-        "../envs/memorization.yaml"
-    params:
-        spec=lambda w: RUNS[w.run],
-    script:
-        "../workflow/scripts/examples.py"

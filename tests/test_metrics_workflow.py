@@ -5,7 +5,8 @@ import copy
 import pandas as pd
 import pytest
 
-from memorization.tables import IDENTITY_COLUMNS, TABLE_COLUMNS, read_provenance
+from memorization.registry import table as registered
+from memorization.tables import read_provenance
 
 from .conftest import completed_workdir, dry_run_jobs, write_config
 
@@ -41,7 +42,7 @@ def test_metric_tables_follow_the_contract(done):
     for name, rows in (("sensitivity", 2 * 2 * 2 * 60), ("gini", 2 * 2 * 2), ("class_sensitivity", 2 * 2 * 100),
                        ("csr", 2 * 2 * 2 * 2)):
         frame = table(done, name)
-        assert set(IDENTITY_COLUMNS) | set(TABLE_COLUMNS[name]) <= set(frame.columns), name
+        assert list(frame.columns) == list(registered(name).dtypes()), name
         assert len(frame) == rows, name
         assert frame["train_size"].eq(60).all() and frame["run_id"].nunique() == 2
         assert "memorization.run_specs" in read_provenance(done / f"results/tables/sens/{name}.parquet")
@@ -76,7 +77,7 @@ def test_a_lass_setting_reruns_only_the_csr_jobs(done, tmp_path):
     changed = copy.deepcopy(METRICS)
     changed["metrics"]["csr"]["r"] = 4
     jobs = dry_run_jobs(done, write_config(tmp_path, changed))
-    assert sorted(rule for rule, _ in jobs) == ["all", "experiment_table", "figure", "metric", "metric"]
+    assert sorted(rule for rule, _ in jobs) == ["all", "experiment_table", "figure", "findings", "metric", "metric"]
     outputs = [o for _, o in jobs if o]
     assert sum(o.endswith("/csr.parquet") and o.startswith("results/metrics/") for o in outputs) == 2
     assert "results/tables/sens/csr.parquet" in outputs

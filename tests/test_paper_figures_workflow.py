@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from memorization.tables import IDENTITY_COLUMNS, TABLE_COLUMNS
+from memorization.registry import table as registered
 
 from .conftest import completed_workdir
 
@@ -53,7 +53,7 @@ def done(tmp_path_factory):
 
 def table(done, experiment, name):
     frame = pd.read_parquet(done / f"results/tables/{experiment}/{name}.parquet")
-    assert set(IDENTITY_COLUMNS) | set(TABLE_COLUMNS[name]) <= set(frame.columns), (experiment, name)
+    assert list(frame.columns) == list(registered(name).dtypes()), (experiment, name)
     return frame
 
 

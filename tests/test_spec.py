@@ -21,7 +21,7 @@ def experiments(**exp):
         (experiments(grid={"w": [{"width": 8}, {"label_noise": "flipped"}]}), "experiments.e.grid.w[1].label_noise",
          '"none", "random", "identity"'),
         (experiments(grid={"width": [8, 0]}), "experiments.e.grid.width[1].width", ">= 1"),
-        ({"experiments": {"e": {}}, "devise": "cpu"}, "<top level>", "allowed keys: data_root, defaults"),
+        ({"experiments": {"e": {}}, "devise": "cpu"}, "<top level>", "allowed keys: analyses, base, data_root"),
         (experiments(seeds=0), "experiments.e.seeds", None),
     ],
 )
@@ -84,4 +84,6 @@ def test_tiny_test_config_is_valid():
     ],
 )
 def test_schedules_always_end_at_the_last_step(schedule, expected):
-    assert S.schedule_steps(schedule, steps_per_epoch=10, total_steps=50) == expected
+    from memorization.train import schedule_steps
+
+    assert schedule_steps(schedule, steps_per_epoch=10, total_steps=50) == expected

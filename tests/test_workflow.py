@@ -10,7 +10,8 @@ import time
 import pandas as pd
 import pytest
 
-from memorization.tables import IDENTITY_COLUMNS, TABLE_COLUMNS, read_provenance
+from memorization.registry import table as registered
+from memorization.tables import read_provenance
 
 from .conftest import ROOT, SNAKEMAKE, TINY, completed_workdir, dry_run_jobs, snakemake, write_config
 
@@ -29,7 +30,7 @@ def test_tables_follow_the_contract(done):
     training = pd.read_parquet(done / "results/tables/difficulty/training.parquet")
     examples = pd.read_parquet(done / "results/tables/difficulty/examples.parquet")
     for table, frame in (("training", training), ("examples", examples)):
-        assert set(IDENTITY_COLUMNS) | set(TABLE_COLUMNS[table]) <= set(frame.columns)
+        assert list(frame.columns) == list(registered(table).dtypes())
         assert frame["experiment"].eq("difficulty").all() and frame["arch"].eq("mlp").all()
         assert frame["train_size"].eq(64).all() and frame["width"].eq(16).all()
     # 3 data conditions x 3 seeds x 3 evaluations (initialisation, epoch 1, epoch 2); 64 examples each

@@ -19,8 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-DIGITS_TRAIN = 1297
-
+from .registry import DATASETS, resolve
 
 class DataError(RuntimeError):
     """Data files that are missing or unusable; the message says where they were looked for and what to do."""
@@ -64,14 +63,16 @@ class NoisyDataset:
 # ----------------------------------------------------------------------------- raw data sets
 
 
-def _digits() -> tuple[Split, Split, int]:
-    from sklearn.datasets import load_digits
+def load_digits(root: str = "data", download: bool = False) -> tuple[Split, Split, int]:
+    """scikit-learn's bundled digits (root and download are not needed: no files)."""
+    from sklearn import datasets
 
-    bunch = load_digits()
+    bunch = datasets.load_digits()
     x = (bunch.images.astype(np.float32) / 16.0)[:, None]  # pixels are integers 0..16
     order = np.random.default_rng(0).permutation(len(x))
     x, y = x[order], bunch.target.astype(np.int64)[order]
-    return Split(x[:DIGITS_TRAIN], y[:DIGITS_TRAIN]), Split(x[DIGITS_TRAIN:], y[DIGITS_TRAIN:]), 10
+    n = DATASETS["digits"].n_train
+    return Split(x[:n], y[:n]), Split(x[n:], y[n:]), 10
 
 
 def _torchvision(name: str, root: str, download: bool, train: bool):
@@ -94,7 +95,7 @@ def _torchvision(name: str, root: str, download: bool, train: bool):
         ) from err
 
 
-def _mnist(root: str, download: bool) -> tuple[Split, Split, int]:
+def load_mnist(root: str = "data", download: bool = False) -> tuple[Split, Split, int]:
     ds = _torchvision("mnist", root, download, train=True)
     x = (ds.data.numpy().astype(np.float32) / 255.0)[:, None]
     y = ds.targets.numpy().astype(np.int64)
@@ -107,7 +108,13 @@ def _avg_pool2(x: np.ndarray) -> np.ndarray:
     return x.reshape(n, c, h // 2, 2, w // 2, 2).mean(axis=(3, 5))
 
 
-def _cifar10(root: str, download: bool) -> tuple[Split, Split, int]:
+def load_mnist14(root: str = "data", download: bool = False) -> tuple[Split, Split, int]:
+    """MNIST averaged over 2x2 blocks to 14x14 (the authors' loss-sensitivity set-up)."""
+    train, val, k = load_mnist(root, download)
+    return Split(_avg_pool2(train.x), train.y), Split(_avg_pool2(val.x), val.y), k
+
+
+def load_cifar10(root: str = "data", download: bool = False) -> tuple[Split, Split, int]:
     def split(train: bool) -> Split:
         ds = _torchvision("cifar10", root, download, train=train)
         x = ds.data.astype(np.float32).transpose(0, 3, 1, 2) / 255.0  # NHWC uint8 → NCHW [0, 1]
@@ -117,17 +124,10 @@ def _cifar10(root: str, download: bool) -> tuple[Split, Split, int]:
 
 
 def load_clean(dataset: str, *, root: str = "data", download: bool = False) -> tuple[Split, Split, int]:
-    """(train, validation, number of classes) in raw pixel space [0, 1]."""
-    if dataset == "digits":
-        return _digits()
-    if dataset in ("mnist", "mnist14"):
-        train, val, k = _mnist(root, download)
-        if dataset == "mnist14":
-            train, val = Split(_avg_pool2(train.x), train.y), Split(_avg_pool2(val.x), val.y)
-        return train, val, k
-    if dataset == "cifar10":
-        return _cifar10(root, download)
-    raise DataError(f"unknown dataset {dataset!r}; known: digits, mnist, mnist14, cifar10")
+    """(train, validation, number of classes) in raw pixel space [0, 1], by the data set's registered loader."""
+    if dataset not in DATASETS:
+        raise DataError(f"unknown dataset {dataset!r}; registered: {', '.join(DATASETS)}")
+    return resolve(DATASETS[dataset].load)(root, download)
 
 
 def save_clean(dataset: str, path: str | os.PathLike, *, root: str = "data", download: bool = False) -> None:

@@ -16,43 +16,45 @@ import pandas as pd  # noqa: E402
 
 from matplotlib.colors import LogNorm  # noqa: E402
 
+from . import registry  # noqa: E402
 from .analysis import (binomial_reference, condition, diagonal_dominance, difficulty_spread,  # noqa: E402
                        filter_arrays, first_epoch_difficulty, mean_band, monotone, neighbour_correlation,
                        noise_fraction, noise_kind, per_run_summary)
+from .tables import read_provenance  # noqa: E402
 
 ORDER = ["real data", "random labels", "random inputs"]
 REGULARIZER_ORDER = ["none", "dropout", "input_dropout", "input_noise", "hidden_noise", "weight_decay",
                      "dropout_adversarial"]
 
-# The tables each figure reads (the workflow makes every experiment that feeds a figure write them).
-FIGURE_TABLES = {
-    "fig01_difficulty": ["examples"],
-    "fig02_filters": ["filters"],
-    "fig03_gini": ["gini"],
-    "fig04_class_sensitivity": ["class_sensitivity"],
-    "fig05_capacity": ["training"],
-    "fig06_convergence": ["convergence"],
-    "fig07_mlp_noise": ["training", "csr"],
-    "fig08_cnn_noise": ["training", "csr"],
-    "fig09_csr_random": ["csr"],
-    "fig10_regularizers": ["training"],
-    "fig11_regularizer_curves": ["training"],
+# One style for every figure: sizes for a two-column paper at 150 dpi, no top/right spines, light grid.
+STYLE = {
+    "figure.dpi": 100, "savefig.dpi": 150, "font.size": 9, "axes.titlesize": 9.5, "axes.labelsize": 9,
+    "legend.fontsize": 7.5, "legend.frameon": False, "xtick.labelsize": 8, "ytick.labelsize": 8,
+    "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.25,
+    "grid.linewidth": 0.6, "lines.linewidth": 1.6, "lines.markersize": 3.5, "figure.titlesize": 10.5,
 }
 
 
-def save(fig, stem: str | os.PathLike, findings: list[str] = ()) -> list[Path]:
+def save(fig, stem: str | os.PathLike, findings: list[str] = (), *, stamp: bool = False) -> list[Path]:
     """Write `stem`.png and `stem`.pdf; PDF without a creation date so reruns give the same bytes.
-    `findings` (what this run shows, computed from the tables) are printed under the plot."""
+    With `stamp`, the findings (what this run shows) are also printed under the plot."""
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
-    if findings:
-        fig.text(0.01, -0.01, "This run: " + "\n".join(findings), ha="left", va="top", fontsize=7.5,
+    if stamp and findings:
+        fig.text(0.01, -0.01, "This run: " + "\n".join(findings), ha="left", va="top", fontsize=7,
                  family="monospace")
     paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
-    fig.savefig(paths[0], dpi=150, bbox_inches="tight", metadata={"Software": None})
+    fig.savefig(paths[0], bbox_inches="tight", metadata={"Software": None})
     fig.savefig(paths[1], bbox_inches="tight", metadata={"CreationDate": None, "Producer": None})
     plt.close(fig)
     return paths
+
+
+def _plain_log_axis(ax, base: int = 10) -> None:
+    """A log x-axis whose ticks read as plain numbers (50, 1000), not 5x10^1."""
+    ax.set_xscale("log", base=base)
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
 
 
 def fig01_difficulty(examples: pd.DataFrame):
@@ -87,8 +89,10 @@ def _with_condition(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(condition=frame.apply(condition, axis=1))
 
 
-def _curves(ax, frame: pd.DataFrame, x: str, y: str, order=ORDER, by: str = "condition", colors=None, **style):
-    """Mean over seeds with a ±1 std band, one line per group."""
+def _curves(ax, frame: pd.DataFrame, x: str, y: str, order=ORDER, by: str = "condition", colors=None,
+            bounds=None, **style):
+    """Mean over seeds with a ±1 std band, one line per group. `bounds` (low, high) clips the band to the
+    range the quantity can take (a ratio's band never goes below 0)."""
     stats = mean_band(frame, x, y, by)
     groups = sorted(stats[by].unique(), key=lambda c: (order.index(c) if c in order else 50, c))
     for group in groups:
@@ -98,8 +102,10 @@ def _curves(ax, frame: pd.DataFrame, x: str, y: str, order=ORDER, by: str = "con
             kw["color"] = colors[group]
         line, = ax.plot(g[x], g["mean"], **kw)
         if (g["count"] > 1).any():
-            ax.fill_between(g[x], g["mean"] - g["std"].fillna(0), g["mean"] + g["std"].fillna(0),
-                            color=line.get_color(), alpha=0.2, lw=0)
+            low, high = g["mean"] - g["std"].fillna(0), g["mean"] + g["std"].fillna(0)
+            if bounds is not None:
+                low, high = low.clip(*bounds), high.clip(*bounds)
+            ax.fill_between(g[x], low, high, color=line.get_color(), alpha=0.2, lw=0)
     return stats
 
 
@@ -157,16 +163,17 @@ def fig03_gini(gini_table: pd.DataFrame):
     order = ["real data", "50% random inputs", "random inputs", "identity labels", "random inputs, identity labels"]
     findings = []
     for ax, (title, f) in zip(axes[0], panels):
-        stats = _curves(ax, f, "step", "gini", order).pivot(index="step", columns="condition", values="mean")
+        stats = _curves(ax, f, "step", "gini", order, bounds=(0, 1)).pivot(index="step", columns="condition",
+                                                                           values="mean")
         real = [c for c in stats if c in ("real data", "identity labels")]
         rand = [c for c in stats if c in ("random inputs", "random inputs, identity labels")]
         if real and rand:
             above = stats[real[0]] > stats[rand[0]]
             findings.append(f"{title}: Gini real > random inputs at {int(above.sum())} of {len(above)} checkpoints"
                             f" (last, T={stats.index[-1]}: {stats[real[0]].iloc[-1]:.3f} vs {stats[rand[0]].iloc[-1]:.3f})")
-        ax.set_xscale("log")
+        _plain_log_axis(ax)
         ax.set_xlabel("SGD steps")
-        ax.set_ylabel("Gini coefficient of ḡ_x")
+        ax.set_ylabel(r"Gini coefficient of $\bar{g}_x$")
         ax.set_title(title)
         ax.legend(fontsize=8)
     fig.suptitle("Loss-sensitivity concentration (Arpit et al. Fig. 3)")
@@ -192,17 +199,12 @@ def fig04_class_sensitivity(cs: pd.DataFrame):
         ax.set_title(f"{cond}\ndiagonal / off-diagonal = {diagonal_dominance(m):.1f}")
         ax.set_xlabel("class j of the training inputs x")
         ax.set_ylabel("class i of the loss term")
-    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.85, label="ḡ_ij")
+    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.85, label=r"$\bar{g}_{ij}$")
     fig.suptitle("Per-class loss sensitivity (Arpit et al. Fig. 4)")
     step = int(frame["step"].max())
     findings = [f"diagonal / off-diagonal ratio D at step {step}: "
                 + ", ".join(f"{c} {diagonal_dominance(m):.2f}" for c, m in mats.items())]
     return fig, findings
-
-
-def _log2_axis(ax):
-    ax.set_xscale("log", base=2)
-    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
 
 
 def _noise_condition(frame: pd.DataFrame) -> pd.DataFrame:
@@ -226,8 +228,8 @@ def fig05_capacity(training: pd.DataFrame):
     fig, ax = plt.subplots(figsize=(6, 4))
     colors = _fraction_colors(dict(zip(summary["fraction"], summary["noise_label"])))
     order = [lab for _, lab in sorted(set(zip(summary["fraction"], summary["noise_label"])))]
-    stats = _curves(ax, summary, "width", "best_val_acc", order, by="noise_label", colors=colors)
-    _log2_axis(ax)
+    stats = _curves(ax, summary, "width", "best_val_acc", order, by="noise_label", colors=colors, bounds=(0, 1))
+    _plain_log_axis(ax, base=2)
     ax.set_xlabel("hidden units per layer")
     ax.set_ylabel("best validation accuracy (clean data)")
     ax.set_title("Validation accuracy against capacity (Arpit et al. Fig. 5)")
@@ -264,7 +266,7 @@ def fig06_convergence(convergence: pd.DataFrame):
         if len(capped):
             ax.scatter(capped[x], capped["epochs"], facecolors="none", edgecolors="k", s=40, zorder=5,
                        label="never fit (cap)")
-        _log2_axis(ax)
+        _plain_log_axis(ax, base=2)
         ax.set_xlabel("hidden units per layer" if x == "width" else "training examples")
         ax.set_ylabel("epochs to 100% training accuracy")
         ax.set_title(title)
@@ -294,13 +296,14 @@ def _noise_sweep(training: pd.DataFrame, csr: pd.DataFrame, title: str):
         fractions = dict(zip(t["fraction"], t["noise_label"]))
         colors = _fraction_colors(fractions)
         order = [fractions[f] for f in sorted(fractions)]
-        _curves(row[0], t, "epoch", "train_acc", order, by="noise_label", colors=colors, marker=None)
-        val = _curves(row[0], t, "epoch", "val_acc", order, by="noise_label", colors=colors, marker=None, ls=":")
+        _curves(row[0], t, "epoch", "train_acc", order, by="noise_label", colors=colors, bounds=(0, 1), marker=None)
+        val = _curves(row[0], t, "epoch", "val_acc", order, by="noise_label", colors=colors, bounds=(0, 1),
+                      marker=None, ls=":")
         row[0].set_ylabel("accuracy (solid: training, dotted: validation)")
         row[0].set_title(f"{kind} noise: accuracy")
         handles, labels = row[0].get_legend_handles_labels()
         row[0].legend(handles[: len(order)], labels[: len(order)], fontsize=7)
-        stats = _curves(row[1], c, "epoch", "csr", order, by="noise_label", colors=colors)
+        stats = _curves(row[1], c, "epoch", "csr", order, by="noise_label", colors=colors, bounds=(0, 1))
         row[1].set_ylabel("critical sample ratio (validation)")
         row[1].set_title(f"{kind} noise: CSR")
         for ax in row:
@@ -342,7 +345,7 @@ def fig09_csr_random(csr_table: pd.DataFrame):
     frame = _with_condition(csr_table)
     val, train = frame[frame["split"] == "val"], frame[frame["split"] == "train"]
     fig, ax = plt.subplots(figsize=(6, 4))
-    stats = _curves(ax, val, "epoch", "csr")
+    stats = _curves(ax, val, "epoch", "csr", bounds=(0, 1))
     findings = []
     later = stats[stats["epoch"] > stats["epoch"].min() + 1].groupby("condition")["mean"]
     findings.append("mean validation CSR after the first checkpoints: "
@@ -373,30 +376,46 @@ def _is_random_labels(frame):
 def fig10_regularizers(training: pd.DataFrame):
     """Fig. 10: for each regulariser, across its strengths, the final training accuracy on random labels (x)
     against the best validation accuracy on real data (y); every curve starts at the unregularised point.
-    A flat curve hinders memorisation without hurting generalisation."""
+    A flat curve hinders memorisation without hurting generalisation. One panel per regulariser on shared
+    axes (the others in grey behind it), so the strength labels of different curves never collide."""
     summary = per_run_summary(training)
     key = ["regularizer", "reg_strength"]
     rand = summary[_is_random_labels(summary)].groupby(key)["final_train_acc"].agg(["mean", "std"])
     real = summary[_is_real(summary)].groupby(key)["best_val_acc"].agg(["mean", "std"])
     points = rand.join(real, lsuffix="_rand", rsuffix="_real", how="inner").reset_index()
     base = points[points["regularizer"] == "none"]
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    regs = [r for r in REGULARIZER_ORDER if r in set(points["regularizer"]) and r != "none"]
+    curves = {reg: pd.concat([base, points[points["regularizer"] == reg]]).sort_values("reg_strength") for reg in regs}
+    cols = min(3, max(1, len(regs)))
+    rows = int(np.ceil(len(regs) / cols)) or 1
+    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 2.9 * rows), sharex=True, sharey=True, squeeze=False)
+    colors = {reg: plt.get_cmap("tab10")(i) for i, reg in enumerate(regs)}
     findings = ["change from no regularisation, per strength: random-label training accuracy / real-data best "
                 "validation accuracy"]
-    for reg in [r for r in REGULARIZER_ORDER if r in set(points["regularizer"]) and r != "none"]:
-        g = pd.concat([base, points[points["regularizer"] == reg]]).sort_values("reg_strength")
+    for ax, reg in zip(axes.flat, regs):
+        for other, g in curves.items():
+            if other != reg:
+                ax.plot(g["mean_rand"], g["mean_real"], color="0.85", lw=1, zorder=1)
+        g = curves[reg]
         ax.errorbar(g["mean_rand"], g["mean_real"], xerr=g["std_rand"].fillna(0), yerr=g["std_real"].fillna(0),
-                    marker="o", ms=4, lw=1.5, capsize=2, label=reg)
-        for _, r in g.iloc[1:].iterrows():
-            ax.annotate(f"{r['reg_strength']:g}", (r["mean_rand"], r["mean_real"]), fontsize=6,
-                        textcoords="offset points", xytext=(3, 3))
+                    marker="o", capsize=2, color=colors[reg], zorder=3)
+        ax.plot(base["mean_rand"], base["mean_real"], "ks", ms=5, zorder=4, label="no regulariser")
+        for i, (_, r) in enumerate(g.iloc[1:].iterrows()):
+            ax.annotate(f"{r['reg_strength']:g}", (r["mean_rand"], r["mean_real"]), fontsize=7,
+                        textcoords="offset points", xytext=(4, 4 if i % 2 == 0 else -10))
+        ax.set_title(reg.replace("_", " "))
         changes = [f"{r['reg_strength']:g}: {r['mean_rand'] - g['mean_rand'].iloc[0]:+.3f} / "
                    f"{r['mean_real'] - g['mean_real'].iloc[0]:+.3f}" for _, r in g.iloc[1:].iterrows()]
         findings.append(f"{reg}: {'; '.join(changes)}")
-    ax.set_xlabel("final training accuracy on random labels (memorisation)")
-    ax.set_ylabel("best validation accuracy on real data")
-    ax.set_title("Regularisers: memorisation vs generalisation (Arpit et al. Fig. 10)", fontsize=10)
-    ax.legend(fontsize=8)
+    for ax in axes.flat[len(regs):]:
+        ax.set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel("final training accuracy,\nrandom labels")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("best validation accuracy,\nreal data")
+    axes.flat[0].legend(loc="lower left")
+    fig.suptitle("Regularisers: memorisation vs generalisation (Arpit et al. Fig. 10)")
+    fig.tight_layout()
     return fig, findings
 
 
@@ -428,37 +447,54 @@ def fig11_regularizer_curves(training: pd.DataFrame):
     return fig, findings
 
 
-def draw(figure: str, tables: dict[str, pd.DataFrame], stem: str | os.PathLike) -> list[Path]:
-    """Draw `figure` from its tables (name → concatenated frame) and save it as PNG and PDF, with what this
-    run shows printed under the plot (and returned by `findings`)."""
+def build(figure: str, tables: dict[str, pd.DataFrame]):
+    """(matplotlib figure, findings) of one registered figure from its tables (name -> concatenated frame)."""
+    entry = registry.figure(figure)
+    with plt.rc_context(STYLE):
+        return registry.resolve(entry.draw)(*[tables[t] for t in entry.tables])
+
+
+def draw(figure: str, tables: dict[str, pd.DataFrame], stem: str | os.PathLike, *, stamp: bool = False) -> list[str]:
+    """Draw `figure` from its tables, save it as PNG and PDF, and return (and print) its findings: what this
+    run shows, computed from the tables. `stamp` also prints them under the plot."""
     fig, findings = build(figure, tables)
     for line in findings:
         print(f"{figure}: {line}")
-    return save(fig, stem, findings)
+    with plt.rc_context(STYLE):
+        save(fig, stem, findings, stamp=stamp)
+    return findings
 
 
-def build(figure: str, tables: dict[str, pd.DataFrame]):
-    """(matplotlib figure, findings) of one figure from its tables."""
-    builder = globals()[figure]
-    return builder(*[tables[t] for t in FIGURE_TABLES[figure]])
+def findings_html(findings: dict[str, list[str]]) -> str:
+    """The findings of several figures as one small HTML page (the report shows it)."""
+    from html import escape
+
+    parts = ["<html><head><meta charset='utf-8'><title>What this run shows</title></head><body>",
+             "<h2>What this run shows, figure by figure</h2>",
+             "<p>Computed from this run's tables by each figure's job; the paper's claims are in the captions.</p>"]
+    for name, lines in findings.items():
+        items = "".join(f"<li>{escape(line)}</li>" for line in lines)
+        parts.append(f"<h3>{escape(name)}</h3><ul>{items}</ul>")
+    return "\n".join(parts + ["</body></html>"]) + "\n"
 
 
-def figures_from_tables(tables_dir: str | os.PathLike, out_dir: str | os.PathLike) -> list[Path]:
+def figures_from_tables(tables_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
+                        stamp: bool = False) -> list[Path]:
     """Draw every figure that the tables under `tables_dir` (laid out as results/tables/<experiment>/) feed,
     into `out_dir`, from the tables alone: no runs, checkpoints or Snakemake needed. Each table names the
     figures it feeds in its metadata, so tables of unrelated experiments are not mixed in."""
-    from .tables import read_provenance
-
     found: dict[str, dict[str, list[pd.DataFrame]]] = {}
     for path in sorted(Path(tables_dir).glob("*/*.parquet")):
         for fig in json.loads(read_provenance(path).get("memorization.figures", "[]")):
-            if path.stem in FIGURE_TABLES.get(fig, ()):
+            if fig in registry.FIGURES and path.stem in registry.figure(fig).tables:
                 found.setdefault(fig, {}).setdefault(path.stem, []).append(pd.read_parquet(path))
     written = []
     for fig, by_table in sorted(found.items()):
-        if set(FIGURE_TABLES[fig]) <= set(by_table):
+        if set(registry.figure(fig).tables) <= set(by_table):
             frames = {t: pd.concat(f, ignore_index=True) for t, f in by_table.items()}
-            written += draw(fig, frames, Path(out_dir) / fig)
+            stem = Path(out_dir) / fig
+            draw(fig, frames, stem, stamp=stamp)
+            written += [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
     return written
 
 
@@ -469,8 +505,9 @@ def main(argv=None) -> None:
                                  description="Regenerate the paper's figures from a copy of results/tables/.")
     ap.add_argument("tables_dir", help="a directory laid out as results/tables/<experiment>/<table>.parquet")
     ap.add_argument("out_dir", nargs="?", default="figures", help="where to write figNN_<slug>.png/.pdf")
+    ap.add_argument("--stamp-findings", action="store_true", help="print what this run shows under each plot")
     args = ap.parse_args(argv)
-    written = figures_from_tables(args.tables_dir, args.out_dir)
+    written = figures_from_tables(args.tables_dir, args.out_dir, stamp=args.stamp_findings)
     if not written:
         raise SystemExit(f"no figure could be drawn from {args.tables_dir}: expected "
                          f"<experiment>/<table>.parquet files written by this workflow")

@@ -3,13 +3,13 @@ call these, so every stage can also be run and tested without Snakemake.
 
 Each function imports what it needs itself: a job is a fresh process, and importing torch and matplotlib
 into every table or data-set job would cost seconds per job (measured: 4.2 s to import everything; 0.2 s
-for the data-set module, 2.5 s of it is torch).
+for the data-set module, 2.5 s of it is torch). The imports inside each function are also what its code
+fingerprint follows (memorization.fingerprint).
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 
@@ -35,6 +35,7 @@ def train(spec: dict, dataset: str, *, spec_out: str, training_out: str, converg
 
     from . import devices
     from .data import NoisyDataset
+    from .tables import write_frame
     from .train import run_tables, train_run
 
     torch.set_num_threads(max(1, threads))
@@ -44,50 +45,42 @@ def train(spec: dict, dataset: str, *, spec_out: str, training_out: str, converg
         print(f"training {len(spec['seeds'])} seed(s) of run {run_dir.name} on {dev}", flush=True)
         train_run(spec, data, run_dir, device=dev)
     training, convergence = run_tables(spec, data, run_dir)
-    _write_parquet(training, training_out)
-    _write_parquet(convergence, convergence_out)
+    write_frame(training, training_out)
+    write_frame(convergence, convergence_out)
     Path(spec_out).write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n")
 
 
-def examples(spec: dict, dataset: str, run_dir: str, out: str) -> None:
-    """The per-example correctness rows of one finished run."""
-    from .data import NoisyDataset
-    from .train import examples_table
-
-    _write_parquet(examples_table(spec, NoisyDataset.load(dataset), run_dir), out)
-
-
-def _write_parquet(frame, path: str) -> None:
-    tmp = f"{path}.tmp"
-    frame.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
-
-
 def metric(family: str, spec: dict, dataset: str, run_dir: str, settings: dict, out: str, *, device: str = "auto",
-           lock_dir: str = "/tmp/memorization-gpu-leases", threads: int = 1) -> None:
-    """One metric family (sensitivity, class_sensitivity, csr, filters) at the checkpoints of one run."""
+           lock_dir: str = "/tmp/memorization-gpu-leases", threads: int = 1, analyses=()) -> None:
+    """One metric table (registry stage "metric") of one finished run, all seeds and checkpoints."""
     import torch
 
-    from . import devices, metrics
+    from . import devices, registry
     from .data import NoisyDataset
+    from .tables import write_frame
 
     torch.set_num_threads(max(1, threads))
+    registry.load_analyses(analyses)
+    entry = registry.table(family)
+    compute = registry.resolve(entry.compute)
     data = NoisyDataset.load(dataset)
-    compute = {"sensitivity": metrics.sensitivity_frame, "class_sensitivity": metrics.class_sensitivity_frame,
-               "csr": metrics.csr_frame, "filters": metrics.filters_frame}[family]
-    with devices.lease(device, lock_dir) as dev:
+    with devices.lease(device if entry.device else "cpu", lock_dir) as dev:
         print(f"{family} of run {Path(run_dir).name} ({len(spec['seeds'])} seeds) on {dev}: {settings}", flush=True)
         frame = compute(spec, data, run_dir, settings, device=dev)
-    frame.insert(1, "train_size", len(data.y_train))
-    _write_parquet(frame, out)
+    if "train_size" not in frame:
+        frame.insert(1, "train_size", len(data.y_train))
+    write_frame(frame, out)
 
 
-def gini(sensitivity: str, out: str) -> None:
+def summary(name: str, source: str, out: str, analyses=()) -> None:
+    """A summary table (registry stage "summary", e.g. gini) of one run, from the run's source table."""
     import pandas as pd
 
-    from .analysis import gini_frame
+    from . import registry
+    from .tables import write_frame
 
-    _write_parquet(gini_frame(pd.read_parquet(sensitivity)), out)
+    registry.load_analyses(analyses)
+    write_frame(registry.resolve(registry.table(name).compute)(pd.read_parquet(source)), out)
 
 
 def experiment_table(experiment: str, table: str, run_specs: dict[str, dict], inputs: list[str], out: str,
@@ -100,17 +93,28 @@ def experiment_table(experiment: str, table: str, run_specs: dict[str, dict], in
     for path in inputs:
         rid = Path(path).parent.name
         frame = pd.read_parquet(path)
-        frames.append(tables.with_identity(frame, tables.identity_values(experiment, run_specs[rid])))
+        frames.append(tables.with_identity(frame, tables.identity_values(experiment, rid, run_specs[rid])))
     tables.write_table(pd.concat(frames, ignore_index=True), out, table=table, specs=run_specs, figures=figures)
 
 
-def figure(name: str, inputs: list[str], out_png: str) -> None:
+def figure(name: str, inputs: list[str], out_png: str, findings_out: str, *, stamp: bool = False,
+           analyses=()) -> None:
+    """One figure from its tables, and what this run shows (the findings) as text beside it."""
     import pandas as pd
 
-    from . import figures
+    from . import figures, registry
 
+    registry.load_analyses(analyses)
     by_table: dict[str, list] = {}
     for path in inputs:
         by_table.setdefault(Path(path).stem, []).append(pd.read_parquet(path))
     frames = {t: pd.concat(f, ignore_index=True) for t, f in by_table.items()}
-    figures.draw(name, frames, Path(out_png).with_suffix(""))
+    findings = figures.draw(name, frames, Path(out_png).with_suffix(""), stamp=stamp)
+    Path(findings_out).write_text("".join(f"{line}\n" for line in findings))
+
+
+def findings_page(figure_names: list[str], findings: list[str], out: str) -> None:
+    """One HTML page of every figure's findings, for the report."""
+    from .figures import findings_html
+
+    Path(out).write_text(findings_html({n: Path(f).read_text().splitlines() for n, f in zip(figure_names, findings)}))

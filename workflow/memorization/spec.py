@@ -4,6 +4,12 @@ A *run* is one training configuration (data set, noise, model, optimiser, schedu
 of seeds in one job. Its id is a short hash of the canonical spec with default values left out, so that
 adding an option with a default to the schema does not rename (and retrain) old runs. A *noisy data set*
 gets an id the same way from the data keys alone, and is shared by every run that uses it.
+
+How configs layer (docs/design.md): a config with experiments of its own stands alone over the built-in
+defaults; `base: FILE` builds it on another config; a config without experiments (e.g. nothing but
+`--config key=value` overrides) builds on config.yaml. Below every config lie the schema's defaults and,
+above them, each data set's own scale-dependent defaults (registry.DATASETS), so a digits experiment gets
+digits-sized settings and an MNIST experiment the paper's, whatever config it sits in.
 """
 
 from __future__ import annotations
@@ -17,10 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-import numpy as np
 import yaml
 
+from . import registry
+
 SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
+DEFAULT_CONFIG = "config.yaml"
 
 # The keys that define a noisy data set; every other spec key belongs to training.
 DATA_KEYS = (
@@ -44,20 +52,146 @@ class ConfigError(ValueError):
 
 
 @cache
-def schema() -> dict:
+def _schema_file() -> dict:
     return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def schema() -> dict:
+    """The config schema, with the allowed values that the registries define filled in: data set names,
+    tables, figures, and one `metrics:` entry per table that has settings."""
+    return _schema_for(tuple(registry.DATASETS), tuple(registry.TABLES), tuple(registry.FIGURES))
+
+
+@cache
+def _schema_for(datasets: tuple, tables: tuple, figures: tuple) -> dict:
+    s = copy.deepcopy(_schema_file())
+    defs = s["$defs"]
+    defs["partial_spec"]["properties"]["dataset"]["enum"] = list(datasets)
+    defs["experiment"]["properties"]["tables"]["items"] = {"enum": list(tables)}
+    defs["experiment"]["properties"]["figures"]["items"] = {"enum": list(figures)}
+    metrics = {}
+    for name in tables:
+        settings = registry.table(name).settings
+        if settings is None:
+            continue
+        if not isinstance(settings, str):
+            defs[f"{name}_settings"] = {"type": "object", "additionalProperties": False, "properties": settings}
+            settings = f"{name}_settings"
+        metrics[name] = {"$ref": f"#/$defs/{settings}", "default": {}}
+    s["properties"]["metrics"]["properties"] = metrics
+    return s
 
 
 @cache
 def spec_defaults() -> dict[str, Any]:
-    props = schema()["$defs"]["partial_spec"]["properties"]
+    """The schema's default of every run-spec key (the same for every data set: run ids leave these out)."""
+    props = _schema_file()["$defs"]["partial_spec"]["properties"]
     return {key: prop["default"] for key, prop in props.items()}
 
 
 @cache
 def _float_keys() -> frozenset[str]:
-    props = schema()["$defs"]["partial_spec"]["properties"]
+    props = _schema_file()["$defs"]["partial_spec"]["properties"]
     return frozenset(k for k, p in props.items() if p.get("type") == "number")
+
+
+# ----------------------------------------------------------------------------- layering
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: not valid YAML ({err.problem or err.context})") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: a config file holds a mapping of keys, not a {type(loaded).__name__}")
+    return loaded
+
+
+def merge(base: dict, over: dict) -> dict:
+    """`over` on top of `base`: mappings merge key by key (recursively), anything else is replaced."""
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _find(name: str, workdir: Path, repository: Path) -> Path:
+    for folder in (workdir, repository):
+        if (folder / name).is_file():
+            return (folder / name).resolve()
+    raise ConfigError(f"config file {name!r} not found in the working directory {workdir} or in the "
+                      f"repository {repository}")
+
+
+def load_config(given: dict, *, workdir: str | Path = ".", repository: str | Path = ".") -> dict:
+    """The config to run, from what Snakemake was given (its --configfile files and --config values, already
+    merged by Snakemake).
+
+    - A config that names `base: FILE` is laid over that file (which may name a base of its own).
+    - A config without experiments of its own is laid over config.yaml (so `--config device=cpu` alone runs
+      the default with that change).
+    - Otherwise it stands alone over the built-in defaults.
+    Base files are looked up in the working directory, then in the repository. `experiments: {name: null}`
+    drops an experiment the base defines. Values given as text on the command line (`--config
+    download=true`) are read as YAML where the schema expects a number or a boolean.
+    """
+    workdir, repository = Path(workdir), Path(repository)
+    given = copy.deepcopy(given or {})
+    base = given.pop("base", None)
+    if base is None and "experiments" not in given:
+        base = DEFAULT_CONFIG
+    layers, seen = [given], []
+    while base is not None:
+        path = _find(str(base), workdir, repository)
+        if path in seen:
+            raise ConfigError(f"config files name each other as `base:` in a cycle: {' -> '.join(map(str, seen))}")
+        seen.append(path)
+        loaded = _read_yaml(path)
+        base = loaded.pop("base", None)
+        layers.insert(0, loaded)
+    config = {}
+    for layer in layers:
+        config = merge(config, layer)
+    config["experiments"] = {k: v for k, v in (config.get("experiments") or {}).items() if v is not None}
+    return _coerce_text(config)
+
+
+def _coerce_text(config: dict) -> dict:
+    """Read text values as YAML where the schema wants a number or a boolean. Snakemake hands `--config`
+    values over as text unless they look like an int, a float or True/False (`download=true` stays 'true')."""
+    validator = jsonschema.Draft202012Validator(schema())
+    for _ in range(1000):  # one fix per pass: a fix can change which branch of the schema applies
+        for error in validator.iter_errors(config):
+            if error.validator == "type" and isinstance(error.instance, str):
+                try:
+                    value = yaml.safe_load(error.instance)
+                except yaml.YAMLError:
+                    continue
+                if not isinstance(value, str) and _is_valid(value, error.schema):
+                    _set(config, error.absolute_path, value)
+                    break
+        else:
+            return config
+    return config
+
+
+def _is_valid(value, subschema: dict) -> bool:
+    return jsonschema.Draft202012Validator({**subschema, "$defs": schema()["$defs"]}).is_valid(value)
+
+
+def _set(obj, path, value) -> None:
+    *parents, last = list(path)
+    for part in parents:
+        obj = obj[part]
+    obj[last] = value
 
 
 # ----------------------------------------------------------------------------- validation
@@ -99,16 +233,27 @@ def _check(instance: Any, subschema: dict, prefix: str) -> None:
     raise ConfigError(f"config key {where}: {error.message}" + (f" ({allowed})" if allowed else ""))
 
 
-def metric_settings(config: dict, family: str) -> dict:
-    """The settings of one metric family: the config's values over the schema's defaults ({} for a family
-    without settings, such as filters)."""
-    families = schema()["properties"]["metrics"]["properties"]
-    if family not in families:
+def _settings_properties(family: str) -> dict:
+    settings = registry.table(family).settings
+    if settings is None:
         return {}
-    ref = families[family]["$ref"].split("/")[-1]
-    props = schema()["$defs"][ref]["properties"]
-    given = (config.get("metrics") or {}).get(family) or {}
-    return {k: copy.deepcopy(given.get(k, p["default"])) for k, p in props.items()}
+    return _schema_file()["$defs"][settings]["properties"] if isinstance(settings, str) else settings
+
+
+def metric_settings(config: dict, family: str, dataset: str) -> dict:
+    """The settings of one metric family for runs on one data set: the schema's defaults, then the family's
+    own (registry.Table.setting_defaults), then the data set's (registry.Dataset.metric_defaults), then the
+    config's `metrics:` block. Numbers are canonical floats where the schema says number, so `r: 8` and
+    `r: 8.0` are the same setting. {} for a family without settings."""
+    props = _settings_properties(family)
+    values = {k: copy.deepcopy(p.get("default")) for k, p in props.items()}
+    values.update(copy.deepcopy(registry.table(family).setting_defaults))
+    values.update(copy.deepcopy(registry.DATASETS[dataset].metric_defaults.get(family, {})))
+    values.update(copy.deepcopy((config.get("metrics") or {}).get(family) or {}))
+    for key, prop in props.items():
+        if prop.get("type") == "number" and values.get(key) is not None:
+            values[key] = float(values[key])
+    return values
 
 
 def validate(config: dict) -> dict:
@@ -136,7 +281,9 @@ def validate(config: dict) -> dict:
 
 def resolve(partial: dict, *, where: str = "spec") -> dict:
     """Fill defaults and canonicalise a spec; reject combinations that make no sense."""
-    spec = {**copy.deepcopy(spec_defaults()), **copy.deepcopy(partial)}
+    dataset = partial.get("dataset", spec_defaults()["dataset"])
+    spec = {**copy.deepcopy(spec_defaults()), **copy.deepcopy(registry.DATASETS[dataset].spec_defaults),
+            **copy.deepcopy(partial)}
     for key in _float_keys():
         spec[key] = float(spec[key])
     # A noise kind of "none" has no fraction; keep the column meaningful (0) and the id free of it.
@@ -228,15 +375,3 @@ def expand(config: dict) -> dict[str, list[dict]]:
                 runs.append(spec)
         experiments[name] = runs
     return experiments
-
-
-def schedule_steps(schedule: dict, *, steps_per_epoch: int, total_steps: int) -> list[int]:
-    """Steps (counted from 0 = initialisation) at which a schedule fires; the last step is always in."""
-    scale = steps_per_epoch if schedule["unit"] == "epoch" else 1
-    if "every" in schedule:
-        points = range(0, total_steps + 1, schedule["every"] * scale)
-    elif "at" in schedule:
-        points = [a * scale for a in schedule["at"]]
-    else:  # log-spaced, as the paper's Fig. 3 x-axis
-        points = np.unique(np.round(np.geomspace(1, total_steps, schedule["log_count"])).astype(int)).tolist()
-    return sorted({p for p in points if 0 <= p <= total_steps} | {total_steps})

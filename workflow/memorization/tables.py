@@ -1,4 +1,9 @@
-"""The Parquet table contract of DESIGN.md: identity columns on every row, provenance in the metadata."""
+"""The Parquet table contract (docs/tables.md): identity columns on every row, one declared type per column
+(from the registry), provenance in the metadata.
+
+Reading tables and their provenance needs only pandas and pyarrow: no torch, Snakemake or jsonschema, so a
+colleague with `pip install memorization[figures]` can use shared tables.
+"""
 
 from __future__ import annotations
 
@@ -13,53 +18,16 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .spec import run_id
+from .registry import ARROW_TYPES, IDENTITY, TABLES, table
 
-IDENTITY_COLUMNS = (
-    "experiment", "run_id", "seed", "dataset", "arch", "width", "train_size", "input_noise",
-    "input_noise_fraction", "label_noise", "label_noise_fraction", "regularizer", "reg_strength",
-)
-
-# Columns each table adds to the identity columns (DESIGN.md). Extra columns are allowed after these.
-TABLE_COLUMNS = {
-    "training": ("epoch", "step", "train_loss", "train_acc", "val_loss", "val_acc"),
-    "examples": ("epoch", "step", "example", "correct", "is_noisy"),
-    "convergence": ("epochs_to_fit", "max_epochs"),
-    "filters": ("step", "filter", "channel", "row", "col", "value"),
-    "sensitivity": ("step", "example", "sensitivity", "is_noisy"),
-    "gini": ("step", "gini"),
-    "class_sensitivity": ("step", "class_i", "class_j", "value"),
-    "csr": ("epoch", "step", "split", "csr", "n_points"),
-}
-RUN_TABLES = ("training", "examples", "convergence")  # written by the training job; the others by metric jobs
-
-_DTYPES = {
-    "experiment": "string", "run_id": "string", "seed": "int64", "dataset": "string", "arch": "string",
-    "width": "Int64", "train_size": "Int64", "input_noise": "string", "input_noise_fraction": "float64",
-    "label_noise": "string", "label_noise_fraction": "float64", "regularizer": "string",
-    "reg_strength": "float64", "epoch": "float64", "step": "int64", "example": "int64", "correct": "bool",
-    "is_noisy": "bool", "class_i": "int64", "class_j": "int64", "split": "string", "n_points": "int64",
-    "epochs_to_fit": "Float64", "max_epochs": "float64", "filter": "int64", "channel": "int64", "row": "int64",
-    "col": "int64", "value": "float64",
-}
+IDENTITY_COLUMNS = tuple(c.name for c in IDENTITY)
 
 
-def identity_values(experiment: str, spec: dict) -> dict:
+def identity_values(experiment: str, run_id: str, spec: dict) -> dict:
     """The identity columns of one run, but `seed` and `train_size`, which the run's own rows carry
     (a run knows its real training-set size even when the spec says "the whole split")."""
-    return {
-        "experiment": experiment,
-        "run_id": run_id(spec),
-        "dataset": spec["dataset"],
-        "arch": spec["arch"],
-        "width": spec["width"],
-        "input_noise": spec["input_noise"],
-        "input_noise_fraction": spec["input_noise_fraction"],
-        "label_noise": spec["label_noise"],
-        "label_noise_fraction": spec["label_noise_fraction"],
-        "regularizer": spec["regularizer"],
-        "reg_strength": spec["reg_strength"],
-    }
+    keys = [c for c in IDENTITY_COLUMNS if c not in ("experiment", "run_id", "seed", "train_size")]
+    return {"experiment": experiment, "run_id": run_id, **{k: spec[k] for k in keys}}
 
 
 def with_identity(frame: pd.DataFrame, identity: dict) -> pd.DataFrame:
@@ -68,6 +36,25 @@ def with_identity(frame: pd.DataFrame, identity: dict) -> pd.DataFrame:
     out = pd.concat([out, frame], axis=1)
     front = [c for c in IDENTITY_COLUMNS if c in out]
     return out[front + [c for c in out.columns if c not in front]]
+
+
+def arrow_schema(name: str) -> pa.Schema:
+    """The one Parquet schema of a table, whatever the config that produced it."""
+    return pa.schema([(column, pa.type_for_alias(ARROW_TYPES[dtype])) for column, dtype in table(name).dtypes().items()])
+
+
+def conform(frame: pd.DataFrame, name: str) -> pd.DataFrame:
+    """A table's frame with exactly its declared columns, in order and of their declared types. Missing
+    columns are an error, and so are undeclared ones (declare them in the registry: one type per column)."""
+    dtypes = table(name).dtypes()
+    missing = [c for c in dtypes if c not in frame.columns]
+    if missing:
+        raise ValueError(f"table {name!r} lacks required columns {missing}")
+    extra = [c for c in frame.columns if c not in dtypes]
+    if extra:
+        raise ValueError(f"table {name!r} has columns {extra} that the registry does not declare "
+                         f"(memorization.registry, table {name!r})")
+    return frame[list(dtypes)].astype(dtypes)
 
 
 def _code_version() -> str:
@@ -96,26 +83,27 @@ def provenance(specs: dict[str, dict], figures: list[str] = ()) -> dict[str, str
         "memorization.python": platform.python_version(),
         "memorization.run_specs": json.dumps(specs, sort_keys=True),
         "memorization.figures": json.dumps(sorted(figures)),  # what a shared table can be drawn into
-        "memorization.contract": "DESIGN.md table contract; one row per observation",
+        "memorization.contract": "docs/tables.md of the memorization workflow; one row per observation",
     }
 
 
-def write_table(frame: pd.DataFrame, path: str | os.PathLike, *, table: str, specs: dict[str, dict],
-                figures: list[str] = ()) -> None:
-    """Check the contract's columns, fix dtypes, write Parquet with provenance, atomically."""
-    required = (*IDENTITY_COLUMNS, *TABLE_COLUMNS[table])
-    missing = [c for c in required if c not in frame.columns]
-    if missing:
-        raise ValueError(f"table {table!r} lacks required columns {missing}")
-    frame = frame.astype({c: t for c, t in _DTYPES.items() if c in frame.columns})
-    arrow = pa.Table.from_pandas(frame, preserve_index=False)
-    meta = {**(arrow.schema.metadata or {}), **{k.encode(): v.encode() for k, v in provenance(specs, figures).items()}}
+def write_frame(frame: pd.DataFrame, path: str | os.PathLike, metadata: dict[str, str] | None = None,
+                schema: pa.Schema | None = None) -> None:
+    """Write a frame to Parquet atomically (a killed job leaves no half file), with key-value metadata."""
+    arrow = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+    meta = {**(arrow.schema.metadata or {}), **{k.encode(): v.encode() for k, v in (metadata or {}).items()}}
     arrow = arrow.replace_schema_metadata(meta)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     pq.write_table(arrow, tmp)
     os.replace(tmp, path)
+
+
+def write_table(frame: pd.DataFrame, path: str | os.PathLike, *, table: str, specs: dict[str, dict],
+                figures: list[str] = ()) -> None:
+    """Check the contract's columns, fix types, write Parquet with provenance."""
+    write_frame(conform(frame, table), path, provenance(specs, figures), arrow_schema(table))
 
 
 def read_table(path: str | os.PathLike) -> pd.DataFrame:
@@ -125,3 +113,7 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
 def read_provenance(path: str | os.PathLike) -> dict[str, str]:
     meta = pq.read_schema(path).metadata or {}
     return {k.decode(): v.decode() for k, v in meta.items() if k.startswith(b"memorization.")}
+
+
+__all__ = ["IDENTITY_COLUMNS", "TABLES", "arrow_schema", "conform", "identity_values", "provenance",
+           "read_provenance", "read_table", "with_identity", "write_frame", "write_table"]

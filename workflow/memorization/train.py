@@ -22,7 +22,6 @@ from .lass import lass, to_input_units
 from .models import Arch, example_losses, forward, init_params, seed_for
 from .regularizers import NONE as NO_REG
 from .regularizers import Regularizer, adversarial_mix, layer_noise
-from .spec import schedule_steps
 
 EVAL_BATCH = 2048
 # Seeds train as one batched computation in groups of at most this many stacked parameters (execution
@@ -67,6 +66,18 @@ def sgd_step(params: dict, grads: dict, velocity: dict, *, lr: float, momentum: 
 
 
 # ----------------------------------------------------------------------------- schedule
+
+
+def schedule_steps(schedule: dict, *, steps_per_epoch: int, total_steps: int) -> list[int]:
+    """Steps (counted from 0 = initialisation) at which a schedule fires; the last step is always in."""
+    scale = steps_per_epoch if schedule["unit"] == "epoch" else 1
+    if "every" in schedule:
+        points = range(0, total_steps + 1, schedule["every"] * scale)
+    elif "at" in schedule:
+        points = [a * scale for a in schedule["at"]]
+    else:  # log-spaced, as the paper's Fig. 3 x-axis
+        points = np.unique(np.round(np.geomspace(1, total_steps, schedule["log_count"])).astype(int)).tolist()
+    return sorted({p for p in points if 0 <= p <= total_steps} | {total_steps})
 
 
 @dataclass(frozen=True)
@@ -371,10 +382,11 @@ def run_tables(spec: dict, data: NoisyDataset, run_dir: str | os.PathLike):
     return training, convergence(training, plan)
 
 
-def examples_table(spec: dict, data: NoisyDataset, run_dir: str | os.PathLike):
-    """Per-example correctness rows of a finished run (seeds x evaluations x training examples). A table of
-    its own, made only for experiments that ask for it: at paper scale (50k examples, 1000 epochs) it has
-    10^8 rows per run."""
+def examples_table(spec: dict, data: NoisyDataset, run_dir: str | os.PathLike, settings: dict | None = None,
+                   device="cpu"):
+    """Per-example correctness rows of a finished run (seeds x evaluations x training examples), from its
+    evaluation files. A table of its own, made only for experiments that ask for it: at paper scale (50k
+    examples, 1000 epochs) it has 10^8 rows per run. (settings and device: the metric signature; unused.)"""
     import pandas as pd
 
     seeds = np.asarray(spec["seeds"])

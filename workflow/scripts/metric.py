@@ -1,4 +1,5 @@
-# Job script of rule metric. Device and lock directory: execution settings, read from the config on purpose.
+# Job script of rule metric. Device and lock directory: execution settings, read from the config on purpose
+# (not params): moving a run from CPU to GPU must not count as a change of its results.
 import sys
 from pathlib import Path
 
@@ -8,4 +9,4 @@ from memorization.jobs import metric
 
 metric(snakemake.wildcards.family, snakemake.params.spec, snakemake.input.dataset, str(Path(snakemake.input.run).parent),
        snakemake.params.settings, snakemake.output[0], device=snakemake.config["device"],
-       lock_dir=snakemake.config["gpu_lock_dir"], threads=snakemake.threads)
+       lock_dir=snakemake.config["gpu_lock_dir"], threads=snakemake.threads, analyses=snakemake.params.analyses)
