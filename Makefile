@@ -1,12 +1,13 @@
 # make run   — set up .venv if needed, then run the whole workflow on config.yaml (the digits default)
-# make test  — set up .venv if needed, then run the test suite
+# make test  — set up .venv if needed, then the linters (ruff, snakefmt, snakemake --lint) and the tests
+# make lint  — the linters alone
 # make bench — the benchmarks in benchmarks/ (ratios against baselines measured in the same run)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 CORES  ?= all
 
-.PHONY: run test bench dry-run clean
+.PHONY: run test lint format bench dry-run clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,7 +18,18 @@ $(VENV)/.installed: pyproject.toml
 run: $(VENV)/.installed
 	$(BIN)/snakemake --cores $(CORES)
 
-test: $(VENV)/.installed
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/snakefmt --check .
+	$(BIN)/snakemake --lint --workflow-profile none --cores 1
+
+format: $(VENV)/.installed
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+	$(BIN)/snakefmt .
+
+test: lint
 	$(BIN)/python -m pytest
 
 bench: $(VENV)/.installed

@@ -42,8 +42,9 @@ def plain_loop(data, seeds, width, lr, batch_size, device):
     accuracies = []
     for seed in seeds:
         torch.manual_seed(seed)
-        model = nn.Sequential(nn.Linear(x.shape[1], width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(),
-                              nn.Linear(width, 10)).to(device)
+        model = nn.Sequential(
+            nn.Linear(x.shape[1], width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, 10)
+        ).to(device)
         for m in model:
             if isinstance(m, nn.Linear):
                 nn.init.xavier_uniform_(m.weight)
@@ -87,8 +88,10 @@ def main():
     plain_acc = plain_loop(data, spec["seeds"], args.width, spec["lr"], spec["batch_size"], args.device)
     plain = time.perf_counter() - t0
 
-    print(f"Fig. 1 workload: {args.seeds} seeds x 1 epoch, digits MLP 64-{args.width}-{args.width}-10, "
-          f"batch 32, on {args.device} ({args.threads} threads)")
+    print(
+        f"Fig. 1 workload: {args.seeds} seeds x 1 epoch, digits MLP 64-{args.width}-{args.width}-10, "
+        f"batch 32, on {args.device} ({args.threads} threads)"
+    )
     print(f"  engine (seeds batched)        {engine:7.2f} s   mean train acc {engine_acc:.3f}")
     print(f"  plain DataLoader loop         {plain:7.2f} s   mean train acc {plain_acc:.3f}")
     print(f"  ratio plain / engine          {plain / engine:7.1f}x")

@@ -41,7 +41,7 @@ def main():
         return forward(arch, state["params"], state["buffers"], x, train=False)[0][0]
 
     x = torch.as_tensor(data.x_val[: args.points], device=args.device)
-    settings = dict(r=args.r, alpha=args.r / 4, beta=args.r / 20, max_iter=args.max_iter, seed=0)
+    settings = {"r": args.r, "alpha": args.r / 4, "beta": args.r / 20, "max_iter": args.max_iter, "seed": 0}
     csr(predict, x[:10], **settings)  # warm-up
 
     t0 = time.perf_counter()
@@ -52,8 +52,10 @@ def main():
     found = sum(csr(predict, x[i : i + 1], **settings)["n_critical"] for i in range(len(x)))
     t_loop = time.perf_counter() - t0
 
-    print(f"LASS on {len(x)} digits validation points, r={args.r:g} alpha={args.r / 4:g} beta={args.r / 20:g} "
-          f"(0-255 scale), <= {args.max_iter} iterations, per-example stop, on {args.device}")
+    print(
+        f"LASS on {len(x)} digits validation points, r={args.r:g} alpha={args.r / 4:g} beta={args.r / 20:g} "
+        f"(0-255 scale), <= {args.max_iter} iterations, per-example stop, on {args.device}"
+    )
     print(f"  batched, active set compacted   {t_batched:7.2f} s   CSR {batched['csr']:.3f}")
     print(f"  one example at a time           {t_loop:7.2f} s   CSR {found / len(x):.3f}")
     print(f"  ratio loop / batched            {t_loop / t_batched:7.1f}x")

@@ -21,7 +21,9 @@ from memorization.fingerprint import job_fingerprint  # noqa: E402
 
 try:
     # --configfile/--config as Snakemake merged them, laid over a base config where there is one.
-    _layered = specs.load_config(config, workdir=os.getcwd(), repository=workflow.basedir)
+    _layered = specs.load_config(
+        config, workdir=os.getcwd(), repository=workflow.basedir
+    )
     registry.load_analyses(_layered.get("analyses", []))
     _layered = specs.validate(_layered)
 except (specs.ConfigError, FileNotFoundError) as err:
@@ -82,7 +84,11 @@ def figure_experiments(figure):
 
 def all_figure_names():
     return sorted(
-        {fig for exp in config["experiments"].values() for fig in exp.get("figures", [])}
+        {
+            fig
+            for exp in config["experiments"].values()
+            for fig in exp.get("figures", [])
+        }
     )
 
 

@@ -1,6 +1,7 @@
 rule metric:
     """One metric table (registry stage "metric") at the checkpoints or evaluations of one run, for all its
-    seeds. Its settings arrive through params, so changing e.g. a LASS setting reruns only the csr jobs."""
+    seeds. Its settings arrive through params, so changing e.g. a LASS setting reruns only the csr jobs.
+    """
     input:
         dataset=run_dataset,
         run="results/runs/{run}/spec.json",

@@ -40,8 +40,20 @@ def write_config(directory: Path, config: dict, name: str = "config.yaml") -> Pa
 
 def snakemake(workdir: Path, *args, config: Path | None = None, check=True, **kwargs):
     """Run the workflow in `workdir` with a config; return the CompletedProcess (stdout+stderr merged)."""
-    cmd = [str(SNAKEMAKE), "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--workflow-profile", "none",
-           "--cores", "2", "--configfile", str(config or Path(workdir) / "config.yaml"), *args]
+    cmd = [
+        str(SNAKEMAKE),
+        "-s",
+        str(ROOT / "Snakefile"),
+        "-d",
+        str(workdir),
+        "--workflow-profile",
+        "none",
+        "--cores",
+        "2",
+        "--configfile",
+        str(config or Path(workdir) / "config.yaml"),
+        *args,
+    ]
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}  # tests stay on the CPU even on a GPU machine
     proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=env, **kwargs)
     proc.output = proc.stdout + proc.stderr

@@ -43,7 +43,7 @@ def write_cifar10(root, n_per_batch=4, seed=0):
 def test_digits_split_is_fixed_and_in_unit_range():
     train, val, k = D.load_clean("digits")
     assert train.x.shape == (1297, 1, 8, 8) and val.x.shape == (500, 1, 8, 8) and k == 10
-    assert 0.0 <= train.x.min() and train.x.max() == 1.0
+    assert train.x.min() >= 0.0 and train.x.max() == 1.0
     again, _, _ = D.load_clean("digits")
     np.testing.assert_array_equal(train.y, again.y)
 
@@ -116,7 +116,7 @@ def test_gaussian_inputs_match_the_data_mean_and_std_and_keep_labels():
     assert half.is_noisy.sum() == 500
     np.testing.assert_array_equal(half.x_train[~half.is_noisy], clean.x_train[~half.is_noisy])
     u = half.x_train[half.is_noisy]
-    assert 0 <= u.min() and u.max() <= 1 and abs(u.mean() - 0.5) < 0.01
+    assert u.min() >= 0 and u.max() <= 1 and abs(u.mean() - 0.5) < 0.01
 
 
 def test_identity_labels_make_every_example_its_own_class():
@@ -154,8 +154,18 @@ def test_clean_splits_are_read_once_and_give_the_same_noisy_data_sets(tmp_path):
         np.testing.assert_array_equal(a.x, b.x)
         np.testing.assert_array_equal(a.y, b.y)
     assert clean[2] == direct[2] == 10
-    spec = dataset_spec(resolve({"dataset": "digits", "train_size": 500, "label_noise": "random",
-                                 "label_noise_fraction": 0.3, "input_noise": "gaussian", "input_noise_fraction": 0.2}))
+    spec = dataset_spec(
+        resolve(
+            {
+                "dataset": "digits",
+                "train_size": 500,
+                "label_noise": "random",
+                "label_noise_fraction": 0.3,
+                "input_noise": "gaussian",
+                "input_noise_fraction": 0.2,
+            }
+        )
+    )
     from_file, from_loader = D.build_noisy_dataset(spec, clean=clean), D.build_noisy_dataset(spec)
     for field in ("x_train", "y_train", "is_noisy", "x_val", "y_val"):
         np.testing.assert_array_equal(getattr(from_file, field), getattr(from_loader, field))

@@ -18,8 +18,16 @@ METRICS = {
     },
     "experiments": {
         "sens": {
-            "spec": {"dataset": "digits", "train_size": 60, "width": 8, "lr": 0.05, "sampling": "replacement",
-                     "steps": 30, "loss": "smoothed_log", "checkpoints": {"unit": "step", "at": [10, 30]}},
+            "spec": {
+                "dataset": "digits",
+                "train_size": 60,
+                "width": 8,
+                "lr": 0.05,
+                "sampling": "replacement",
+                "steps": 30,
+                "loss": "smoothed_log",
+                "checkpoints": {"unit": "step", "at": [10, 30]},
+            },
             "grid": {"data": [{}, {"input_noise": "uniform"}]},
             "seeds": 2,
             "tables": ["sensitivity", "gini", "class_sensitivity", "csr"],
@@ -39,8 +47,12 @@ def table(done, name):
 
 
 def test_metric_tables_follow_the_contract(done):
-    for name, rows in (("sensitivity", 2 * 2 * 2 * 60), ("gini", 2 * 2 * 2), ("class_sensitivity", 2 * 2 * 100),
-                       ("csr", 2 * 2 * 2 * 2)):
+    for name, rows in (
+        ("sensitivity", 2 * 2 * 2 * 60),
+        ("gini", 2 * 2 * 2),
+        ("class_sensitivity", 2 * 2 * 100),
+        ("csr", 2 * 2 * 2 * 2),
+    ):
         frame = table(done, name)
         assert list(frame.columns) == list(registered(name).dtypes()), name
         assert len(frame) == rows, name
@@ -64,7 +76,9 @@ def test_metric_tables_follow_the_contract(done):
     assert (off["value"] > 0).mean() > 0.5  # through the SGD updates, classes influence each other
     csr = table(done, "csr")
     assert set(csr["split"]) == {"val", "train"} and csr["csr"].between(0, 1).all()
-    assert csr["n_points"].eq(50).all() and csr["lass_r"].eq(8).all() and (csr["max_distance"] <= 8 * (1 + 1e-5)).all()  # float32 ulps
+    assert (
+        csr["n_points"].eq(50).all() and csr["lass_r"].eq(8).all() and (csr["max_distance"] <= 8 * (1 + 1e-5)).all()
+    )  # float32 ulps
 
 
 def test_figures_of_the_metrics_are_drawn(done):
@@ -91,11 +105,16 @@ def test_figures_regenerate_from_a_copy_of_the_tables_alone(done, tmp_path):
 
     shared = tmp_path / "colleague" / "tables"
     shutil.copytree(done / "results/tables", shared)  # no runs, no checkpoints, no Snakemake state
-    out = subprocess.run([sys.executable, "-m", "memorization.figures", str(shared), str(tmp_path / "figs")],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "memorization.figures", str(shared), str(tmp_path / "figs")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     for fig in ("fig03_gini", "fig04_class_sensitivity", "fig09_csr_random"):
         assert str(tmp_path / "figs" / f"{fig}.png") in out
         assert (tmp_path / "figs" / f"{fig}.png").read_bytes() == (done / f"results/figures/{fig}.png").read_bytes()
-    empty = subprocess.run([sys.executable, "-m", "memorization.figures", str(tmp_path / "nothing")],
-                           capture_output=True, text=True)
+    empty = subprocess.run(
+        [sys.executable, "-m", "memorization.figures", str(tmp_path / "nothing")], capture_output=True, text=True
+    )
     assert empty.returncode != 0 and "no figure could be drawn" in empty.stderr

@@ -13,37 +13,64 @@ from memorization.registry import table as registered
 
 from .conftest import completed_workdir
 
-FRACTIONS = [{}, {"input_noise": "gaussian", "input_noise_fraction": 0.5},
-             {"label_noise": "random", "label_noise_fraction": 0.5}]
+FRACTIONS = [
+    {},
+    {"input_noise": "gaussian", "input_noise_fraction": 0.5},
+    {"label_noise": "random", "label_noise_fraction": 0.5},
+]
 CNN = {"arch": "cnn", "cnn_channels": 2, "cnn_dense": [8], "momentum": 0.9, "epochs": 2}
 MLP = {"train_size": 60, "width": 16, "lr": 0.1, "momentum": 0.9}
-REGS = [{}, {"regularizer": "dropout", "reg_strength": 0.5}, {"regularizer": "input_dropout", "reg_strength": 0.3},
-        {"regularizer": "input_noise", "reg_strength": 0.3}, {"regularizer": "hidden_noise", "reg_strength": 0.1},
-        {"regularizer": "weight_decay", "reg_strength": 0.01},
-        {"regularizer": "dropout_adversarial", "reg_strength": 0.3, "adversarial_r": 40, "adversarial_max_iter": 3}]
+REGS = [
+    {},
+    {"regularizer": "dropout", "reg_strength": 0.5},
+    {"regularizer": "input_dropout", "reg_strength": 0.3},
+    {"regularizer": "input_noise", "reg_strength": 0.3},
+    {"regularizer": "hidden_noise", "reg_strength": 0.1},
+    {"regularizer": "weight_decay", "reg_strength": 0.01},
+    {"regularizer": "dropout_adversarial", "reg_strength": 0.3, "adversarial_r": 40, "adversarial_max_iter": 3},
+]
 CONFIG = {
     "defaults": {"dataset": "digits"},
     "metrics": {"csr": {"r": 8, "alpha": 6.67, "beta": 5.33, "max_iter": 5, "points": 20, "splits": ["val"]}},
     "experiments": {
-        "filters": {"spec": {**CNN, "train_size": 100}, "grid": {"data": [{}, {"label_noise": "random"}]},
-                    "tables": ["training"], "figures": ["fig02_filters"]},
-        "capacity": {"spec": {**MLP, "train_size": 40, "epochs": 40, "stop_when_fit": True},
-                     "grid": {"width": [4, 32], "noise": FRACTIONS[:2]}, "seeds": 2,
-                     "tables": ["training"], "figures": ["fig05_capacity", "fig06_convergence"]},
-        "dataset_size": {"spec": {**MLP, "width": 32, "epochs": 40, "stop_when_fit": True},
-                         "grid": {"train_size": [20, 40], "noise": FRACTIONS[:2]}, "seeds": 2,
-                         "figures": ["fig06_convergence"]},
-        "mlp_noise": {"spec": {**MLP, "epochs": 3}, "grid": {"noise": FRACTIONS},
-                      "figures": ["fig07_mlp_noise"]},
-        "cnn_noise": {"spec": {**CNN, "train_size": 60}, "grid": {"noise": FRACTIONS},
-                      "figures": ["fig08_cnn_noise"]},
-        "regularizers": {"spec": {**MLP, "epochs": 2}, "grid": {"data": [{}, {"label_noise": "random"}],
-                                                                "regularization": REGS},
-                         "seeds": 2, "figures": ["fig10_regularizers", "fig11_regularizer_curves"]},
+        "filters": {
+            "spec": {**CNN, "train_size": 100},
+            "grid": {"data": [{}, {"label_noise": "random"}]},
+            "tables": ["training"],
+            "figures": ["fig02_filters"],
+        },
+        "capacity": {
+            "spec": {**MLP, "train_size": 40, "epochs": 40, "stop_when_fit": True},
+            "grid": {"width": [4, 32], "noise": FRACTIONS[:2]},
+            "seeds": 2,
+            "tables": ["training"],
+            "figures": ["fig05_capacity", "fig06_convergence"],
+        },
+        "dataset_size": {
+            "spec": {**MLP, "width": 32, "epochs": 40, "stop_when_fit": True},
+            "grid": {"train_size": [20, 40], "noise": FRACTIONS[:2]},
+            "seeds": 2,
+            "figures": ["fig06_convergence"],
+        },
+        "mlp_noise": {"spec": {**MLP, "epochs": 3}, "grid": {"noise": FRACTIONS}, "figures": ["fig07_mlp_noise"]},
+        "cnn_noise": {"spec": {**CNN, "train_size": 60}, "grid": {"noise": FRACTIONS}, "figures": ["fig08_cnn_noise"]},
+        "regularizers": {
+            "spec": {**MLP, "epochs": 2},
+            "grid": {"data": [{}, {"label_noise": "random"}], "regularization": REGS},
+            "seeds": 2,
+            "figures": ["fig10_regularizers", "fig11_regularizer_curves"],
+        },
     },
 }
-FIGURES = ["fig02_filters", "fig05_capacity", "fig06_convergence", "fig07_mlp_noise", "fig08_cnn_noise",
-           "fig10_regularizers", "fig11_regularizer_curves"]
+FIGURES = [
+    "fig02_filters",
+    "fig05_capacity",
+    "fig06_convergence",
+    "fig07_mlp_noise",
+    "fig08_cnn_noise",
+    "fig10_regularizers",
+    "fig11_regularizer_curves",
+]
 
 
 @pytest.fixture(scope="module")
@@ -90,9 +117,15 @@ def test_convergence_table_records_the_fit_and_the_cap(done):
 def test_regularizer_columns_name_each_run(done):
     training = table(done, "regularizers", "training")
     settings = training.groupby(["regularizer", "reg_strength"])["run_id"].nunique()
-    assert settings.to_dict() == {("dropout", 0.5): 2, ("dropout_adversarial", 0.3): 2, ("hidden_noise", 0.1): 2,
-                                  ("input_dropout", 0.3): 2, ("input_noise", 0.3): 2, ("none", 0.0): 2,
-                                  ("weight_decay", 0.01): 2}
+    assert settings.to_dict() == {
+        ("dropout", 0.5): 2,
+        ("dropout_adversarial", 0.3): 2,
+        ("hidden_noise", 0.1): 2,
+        ("input_dropout", 0.3): 2,
+        ("input_noise", 0.3): 2,
+        ("none", 0.0): 2,
+        ("weight_decay", 0.01): 2,
+    }
     final = training[training["epoch"] == 2].groupby(["regularizer", "label_noise"])["train_loss"].mean()
     assert final.nunique() == len(final)  # every regulariser changed training
 
@@ -103,16 +136,23 @@ def test_filters_table_holds_the_first_layer_at_the_start_and_the_end(done):
     one = filters[(filters["seed"] == 0) & (filters["step"] == 0)]
     assert len(one) == 2 * 2 * 1 * 5 * 5  # runs x filters x channels x 5 x 5
     start = one.sort_values(["run_id", "filter", "channel", "row", "col"])["value"].to_numpy()
-    end = filters[(filters["seed"] == 0) & (filters["step"] > 0)].sort_values(
-        ["run_id", "filter", "channel", "row", "col"])["value"].to_numpy()
+    end = (
+        filters[(filters["seed"] == 0) & (filters["step"] > 0)]
+        .sort_values(["run_id", "filter", "channel", "row", "col"])["value"]
+        .to_numpy()
+    )
     assert np.abs(end - start).max() > 1e-4  # training moved them
 
 
 def test_all_figures_regenerate_from_a_copy_of_the_tables_alone(done, tmp_path):
     shared = tmp_path / "colleague" / "tables"
     shutil.copytree(done / "results/tables", shared)
-    out = subprocess.run([sys.executable, "-m", "memorization.figures", str(shared), str(tmp_path / "figs")],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "memorization.figures", str(shared), str(tmp_path / "figs")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     for fig in FIGURES:
         assert (tmp_path / "figs" / f"{fig}.png").read_bytes() == (done / f"results/figures/{fig}.png").read_bytes()
         assert (tmp_path / "figs" / f"{fig}.pdf").exists()

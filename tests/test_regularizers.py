@@ -13,8 +13,16 @@ from memorization.lass import lass
 from memorization.models import Arch, example_losses, forward, init_params, seed_for
 from memorization.regularizers import LayerNoise, Regularizer, adversarial_mix, layer_noise
 from memorization.sensitivity import replay_losses
-from memorization.train import (Plan, adversarial_losses, checkpoint_path, completed_plan, load_state, run_tables,
-                                train_run, train_step)
+from memorization.train import (
+    Plan,
+    adversarial_losses,
+    checkpoint_path,
+    completed_plan,
+    load_state,
+    run_tables,
+    train_run,
+    train_step,
+)
 
 MLP = Arch("mlp", (1, 8, 8), 10, hidden=(64, 64))
 CNN = Arch("cnn", (1, 8, 8), 10, channels=4, dense=(16, 8))
@@ -25,8 +33,9 @@ def reg(kind, strength, **adv):
 
 
 @pytest.mark.parametrize("arch", [MLP, CNN])
-@pytest.mark.parametrize("kind,strength", [("dropout", 0.5), ("input_dropout", 0.5), ("input_noise", 0.3),
-                                           ("hidden_noise", 0.3)])
+@pytest.mark.parametrize(
+    "kind,strength", [("dropout", 0.5), ("input_dropout", 0.5), ("input_noise", 0.3), ("hidden_noise", 0.3)]
+)
 def test_stochastic_layers_act_in_training_only(arch, kind, strength):
     params, buffers = init_params(arch, [0, 1])
     x = torch.rand(2, 20, 1, 8, 8)
@@ -73,8 +82,19 @@ def test_weight_decay_pulls_every_parameter_towards_zero():
     plain = {k: v.clone() for k, v in params.items()}
     decayed = {k: v.clone() for k, v in params.items()}
     for p, r in ((plain, Regularizer()), (decayed, reg("weight_decay", 0.5))):
-        train_step(MLP, p, dict(buffers), {k: torch.zeros_like(v) for k, v in p.items()}, x, y, lr=0.1, momentum=0.0,
-                   groups=[slice(0, 1)], reg=r, seeds=[0])
+        train_step(
+            MLP,
+            p,
+            dict(buffers),
+            {k: torch.zeros_like(v) for k, v in p.items()},
+            x,
+            y,
+            lr=0.1,
+            momentum=0.0,
+            groups=[slice(0, 1)],
+            reg=r,
+            seeds=[0],
+        )
     for k in params:  # w' = w - lr (g + λ w): the difference is exactly lr·λ·w
         torch.testing.assert_close(plain[k] - decayed[k], 0.1 * 0.5 * params[k], rtol=1e-4, atol=1e-6)
 
@@ -95,15 +115,23 @@ def test_adversarial_step_trains_on_the_critical_points_lass_finds():
     x, y = torch.rand(2, 12, 1, 8, 8, generator=gen), torch.randint(10, (2, 12), generator=gen)
     adv = {"adversarial_weight": 0.4, "adversarial_r": R, "adversarial_alpha": 20.0, "adversarial_beta": 5.0}
     r = reg("dropout_adversarial", 0.0, **adv)  # dropout 0: deterministic, so the mix can be checked by hand
-    losses, _ = adversarial_losses(arch, params, buffers, x, y, r, [0, 1], step=0, pixel_range=1.0,
-                                   loss="cross_entropy", noise=None)
+    losses, _ = adversarial_losses(
+        arch, params, buffers, x, y, r, [0, 1], step=0, pixel_range=1.0, loss="cross_entropy", noise=None
+    )
     clean = example_losses(forward(arch, params, buffers, x, train=True)[0], y)
     changed = (losses - clean).abs() > 1e-6
     assert changed.any() and not changed.all()  # critical samples mixed in, the others left as they were
     # the same search as the CSR metric: the points it trains on flip the prediction within the box
     first = {k: v[:1] for k, v in params.items()}
-    found = lass(lambda xb: forward(arch, first, buffers, xb, train=False)[0][0], x[0], alpha=20 / 255,
-                 beta=5 / 255, r=R / 255, max_iter=10, seed=seed_for(0, "adversarial", 0))
+    found = lass(
+        lambda xb: forward(arch, first, buffers, xb, train=False)[0][0],
+        x[0],
+        alpha=20 / 255,
+        beta=5 / 255,
+        r=R / 255,
+        max_iter=10,
+        seed=seed_for(0, "adversarial", 0),
+    )
     assert torch.equal(found.critical, changed[0])
     assert (found.x_hat - x[0]).abs().max() <= R / 255 + 1e-6
     adv_loss = example_losses(forward(arch, first, buffers, found.x_hat[None], train=True)[0], y[:1])
@@ -161,8 +189,20 @@ def test_replay_redraws_the_training_masks(tmp_path):
     plan = Plan.from_spec(spec, 60)
     r = Regularizer.from_spec(spec)
     for t, _, idx in plan.steps([0, 1], 0, 5):
-        train_step(arch, params, buffers, velocity, x[idx], y[idx], lr=spec["lr"], momentum=0.0,
-                   groups=[slice(0, 2)], reg=r, seeds=[0, 1], step=t)
+        train_step(
+            arch,
+            params,
+            buffers,
+            velocity,
+            x[idx],
+            y[idx],
+            lr=spec["lr"],
+            momentum=0.0,
+            groups=[slice(0, 2)],
+            reg=r,
+            seeds=[0, 1],
+            step=t,
+        )
     idx = next(iter(plan.steps([0, 1], 5, 6)))[2]
     logits, _ = forward(arch, params, buffers, x[idx], train=True, noise=layer_noise(r, [0, 1], 5, "cpu"))
     torch.testing.assert_close(L[0, :, 0], example_losses(logits, y[idx]).mean(1), rtol=1e-5, atol=1e-6)

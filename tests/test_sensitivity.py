@@ -3,11 +3,10 @@ import pytest
 import torch
 
 from memorization import spec as S
+from memorization.analysis import gini
 from memorization.data import build_noisy_dataset
 from memorization.models import Arch, example_losses, forward, init_params
-from memorization.analysis import gini
-from memorization.sensitivity import (class_sensitivity, input_jacobian, loss_sensitivity, replay_losses,
-                                      window_steps)
+from memorization.sensitivity import class_sensitivity, input_jacobian, loss_sensitivity, replay_losses, window_steps
 from memorization.train import Plan, checkpoint_path, learning_rate, load_state, train_run, train_step
 
 T = 12  # the loss whose sensitivity is checked is L_T, after T updates
@@ -15,8 +14,20 @@ T = 12  # the loss whose sensitivity is checked is L_T, after T updates
 
 @pytest.fixture(scope="module")
 def tiny():
-    spec = S.resolve({"dataset": "digits", "train_size": 30, "width": 5, "depth": 1, "lr": 0.5, "batch_size": 6,
-                      "sampling": "replacement", "steps": 40, "loss": "smoothed_log", "momentum": 0.5})
+    spec = S.resolve(
+        {
+            "dataset": "digits",
+            "train_size": 30,
+            "width": 5,
+            "depth": 1,
+            "lr": 0.5,
+            "batch_size": 6,
+            "sampling": "replacement",
+            "steps": 40,
+            "loss": "smoothed_log",
+            "momentum": 0.5,
+        }
+    )
     spec["seeds"] = [0, 1]
     data = build_noisy_dataset(S.dataset_spec(spec))
     x = torch.as_tensor(data.x_train, dtype=torch.float64)
@@ -35,8 +46,18 @@ def loss_after_updates(spec, x_updates, x_loss, y, step):
     groups = [slice(0, len(spec["seeds"]))]
     for s in range(step):
         idx = plan.batch(plan.epoch_order(spec["seeds"], s // plan.steps_per_epoch), s)
-        train_step(arch, params, buffers, velocity, x_updates[idx], y[idx], lr=learning_rate(spec, 0),
-                   momentum=spec["momentum"], groups=groups, loss=spec["loss"])
+        train_step(
+            arch,
+            params,
+            buffers,
+            velocity,
+            x_updates[idx],
+            y[idx],
+            lr=learning_rate(spec, 0),
+            momentum=spec["momentum"],
+            groups=groups,
+            loss=spec["loss"],
+        )
     idx = plan.batch(plan.epoch_order(spec["seeds"], step // plan.steps_per_epoch), step)
     logits, _ = forward(arch, params, buffers, x_loss[idx], train=True)
     return example_losses(logits, y[idx], spec["loss"]).mean(1)
@@ -44,14 +65,16 @@ def loss_after_updates(spec, x_updates, x_loss, y, step):
 
 def batches_up_to(spec, n, seed_pos, step):
     plan = Plan.from_spec(spec, n)
-    return [set(plan.batch(plan.epoch_order(spec["seeds"], s // plan.steps_per_epoch), s)[seed_pos].tolist())
-            for s in range(step + 1)]
+    return [
+        set(plan.batch(plan.epoch_order(spec["seeds"], s // plan.steps_per_epoch), s)[seed_pos].tolist())
+        for s in range(step + 1)
+    ]
 
 
 def test_loss_sensitivity_matches_central_finite_differences(tiny):
     spec, x, y = tiny
     batches, L = replay_losses(spec, x, y, 10, [T])
-    (_, jac), = list(input_jacobian(batches, L, len(y), chunk=8))  # jac[m]: derivative of output m = seed m
+    ((_, jac),) = list(input_jacobian(batches, L, len(y), chunk=8))  # jac[m]: derivative of output m = seed m
     seed_pos = 1
     batches = batches_up_to(spec, len(y), seed_pos, T)
     earlier = set().union(*batches[:T])
@@ -66,7 +89,9 @@ def test_loss_sensitivity_matches_central_finite_differences(tiny):
             plus, minus = x.clone(), x.clone()
             plus[n].view(-1)[d] += eps
             minus[n].view(-1)[d] -= eps
-            fd = (loss_after_updates(spec, plus, x, y, T) - loss_after_updates(spec, minus, x, y, T))[seed_pos] / (2 * eps)
+            fd = (loss_after_updates(spec, plus, x, y, T) - loss_after_updates(spec, minus, x, y, T))[seed_pos] / (
+                2 * eps
+            )
             analytic = jac[seed_pos, seed_pos, n].reshape(-1)[d]
             assert abs(fd) > 1e-9, "pick a pixel that matters"
             assert abs(analytic - fd) / abs(fd) < 1e-4, (n, d, float(analytic), float(fd))

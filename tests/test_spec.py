@@ -18,8 +18,11 @@ def experiments(**exp):
         (experiments(spec={"arch": "resnet"}), "experiments.e.spec.arch", '"mlp", "cnn"'),
         (experiments(spec={"width": "wide"}), "experiments.e.spec.width", "integer or null"),
         (experiments(spec={"lr_rate": 0.1}), "experiments.e.spec", "allowed keys: adversarial_alpha, adversarial_beta"),
-        (experiments(grid={"w": [{"width": 8}, {"label_noise": "flipped"}]}), "experiments.e.grid.w[1].label_noise",
-         '"none", "random", "identity"'),
+        (
+            experiments(grid={"w": [{"width": 8}, {"label_noise": "flipped"}]}),
+            "experiments.e.grid.w[1].label_noise",
+            '"none", "random", "identity"',
+        ),
         (experiments(grid={"width": [8, 0]}), "experiments.e.grid.width[1].width", ">= 1"),
         ({"experiments": {"e": {}}, "devise": "cpu"}, "<top level>", "allowed keys: analyses, base, data_root"),
         (experiments(seeds=0), "experiments.e.seeds", None),
@@ -42,13 +45,18 @@ def test_cross_key_mistakes_are_caught():
 
 
 def test_defaults_fill_and_grid_is_a_cartesian_product():
-    config = S.validate(experiments(spec={"width": 8}, grid={"lr": [0.1, 0.2], "noise": [{}, {"label_noise": "random"}]},
-                                    seeds=3))
+    config = S.validate(
+        experiments(spec={"width": 8}, grid={"lr": [0.1, 0.2], "noise": [{}, {"label_noise": "random"}]}, seeds=3)
+    )
     assert config["device"] == "auto" and config["download"] is False
     runs = S.expand(config)["e"]
     assert len(runs) == 4
-    assert {(r["lr"], r["label_noise"]) for r in runs} == {(0.1, "none"), (0.2, "none"), (0.1, "random"),
-                                                          (0.2, "random")}
+    assert {(r["lr"], r["label_noise"]) for r in runs} == {
+        (0.1, "none"),
+        (0.2, "none"),
+        (0.1, "random"),
+        (0.2, "random"),
+    }
     assert all(r["seeds"] == [0, 1, 2] and r["width"] == 8 and r["momentum"] == 0.0 for r in runs)
     assert [r["label_noise_fraction"] for r in runs] == [0.0, 1.0, 0.0, 1.0]  # randY means 100 % by default
 
@@ -57,7 +65,8 @@ def test_run_ids_ignore_defaults_and_int_float_spelling_but_not_values():
     base = S.resolve({"width": 8})
     assert S.run_id(base) == S.run_id(S.resolve({"width": 8, "momentum": 0}))  # stating a default
     assert S.run_id(S.resolve({"width": 8, "label_noise": "random", "label_noise_fraction": 1})) == S.run_id(
-        S.resolve({"width": 8, "label_noise": "random", "label_noise_fraction": 1.0}))
+        S.resolve({"width": 8, "label_noise": "random", "label_noise_fraction": 1.0})
+    )
     assert S.run_id(base) != S.run_id(S.resolve({"width": 8, "lr": 0.02}))
     # An option the schema gains later, at its default, leaves the id unchanged.
     assert S.run_id({**base, "future_option": None}) == S.run_id(base)

@@ -5,7 +5,7 @@ import torch
 from memorization import spec as S
 from memorization.data import build_noisy_dataset
 from memorization.models import Arch, forward, init_params
-from memorization.train import Plan, evaluate, learning_rate, load_state, checkpoint_path, sgd_step, train_run
+from memorization.train import Plan, checkpoint_path, evaluate, learning_rate, load_state, sgd_step, train_run
 
 
 def make(**keys):
@@ -54,8 +54,9 @@ def test_batch_plan_shuffles_each_epoch_and_samples_with_replacement_when_asked(
     assert plan.total_steps == 7 and order.shape == (1, 100) and len(set(order[0].tolist())) < 96
 
 
-@pytest.mark.parametrize("arch", [{"arch": "mlp", "width": 16},
-                                  {"arch": "cnn", "cnn_channels": 4, "cnn_dense": [8, 6], "momentum": 0.9}])
+@pytest.mark.parametrize(
+    "arch", [{"arch": "mlp", "width": 16}, {"arch": "cnn", "cnn_channels": 4, "cnn_dense": [8, 6], "momentum": 0.9}]
+)
 def test_each_seed_of_a_batched_job_equals_its_solo_run(tmp_path, arch):
     spec, data = make(**arch)
     together = {**spec, "seeds": [0, 1, 2]}
@@ -80,8 +81,9 @@ def test_checkpoints_load_with_weights_only_and_reproduce_the_logged_accuracy(tm
     train_run(spec, data, tmp_path, progress=False)
     state = load_state(checkpoint_path(tmp_path, 6))  # torch.load(weights_only=True)
     arch = Arch.from_spec(spec, data.x_train.shape[1:], 10)
-    _, correct = evaluate(arch, state["params"], state["buffers"], torch.as_tensor(data.x_train),
-                          torch.as_tensor(data.y_train))
+    _, correct = evaluate(
+        arch, state["params"], state["buffers"], torch.as_tensor(data.x_train), torch.as_tensor(data.y_train)
+    )
     with np.load(tmp_path / "evals" / "step_000000006.npz") as ev:
         np.testing.assert_allclose(correct.float().mean(1).numpy(), ev["train_acc"])
         assert ev["correct"].shape == (2, 96)

@@ -40,10 +40,14 @@ def test_tables_follow_the_contract(done):
     for col in ("train_acc", "val_acc"):
         assert training[col].between(0, 1).all()
     assert (training[["train_loss", "val_loss"]] > 0).all().all()
-    conditions = examples.groupby("run_id").agg(noisy=("is_noisy", "mean"), inp=("input_noise", "first"),
-                                                lab=("label_noise", "first"))
-    assert sorted(map(tuple, conditions[["inp", "lab"]].values)) == [("gaussian", "none"), ("none", "none"),
-                                                                     ("none", "random")]
+    conditions = examples.groupby("run_id").agg(
+        noisy=("is_noisy", "mean"), inp=("input_noise", "first"), lab=("label_noise", "first")
+    )
+    assert sorted(map(tuple, conditions[["inp", "lab"]].values)) == [
+        ("gaussian", "none"),
+        ("none", "none"),
+        ("none", "random"),
+    ]
     assert conditions.loc[conditions["inp"] == "gaussian", "noisy"].eq(1.0).all()
     assert conditions.loc[(conditions["inp"] == "none") & (conditions["lab"] == "none"), "noisy"].eq(0.0).all()
     assert examples["correct"].dtype == bool
@@ -99,17 +103,38 @@ def test_missing_mnist_files_fail_that_job_clearly_and_keep_the_rest(done, tmp_p
 
 
 def test_a_killed_training_job_resumes_and_gives_the_uninterrupted_tables(tmp_path):
-    config = {"experiments": {"long": {"spec": {"dataset": "digits", "train_size": 500, "width": 32,
-                                                "epochs": 60, "lr": 0.05}, "seeds": 2,
-                                       "tables": ["training", "examples"]}}}
+    config = {
+        "experiments": {
+            "long": {
+                "spec": {"dataset": "digits", "train_size": 500, "width": 32, "epochs": 60, "lr": 0.05},
+                "seeds": 2,
+                "tables": ["training", "examples"],
+            }
+        }
+    }
     killed, whole = tmp_path / "killed", tmp_path / "whole"
     for d in (killed, whole):
         d.mkdir()
         write_config(d, config)
-    cmd = [str(SNAKEMAKE), "-s", str(ROOT / "Snakefile"), "-d", str(killed), "--workflow-profile", "none",
-           "--cores", "2"]
-    proc = subprocess.Popen(cmd, cwd=killed, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    cmd = [
+        str(SNAKEMAKE),
+        "-s",
+        str(ROOT / "Snakefile"),
+        "-d",
+        str(killed),
+        "--workflow-profile",
+        "none",
+        "--cores",
+        "2",
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=killed,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        env={**os.environ, "CUDA_VISIBLE_DEVICES": ""},
+    )
     deadline = time.time() + 120
     while not list(killed.glob("results/runs/*/evals/step_000000160.npz")):  # 10 of 60 epochs done
         assert time.time() < deadline and proc.poll() is None, "training never got going"
@@ -124,5 +149,7 @@ def test_a_killed_training_job_resumes_and_gives_the_uninterrupted_tables(tmp_pa
     assert 160 <= step < 960
     snakemake(whole)
     for table in ("training", "examples"):
-        pd.testing.assert_frame_equal(pd.read_parquet(killed / f"results/tables/long/{table}.parquet"),
-                                      pd.read_parquet(whole / f"results/tables/long/{table}.parquet"))
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(killed / f"results/tables/long/{table}.parquet"),
+            pd.read_parquet(whole / f"results/tables/long/{table}.parquet"),
+        )

@@ -28,9 +28,14 @@ def first_epoch_difficulty(examples: pd.DataFrame) -> pd.DataFrame:
     last = examples[examples["step"] == examples.groupby("run_id")["step"].transform("max")]
     out = (
         last.groupby(["run_id", "example"], sort=True)
-        .agg(p_correct=("correct", "mean"), n_runs=("seed", "nunique"),
-             input_noise=("input_noise", "first"), input_noise_fraction=("input_noise_fraction", "first"),
-             label_noise=("label_noise", "first"), label_noise_fraction=("label_noise_fraction", "first"))
+        .agg(
+            p_correct=("correct", "mean"),
+            n_runs=("seed", "nunique"),
+            input_noise=("input_noise", "first"),
+            input_noise_fraction=("input_noise_fraction", "first"),
+            label_noise=("label_noise", "first"),
+            label_noise_fraction=("label_noise_fraction", "first"),
+        )
         .reset_index()
     )
     out["condition"] = out.apply(condition, axis=1)
@@ -55,8 +60,17 @@ def difficulty_spread(difficulty: pd.DataFrame) -> pd.DataFrame:
         p, r = g["p_correct"].mean(), g["n_runs"].iloc[0]
         binom = p * (1 - p) / r
         var = g["p_correct"].var(ddof=1)
-        rows.append({"condition": cond, "mean_p_correct": p, "variance": var, "binomial_variance": binom,
-                     "ratio": var / binom if binom > 0 else np.nan, "n_runs": r, "n_examples": len(g)})
+        rows.append(
+            {
+                "condition": cond,
+                "mean_p_correct": p,
+                "variance": var,
+                "binomial_variance": binom,
+                "ratio": var / binom if binom > 0 else np.nan,
+                "n_runs": r,
+                "n_examples": len(g),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -93,9 +107,23 @@ def per_run_summary(training: pd.DataFrame) -> pd.DataFrame:
     key = ["run_id", "seed"]
     ordered = training.sort_values("step")
     last = ordered.groupby(key).tail(1).set_index(key)
-    ident = [c for c in ("experiment", "dataset", "arch", "width", "train_size", "input_noise",
-                         "input_noise_fraction", "label_noise", "label_noise_fraction", "regularizer",
-                         "reg_strength") if c in training]
+    ident = [
+        c
+        for c in (
+            "experiment",
+            "dataset",
+            "arch",
+            "width",
+            "train_size",
+            "input_noise",
+            "input_noise_fraction",
+            "label_noise",
+            "label_noise_fraction",
+            "regularizer",
+            "reg_strength",
+        )
+        if c in training
+    ]
     out = last[ident].copy()
     out["best_val_acc"] = ordered.groupby(key)["val_acc"].max()
     out["final_val_acc"] = last["val_acc"]
@@ -153,8 +181,10 @@ def gini(values) -> float:
 
 def gini_frame(sensitivity: pd.DataFrame) -> pd.DataFrame:
     """Gini coefficient of ḡ_x over a run's training examples, per seed and checkpoint."""
-    rows = [{"seed": seed, "step": step, "gini": gini(g["sensitivity"].to_numpy())}
-            for (seed, step), g in sensitivity.groupby(["seed", "step"], sort=True)]
+    rows = [
+        {"seed": seed, "step": step, "gini": gini(g["sensitivity"].to_numpy())}
+        for (seed, step), g in sensitivity.groupby(["seed", "step"], sort=True)
+    ]
     keep = [c for c in ("train_size", "window", "stride", "norm", "horizon") if c in sensitivity]
     settings = sensitivity[keep].iloc[0].to_dict() if len(sensitivity) else {}
     return pd.DataFrame(rows).assign(**settings)

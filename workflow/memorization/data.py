@@ -21,6 +21,7 @@ import numpy as np
 
 from .registry import DATASETS, resolve
 
+
 class DataError(RuntimeError):
     """Data files that are missing or unusable; the message says where they were looked for and what to do."""
 
@@ -52,7 +53,7 @@ class NoisyDataset:
         os.replace(tmp, path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "NoisyDataset":
+    def load(cls, path: str | os.PathLike) -> NoisyDataset:
         with np.load(path, allow_pickle=False) as f:
             fields = {k: f[k] for k in f.files}
         fields["n_classes"] = int(fields["n_classes"])
@@ -205,8 +206,9 @@ def standardize_channels(train: np.ndarray, *others: np.ndarray):
     return [((a - mean) / std).astype(np.float32) for a in others], float(1.0 / std.mean())
 
 
-def build_noisy_dataset(spec: dict, *, root: str = "data", download: bool = False,
-                        clean: tuple[Split, Split, int] | None = None) -> NoisyDataset:
+def build_noisy_dataset(
+    spec: dict, *, root: str = "data", download: bool = False, clean: tuple[Split, Split, int] | None = None
+) -> NoisyDataset:
     """The noisy data set of a spec's data keys (see spec.DATA_KEYS). Validation data stay clean.
     clean: the clean splits if already loaded (else they are read from `root`)."""
     train, val, n_classes = clean or load_clean(spec["dataset"], root=root, download=download)

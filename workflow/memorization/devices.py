@@ -14,9 +14,9 @@ import fcntl
 import os
 import sys
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
 
 def _cuda_count() -> int:
@@ -34,8 +34,13 @@ def _physical_ids(count: int) -> list[str]:
 
 
 @contextmanager
-def lease(preference: str = "auto", lock_dir: str | os.PathLike = "/tmp/memorization-gpu-leases", *,
-          count_gpus: Callable[[], int] = _cuda_count, poll_seconds: float = 5.0) -> Iterator[str]:
+def lease(
+    preference: str = "auto",
+    lock_dir: str | os.PathLike = "/tmp/memorization-gpu-leases",
+    *,
+    count_gpus: Callable[[], int] = _cuda_count,
+    poll_seconds: float = 5.0,
+) -> Iterator[str]:
     """Yield the device string this job should use ("cpu" or "cuda:k"), holding a GPU lease meanwhile.
 
     preference: "auto" (a GPU when there is one), "cpu", "cuda" (any GPU) or "cuda:k" (that GPU).
@@ -69,7 +74,11 @@ def lease(preference: str = "auto", lock_dir: str | os.PathLike = "/tmp/memoriza
                 os.close(fd)
             return
         if not waited:
-            print(f"all {len(candidates)} GPU(s) are leased by other jobs; waiting (run snakemake with "
-                  f"--resources gpu=N to queue jobs instead)", file=sys.stderr, flush=True)
+            print(
+                f"all {len(candidates)} GPU(s) are leased by other jobs; waiting (run snakemake with "
+                f"--resources gpu=N to queue jobs instead)",
+                file=sys.stderr,
+                flush=True,
+            )
             waited = True
         time.sleep(poll_seconds)

@@ -13,25 +13,55 @@ import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-
 from matplotlib.colors import LogNorm  # noqa: E402
 
 from . import registry  # noqa: E402
-from .analysis import (binomial_reference, condition, diagonal_dominance, difficulty_spread,  # noqa: E402
-                       filter_arrays, first_epoch_difficulty, mean_band, monotone, neighbour_correlation,
-                       noise_fraction, noise_kind, per_run_summary)
+from .analysis import (
+    binomial_reference,
+    condition,
+    diagonal_dominance,
+    difficulty_spread,  # noqa: E402
+    filter_arrays,
+    first_epoch_difficulty,
+    mean_band,
+    monotone,
+    neighbour_correlation,
+    noise_fraction,
+    noise_kind,
+    per_run_summary,
+)
 from .tables import read_provenance  # noqa: E402
 
 ORDER = ["real data", "random labels", "random inputs"]
-REGULARIZER_ORDER = ["none", "dropout", "input_dropout", "input_noise", "hidden_noise", "weight_decay",
-                     "dropout_adversarial"]
+REGULARIZER_ORDER = [
+    "none",
+    "dropout",
+    "input_dropout",
+    "input_noise",
+    "hidden_noise",
+    "weight_decay",
+    "dropout_adversarial",
+]
 
 # One style for every figure: sizes for a two-column paper at 150 dpi, no top/right spines, light grid.
 STYLE = {
-    "figure.dpi": 100, "savefig.dpi": 150, "font.size": 9, "axes.titlesize": 9.5, "axes.labelsize": 9,
-    "legend.fontsize": 7.5, "legend.frameon": False, "xtick.labelsize": 8, "ytick.labelsize": 8,
-    "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.25,
-    "grid.linewidth": 0.6, "lines.linewidth": 1.6, "lines.markersize": 3.5, "figure.titlesize": 10.5,
+    "figure.dpi": 100,
+    "savefig.dpi": 150,
+    "font.size": 9,
+    "axes.titlesize": 9.5,
+    "axes.labelsize": 9,
+    "legend.fontsize": 7.5,
+    "legend.frameon": False,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.25,
+    "grid.linewidth": 0.6,
+    "lines.linewidth": 1.6,
+    "lines.markersize": 3.5,
+    "figure.titlesize": 10.5,
 }
 
 
@@ -41,8 +71,7 @@ def save(fig, stem: str | os.PathLike, findings: list[str] = (), *, stamp: bool 
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     if stamp and findings:
-        fig.text(0.01, -0.01, "This run: " + "\n".join(findings), ha="left", va="top", fontsize=7,
-                 family="monospace")
+        fig.text(0.01, -0.01, "This run: " + "\n".join(findings), ha="left", va="top", fontsize=7, family="monospace")
     paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
     fig.savefig(paths[0], bbox_inches="tight", metadata={"Software": None})
     fig.savefig(paths[1], bbox_inches="tight", metadata={"CreationDate": None, "Producer": None})
@@ -67,8 +96,7 @@ def fig01_difficulty(examples: pd.DataFrame):
     for cond in conds:
         g = diff[diff["condition"] == cond]
         curve = np.sort(g["misclassification"].to_numpy())[::-1]
-        ax.plot(np.arange(len(curve)), curve, lw=2,
-                label=f"{cond} (var/binomial = {spread.loc[cond, 'ratio']:.1f})")
+        ax.plot(np.arange(len(curve)), curve, lw=2, label=f"{cond} (var/binomial = {spread.loc[cond, 'ratio']:.1f})")
     ref = "random inputs" if "random inputs" in spread.index else None
     if ref is not None:
         n_runs, n = int(spread.loc[ref, "n_runs"]), int(spread.loc[ref, "n_examples"])
@@ -80,8 +108,10 @@ def fig01_difficulty(examples: pd.DataFrame):
     ax.set_title(f"Per-example difficulty over {n_runs} runs (Arpit et al. Fig. 1)")
     ax.set_ylim(-0.02, 1.02)
     ax.legend(fontsize=8, loc="lower left")
-    findings = ["variance of P(correct) across examples / binomial variance: "
-                + ", ".join(f"{c} {spread.loc[c, 'ratio']:.1f}" for c in conds)]
+    findings = [
+        "variance of P(correct) across examples / binomial variance: "
+        + ", ".join(f"{c} {spread.loc[c, 'ratio']:.1f}" for c in conds)
+    ]
     return fig, findings
 
 
@@ -89,8 +119,9 @@ def _with_condition(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(condition=frame.apply(condition, axis=1))
 
 
-def _curves(ax, frame: pd.DataFrame, x: str, y: str, order=ORDER, by: str = "condition", colors=None,
-            bounds=None, **style):
+def _curves(
+    ax, frame: pd.DataFrame, x: str, y: str, order=ORDER, by: str = "condition", colors=None, bounds=None, **style
+):
     """Mean over seeds with a ±1 std band, one line per group. `bounds` (low, high) clips the band to the
     range the quantity can take (a ratio's band never goes below 0)."""
     stats = mean_band(frame, x, y, by)
@@ -100,7 +131,7 @@ def _curves(ax, frame: pd.DataFrame, x: str, y: str, order=ORDER, by: str = "con
         kw = {"marker": "o", "ms": 3, "lw": 1.8, "label": group, **style}
         if colors is not None:
             kw["color"] = colors[group]
-        line, = ax.plot(g[x], g["mean"], **kw)
+        (line,) = ax.plot(g[x], g["mean"], **kw)
         if (g["count"] > 1).any():
             low, high = g["mean"] - g["std"].fillna(0), g["mean"] + g["std"].fillna(0)
             if bounds is not None:
@@ -126,8 +157,10 @@ def fig02_filters(filters: pd.DataFrame):
         scores = {}
         for (r, sd, st), arr in arrays.items():
             if r in set(g["run_id"]) and st == last:
-                scores[(r, sd)] = (neighbour_correlation(arr - arrays[(r, sd, first)]), neighbour_correlation(
-                    arrays[(r, sd, first)]))
+                scores[(r, sd)] = (
+                    neighbour_correlation(arr - arrays[(r, sd, first)]),
+                    neighbour_correlation(arrays[(r, sd, first)]),
+                )
         learned = np.mean([v[0] for v in scores.values()])
         init = np.mean([v[1] for v in scores.values()])
         k = min(n_show, len(w))
@@ -139,13 +172,15 @@ def fig02_filters(filters: pd.DataFrame):
             f = np.moveaxis(w[i], 0, -1)
             f = (f - f.min()) / (f.max() - f.min() + 1e-12)
             r, c = divmod(i, cols)
-            tiles[r * (H + 1): r * (H + 1) + H, c * (W + 1): c * (W + 1) + W] = f
+            tiles[r * (H + 1) : r * (H + 1) + H, c * (W + 1) : c * (W + 1) + W] = f
         ax.imshow(tiles if C == 3 else tiles[..., 0], cmap=None if C == 3 else "gray", interpolation="nearest")
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_title(f"{cond}\nneighbour correlation of the learned change: {learned:.2f}", fontsize=9)
-        findings.append(f"{cond}: neighbour-pixel correlation of W_T - W_0 {learned:.2f} "
-                        f"(initial filters {init:.2f}), over {len(scores)} seed(s)")
+        findings.append(
+            f"{cond}: neighbour-pixel correlation of W_T - W_0 {learned:.2f} "
+            f"(initial filters {init:.2f}), over {len(scores)} seed(s)"
+        )
     arch = frame["arch"].iloc[0]
     what = "first-layer 5x5 filters" if arch == "cnn" else "first-layer units as images"
     fig.suptitle(f"{what} at the end of training, seed 0, each scaled to its range (Arpit et al. Fig. 2)", fontsize=10)
@@ -163,14 +198,17 @@ def fig03_gini(gini_table: pd.DataFrame):
     order = ["real data", "50% random inputs", "random inputs", "identity labels", "random inputs, identity labels"]
     findings = []
     for ax, (title, f) in zip(axes[0], panels):
-        stats = _curves(ax, f, "step", "gini", order, bounds=(0, 1)).pivot(index="step", columns="condition",
-                                                                           values="mean")
+        stats = _curves(ax, f, "step", "gini", order, bounds=(0, 1)).pivot(
+            index="step", columns="condition", values="mean"
+        )
         real = [c for c in stats if c in ("real data", "identity labels")]
         rand = [c for c in stats if c in ("random inputs", "random inputs, identity labels")]
         if real and rand:
             above = stats[real[0]] > stats[rand[0]]
-            findings.append(f"{title}: Gini real > random inputs at {int(above.sum())} of {len(above)} checkpoints"
-                            f" (last, T={stats.index[-1]}: {stats[real[0]].iloc[-1]:.3f} vs {stats[rand[0]].iloc[-1]:.3f})")
+            findings.append(
+                f"{title}: Gini real > random inputs at {int(above.sum())} of {len(above)} checkpoints"
+                f" (last, T={stats.index[-1]}: {stats[real[0]].iloc[-1]:.3f} vs {stats[rand[0]].iloc[-1]:.3f})"
+            )
         _plain_log_axis(ax)
         ax.set_xlabel("SGD steps")
         ax.set_ylabel(r"Gini coefficient of $\bar{g}_x$")
@@ -186,7 +224,8 @@ def fig04_class_sensitivity(cs: pd.DataFrame):
     frame = _with_condition(cs[cs["label_noise"] != "identity"])
     frame = frame[frame["step"] == frame.groupby("run_id")["step"].transform("max")]
     conds = [c for c in ("real data", "random inputs") if c in set(frame["condition"])] or sorted(
-        frame["condition"].unique())
+        frame["condition"].unique()
+    )
     mats = {}
     for cond in conds:
         g = frame[frame["condition"] == cond].groupby(["class_i", "class_j"])["value"].mean().unstack()
@@ -202,8 +241,10 @@ def fig04_class_sensitivity(cs: pd.DataFrame):
     fig.colorbar(im, ax=axes[0].tolist(), shrink=0.85, label=r"$\bar{g}_{ij}$")
     fig.suptitle("Per-class loss sensitivity (Arpit et al. Fig. 4)")
     step = int(frame["step"].max())
-    findings = [f"diagonal / off-diagonal ratio D at step {step}: "
-                + ", ".join(f"{c} {diagonal_dominance(m):.2f}" for c, m in mats.items())]
+    findings = [
+        f"diagonal / off-diagonal ratio D at step {step}: "
+        + ", ".join(f"{c} {diagonal_dominance(m):.2f}" for c, m in mats.items())
+    ]
     return fig, findings
 
 
@@ -238,8 +279,10 @@ def fig05_capacity(training: pd.DataFrame):
     for label in order:
         g = stats[stats["noise_label"] == label].set_index("width")["mean"]
         best = g.idxmax()
-        findings.append(f"{label}: best width {best} ({g.max():.3f}); at the widest, {g.index[-1]}, "
-                        f"{g.iloc[-1]:.3f} ({g.max() - g.iloc[-1]:.3f} below the best)")
+        findings.append(
+            f"{label}: best width {best} ({g.max():.3f}); at the widest, {g.index[-1]}, "
+            f"{g.iloc[-1]:.3f} ({g.max() - g.iloc[-1]:.3f} below the best)"
+        )
     return fig, findings
 
 
@@ -247,14 +290,18 @@ def fig06_convergence(convergence: pd.DataFrame):
     """Fig. 6: epochs to 100% training accuracy against hidden units (full training set) and against the
     training-set size (one width), per input-noise level. Runs that never fit are drawn at their cap, hollow."""
     frame = _noise_condition(convergence)
-    frame = frame.assign(epochs=frame["epochs_to_fit"].astype("float64").fillna(frame["max_epochs"]),
-                         capped=frame["epochs_to_fit"].isna())
+    frame = frame.assign(
+        epochs=frame["epochs_to_fit"].astype("float64").fillna(frame["max_epochs"]),
+        capped=frame["epochs_to_fit"].isna(),
+    )
     widths_per_size = frame.groupby("train_size")["width"].nunique()
     sizes_per_width = frame.groupby("width")["train_size"].nunique()
     full = widths_per_size.idxmax()
     fixed = sizes_per_width.idxmax()
-    panels = [("width", frame[frame["train_size"] == full], f"training set: {full} examples"),
-              ("train_size", frame[frame["width"] == fixed], f"{fixed} hidden units")]
+    panels = [
+        ("width", frame[frame["train_size"] == full], f"training set: {full} examples"),
+        ("train_size", frame[frame["width"] == fixed], f"{fixed} hidden units"),
+    ]
     panels = [p for p in panels if p[1]["width" if p[0] == "width" else "train_size"].nunique() > 1]
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
     colors = _fraction_colors(dict(zip(frame["fraction"], frame["noise_label"])))
@@ -264,8 +311,9 @@ def fig06_convergence(convergence: pd.DataFrame):
         stats = _curves(ax, f, x, "epochs", order, by="noise_label", colors=colors)
         capped = f[f["capped"]]
         if len(capped):
-            ax.scatter(capped[x], capped["epochs"], facecolors="none", edgecolors="k", s=40, zorder=5,
-                       label="never fit (cap)")
+            ax.scatter(
+                capped[x], capped["epochs"], facecolors="none", edgecolors="k", s=40, zorder=5, label="never fit (cap)"
+            )
         _plain_log_axis(ax, base=2)
         ax.set_xlabel("hidden units per layer" if x == "width" else "training examples")
         ax.set_ylabel("epochs to 100% training accuracy")
@@ -275,8 +323,10 @@ def fig06_convergence(convergence: pd.DataFrame):
             g = stats[stats["noise_label"] == label].set_index(x)["mean"]
             if len(g) > 1:
                 change = g.iloc[-1] / g.iloc[0]
-                findings.append(f"{title}, {label}: {g.iloc[0]:.1f} -> {g.iloc[-1]:.1f} epochs from {x} "
-                                f"{g.index[0]} to {g.index[-1]} (x{change:.2f})")
+                findings.append(
+                    f"{title}, {label}: {g.iloc[0]:.1f} -> {g.iloc[-1]:.1f} epochs from {x} "
+                    f"{g.index[0]} to {g.index[-1]} (x{change:.2f})"
+                )
     fig.suptitle("Time to convergence (Arpit et al. Fig. 6)")
     fig.tight_layout()
     return fig, findings
@@ -297,8 +347,9 @@ def _noise_sweep(training: pd.DataFrame, csr: pd.DataFrame, title: str):
         colors = _fraction_colors(fractions)
         order = [fractions[f] for f in sorted(fractions)]
         _curves(row[0], t, "epoch", "train_acc", order, by="noise_label", colors=colors, bounds=(0, 1), marker=None)
-        val = _curves(row[0], t, "epoch", "val_acc", order, by="noise_label", colors=colors, bounds=(0, 1),
-                      marker=None, ls=":")
+        val = _curves(
+            row[0], t, "epoch", "val_acc", order, by="noise_label", colors=colors, bounds=(0, 1), marker=None, ls=":"
+        )
         row[0].set_ylabel("accuracy (solid: training, dotted: validation)")
         row[0].set_title(f"{kind} noise: accuracy")
         handles, labels = row[0].get_legend_handles_labels()
@@ -310,9 +361,11 @@ def _noise_sweep(training: pd.DataFrame, csr: pd.DataFrame, title: str):
             ax.set_xlabel("epoch")
         final_csr = [stats[stats["noise_label"] == lab]["mean"].iloc[-1] for lab in order]
         best_val = [val[val["noise_label"] == lab]["mean"].max() for lab in order]
-        findings.append(f"{kind} noise {', '.join(f'{f:g}' for f in sorted(fractions))}: final val CSR "
-                        f"{' '.join(f'{v:.2f}' for v in final_csr)} (increasing: {monotone(final_csr)}); best val acc "
-                        f"{' '.join(f'{v:.3f}' for v in best_val)} (decreasing: {monotone(best_val, False)})")
+        findings.append(
+            f"{kind} noise {', '.join(f'{f:g}' for f in sorted(fractions))}: final val CSR "
+            f"{' '.join(f'{v:.2f}' for v in final_csr)} (increasing: {monotone(final_csr)}); best val acc "
+            f"{' '.join(f'{v:.3f}' for v in best_val)} (decreasing: {monotone(best_val, False)})"
+        )
         if kind == "label":
             peaks = []
             for lab, f in zip(order, sorted(fractions)):
@@ -322,8 +375,11 @@ def _noise_sweep(training: pd.DataFrame, csr: pd.DataFrame, title: str):
             if peaks:
                 findings.append("label noise, validation accuracy peak then end: " + "; ".join(peaks))
     row0 = csr.iloc[0] if len(csr) else None
-    lass = (f"; LASS r={row0['lass_r']:g} (0-255 scale), {int(row0['n_points'])} validation points"
-            if row0 is not None else "")
+    lass = (
+        f"; LASS r={row0['lass_r']:g} (0-255 scale), {int(row0['n_points'])} validation points"
+        if row0 is not None
+        else ""
+    )
     fig.suptitle(f"{title}{lass}", fontsize=10)
     fig.tight_layout()
     return fig, findings
@@ -348,8 +404,9 @@ def fig09_csr_random(csr_table: pd.DataFrame):
     stats = _curves(ax, val, "epoch", "csr", bounds=(0, 1))
     findings = []
     later = stats[stats["epoch"] > stats["epoch"].min() + 1].groupby("condition")["mean"]
-    findings.append("mean validation CSR after the first checkpoints: "
-                    + ", ".join(f"{c} {v:.2f}" for c, v in later.mean().items()))
+    findings.append(
+        "mean validation CSR after the first checkpoints: " + ", ".join(f"{c} {v:.2f}" for c, v in later.mean().items())
+    )
     real_train = train[train["condition"] == "real data"]
     if len(real_train):
         g = mean_band(real_train, "epoch", "csr")
@@ -358,9 +415,12 @@ def fig09_csr_random(csr_table: pd.DataFrame):
     row = val.iloc[0]
     ax.set_xlabel("epoch")
     ax.set_ylabel("critical sample ratio")
-    ax.set_title(f"CSR during training (Arpit et al. Fig. 9)\nLASS r={row['lass_r']:g}, α={row['lass_alpha']:g}, "
-                 f"β={row['lass_beta']:g} (0–255 scale), ≤{row['lass_max_iter']} iterations, "
-                 f"{int(row['n_points'])} points", fontsize=9)
+    ax.set_title(
+        f"CSR during training (Arpit et al. Fig. 9)\nLASS r={row['lass_r']:g}, α={row['lass_alpha']:g}, "
+        f"β={row['lass_beta']:g} (0–255 scale), ≤{row['lass_max_iter']} iterations, "
+        f"{int(row['n_points'])} points",
+        fontsize=9,
+    )
     ax.legend(fontsize=8)
     return fig, findings
 
@@ -370,7 +430,9 @@ def _is_real(frame):
 
 
 def _is_random_labels(frame):
-    return (frame["label_noise"] == "random") & (frame["label_noise_fraction"] == 1.0) & (frame["input_noise"] == "none")
+    return (
+        (frame["label_noise"] == "random") & (frame["label_noise_fraction"] == 1.0) & (frame["input_noise"] == "none")
+    )
 
 
 def fig10_regularizers(training: pd.DataFrame):
@@ -390,24 +452,42 @@ def fig10_regularizers(training: pd.DataFrame):
     rows = int(np.ceil(len(regs) / cols)) or 1
     fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 2.9 * rows), sharex=True, sharey=True, squeeze=False)
     colors = {reg: plt.get_cmap("tab10")(i) for i, reg in enumerate(regs)}
-    findings = ["change from no regularisation, per strength: random-label training accuracy / real-data best "
-                "validation accuracy"]
+    findings = [
+        "change from no regularisation, per strength: random-label training accuracy / real-data best "
+        "validation accuracy"
+    ]
     for ax, reg in zip(axes.flat, regs):
         for other, g in curves.items():
             if other != reg:
                 ax.plot(g["mean_rand"], g["mean_real"], color="0.85", lw=1, zorder=1)
         g = curves[reg]
-        ax.errorbar(g["mean_rand"], g["mean_real"], xerr=g["std_rand"].fillna(0), yerr=g["std_real"].fillna(0),
-                    marker="o", capsize=2, color=colors[reg], zorder=3)
+        ax.errorbar(
+            g["mean_rand"],
+            g["mean_real"],
+            xerr=g["std_rand"].fillna(0),
+            yerr=g["std_real"].fillna(0),
+            marker="o",
+            capsize=2,
+            color=colors[reg],
+            zorder=3,
+        )
         ax.plot(base["mean_rand"], base["mean_real"], "ks", ms=5, zorder=4, label="no regulariser")
         for i, (_, r) in enumerate(g.iloc[1:].iterrows()):
-            ax.annotate(f"{r['reg_strength']:g}", (r["mean_rand"], r["mean_real"]), fontsize=7,
-                        textcoords="offset points", xytext=(4, 4 if i % 2 == 0 else -10))
+            ax.annotate(
+                f"{r['reg_strength']:g}",
+                (r["mean_rand"], r["mean_real"]),
+                fontsize=7,
+                textcoords="offset points",
+                xytext=(4, 4 if i % 2 == 0 else -10),
+            )
         ax.set_title(reg.replace("_", " "))
-        changes = [f"{r['reg_strength']:g}: {r['mean_rand'] - g['mean_rand'].iloc[0]:+.3f} / "
-                   f"{r['mean_real'] - g['mean_real'].iloc[0]:+.3f}" for _, r in g.iloc[1:].iterrows()]
+        changes = [
+            f"{r['reg_strength']:g}: {r['mean_rand'] - g['mean_rand'].iloc[0]:+.3f} / "
+            f"{r['mean_real'] - g['mean_real'].iloc[0]:+.3f}"
+            for _, r in g.iloc[1:].iterrows()
+        ]
         findings.append(f"{reg}: {'; '.join(changes)}")
-    for ax in axes.flat[len(regs):]:
+    for ax in axes.flat[len(regs) :]:
         ax.set_visible(False)
     for ax in axes[-1]:
         ax.set_xlabel("final training accuracy,\nrandom labels")
@@ -422,8 +502,9 @@ def fig10_regularizers(training: pd.DataFrame):
 def fig11_regularizer_curves(training: pd.DataFrame):
     """Fig. 11: training loss against epochs under selected regularisers, random labels (left) and real data
     (right); the paper's point is that the vertical order of the curves differs between the two."""
-    frame = training.assign(setting=[r if r == "none" else f"{r} {s:g}"
-                                     for r, s in zip(training["regularizer"], training["reg_strength"])])
+    frame = training.assign(
+        setting=[r if r == "none" else f"{r} {s:g}" for r, s in zip(training["regularizer"], training["reg_strength"])]
+    )
     panels = [("random labels", frame[_is_random_labels(frame)]), ("real data", frame[_is_real(frame)])]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=False)
     order = sorted(frame["setting"].unique(), key=lambda s: (REGULARIZER_ORDER.index(s.split()[0]), s))
@@ -469,17 +550,20 @@ def findings_html(findings: dict[str, list[str]]) -> str:
     """The findings of several figures as one small HTML page (the report shows it)."""
     from html import escape
 
-    parts = ["<html><head><meta charset='utf-8'><title>What this run shows</title></head><body>",
-             "<h2>What this run shows, figure by figure</h2>",
-             "<p>Computed from this run's tables by each figure's job; the paper's claims are in the captions.</p>"]
+    parts = [
+        "<html><head><meta charset='utf-8'><title>What this run shows</title></head><body>",
+        "<h2>What this run shows, figure by figure</h2>",
+        "<p>Computed from this run's tables by each figure's job; the paper's claims are in the captions.</p>",
+    ]
     for name, lines in findings.items():
         items = "".join(f"<li>{escape(line)}</li>" for line in lines)
         parts.append(f"<h3>{escape(name)}</h3><ul>{items}</ul>")
     return "\n".join(parts + ["</body></html>"]) + "\n"
 
 
-def figures_from_tables(tables_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
-                        stamp: bool = False) -> list[Path]:
+def figures_from_tables(
+    tables_dir: str | os.PathLike, out_dir: str | os.PathLike, *, stamp: bool = False
+) -> list[Path]:
     """Draw every figure that the tables under `tables_dir` (laid out as results/tables/<experiment>/) feed,
     into `out_dir`, from the tables alone: no runs, checkpoints or Snakemake needed. Each table names the
     figures it feeds in its metadata, so tables of unrelated experiments are not mixed in."""
@@ -501,16 +585,20 @@ def figures_from_tables(tables_dir: str | os.PathLike, out_dir: str | os.PathLik
 def main(argv=None) -> None:
     import argparse
 
-    ap = argparse.ArgumentParser(prog="python -m memorization.figures",
-                                 description="Regenerate the paper's figures from a copy of results/tables/.")
+    ap = argparse.ArgumentParser(
+        prog="python -m memorization.figures",
+        description="Regenerate the paper's figures from a copy of results/tables/.",
+    )
     ap.add_argument("tables_dir", help="a directory laid out as results/tables/<experiment>/<table>.parquet")
     ap.add_argument("out_dir", nargs="?", default="figures", help="where to write figNN_<slug>.png/.pdf")
     ap.add_argument("--stamp-findings", action="store_true", help="print what this run shows under each plot")
     args = ap.parse_args(argv)
     written = figures_from_tables(args.tables_dir, args.out_dir, stamp=args.stamp_findings)
     if not written:
-        raise SystemExit(f"no figure could be drawn from {args.tables_dir}: expected "
-                         f"<experiment>/<table>.parquet files written by this workflow")
+        raise SystemExit(
+            f"no figure could be drawn from {args.tables_dir}: expected "
+            f"<experiment>/<table>.parquet files written by this workflow"
+        )
     for path in written:
         print(path)
 

@@ -25,12 +25,23 @@ def make_dataset(spec: dict, clean: str, out: str) -> None:
 
     data = build_noisy_dataset(spec, clean=load_clean_file(clean))
     data.save(out)
-    print(f"{out}: {len(data.y_train)} training examples ({int(data.is_noisy.sum())} noisy), "
-          f"{len(data.y_val)} validation, {data.n_classes} classes")
+    print(
+        f"{out}: {len(data.y_train)} training examples ({int(data.is_noisy.sum())} noisy), "
+        f"{len(data.y_val)} validation, {data.n_classes} classes"
+    )
 
 
-def train(spec: dict, dataset: str, *, spec_out: str, training_out: str, convergence_out: str,
-          device: str = "auto", lock_dir: str = "/tmp/memorization-gpu-leases", threads: int = 1) -> None:
+def train(
+    spec: dict,
+    dataset: str,
+    *,
+    spec_out: str,
+    training_out: str,
+    convergence_out: str,
+    device: str = "auto",
+    lock_dir: str = "/tmp/memorization-gpu-leases",
+    threads: int = 1,
+) -> None:
     import torch
 
     from . import devices
@@ -50,8 +61,19 @@ def train(spec: dict, dataset: str, *, spec_out: str, training_out: str, converg
     Path(spec_out).write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n")
 
 
-def metric(family: str, spec: dict, dataset: str, run_dir: str, settings: dict, out: str, *, device: str = "auto",
-           lock_dir: str = "/tmp/memorization-gpu-leases", threads: int = 1, analyses=()) -> None:
+def metric(
+    family: str,
+    spec: dict,
+    dataset: str,
+    run_dir: str,
+    settings: dict,
+    out: str,
+    *,
+    device: str = "auto",
+    lock_dir: str = "/tmp/memorization-gpu-leases",
+    threads: int = 1,
+    analyses=(),
+) -> None:
     """One metric table (registry stage "metric") of one finished run, all seeds and checkpoints."""
     import torch
 
@@ -83,8 +105,9 @@ def summary(name: str, source: str, out: str, analyses=()) -> None:
     write_frame(registry.resolve(registry.table(name).compute)(pd.read_parquet(source)), out)
 
 
-def experiment_table(experiment: str, table: str, run_specs: dict[str, dict], inputs: list[str], out: str,
-                     figures: list[str] = ()) -> None:
+def experiment_table(
+    experiment: str, table: str, run_specs: dict[str, dict], inputs: list[str], out: str, figures: list[str] = ()
+) -> None:
     import pandas as pd
 
     from . import tables
@@ -97,8 +120,7 @@ def experiment_table(experiment: str, table: str, run_specs: dict[str, dict], in
     tables.write_table(pd.concat(frames, ignore_index=True), out, table=table, specs=run_specs, figures=figures)
 
 
-def figure(name: str, inputs: list[str], out_png: str, findings_out: str, *, stamp: bool = False,
-           analyses=()) -> None:
+def figure(name: str, inputs: list[str], out_png: str, findings_out: str, *, stamp: bool = False, analyses=()) -> None:
     """One figure from its tables, and what this run shows (the findings) as text beside it."""
     import pandas as pd
 

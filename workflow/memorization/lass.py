@@ -11,8 +11,8 @@ serves the CSR metric and adversarial training.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -27,9 +27,19 @@ class LassResult:
     iterations: torch.Tensor  # int (n,): iteration of the first flip, 0 if none
 
 
-def lass(predict: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, *, alpha: float, beta: float, r: float,
-         max_iter: int = 100, stop: str = "example", global_min_new: int = 20, seed: int = 0,
-         batch_size: int = 4096) -> LassResult:
+def lass(
+    predict: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    *,
+    alpha: float,
+    beta: float,
+    r: float,
+    max_iter: int = 100,
+    stop: str = "example",
+    global_min_new: int = 20,
+    seed: int = 0,
+    batch_size: int = 4096,
+) -> LassResult:
     """LASS on a batch of points, in the model's input units (see `csr` for the 0–255 conversion).
 
     predict: eval-mode logits (n, C) of inputs (n, ...), differentiable with respect to the input.
@@ -54,7 +64,8 @@ def lass(predict: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, *, al
             grads.append(torch.autograd.grad(loss, xa)[0])
         with torch.no_grad():
             step = alpha * torch.cat(grads).sign() + beta * torch.randn(
-                (len(active), *x.shape[1:]), generator=gen, device=x.device, dtype=x.dtype)
+                (len(active), *x.shape[1:]), generator=gen, device=x.device, dtype=x.dtype
+            )
             origin = x[active]
             moved = torch.maximum(torch.minimum(x_tilde[active] + step, origin + r), origin - r)  # L∞ box
             x_tilde[active] = moved
@@ -80,13 +91,32 @@ def to_input_units(value_255: float, pixel_range: float) -> float:
     return value_255 / 255.0 * pixel_range
 
 
-def csr(predict, x: torch.Tensor, *, r: float, alpha: float, beta: float, pixel_range: float = 1.0,
-        max_iter: int = 100, stop: str = "example", global_min_new: int = 20, seed: int = 0) -> dict:
+def csr(
+    predict,
+    x: torch.Tensor,
+    *,
+    r: float,
+    alpha: float,
+    beta: float,
+    pixel_range: float = 1.0,
+    max_iter: int = 100,
+    stop: str = "example",
+    global_min_new: int = 20,
+    seed: int = 0,
+) -> dict:
     """Critical sample ratio of the points x; r, alpha, beta on the 0–255 scale. Returns the ratio with
     everything needed to interpret it."""
-    res = lass(predict, x, alpha=to_input_units(alpha, pixel_range), beta=to_input_units(beta, pixel_range),
-               r=to_input_units(r, pixel_range), max_iter=max_iter, stop=stop, global_min_new=global_min_new,
-               seed=seed)
+    res = lass(
+        predict,
+        x,
+        alpha=to_input_units(alpha, pixel_range),
+        beta=to_input_units(beta, pixel_range),
+        r=to_input_units(r, pixel_range),
+        max_iter=max_iter,
+        stop=stop,
+        global_min_new=global_min_new,
+        seed=seed,
+    )
     n_critical = int(res.critical.sum())
     return {
         "csr": n_critical / max(1, len(x)),
@@ -94,5 +124,9 @@ def csr(predict, x: torch.Tensor, *, r: float, alpha: float, beta: float, pixel_
         "n_critical": n_critical,
         "mean_iterations": float(res.iterations[res.critical].float().mean()) if n_critical else float("nan"),
         "max_distance": float((res.x_hat - x).abs().max()) / max(pixel_range, 1e-12) * 255.0 if len(x) else 0.0,
-        "lass_r": r, "lass_alpha": alpha, "lass_beta": beta, "lass_max_iter": max_iter, "lass_stop": stop,
+        "lass_r": r,
+        "lass_alpha": alpha,
+        "lass_beta": beta,
+        "lass_max_iter": max_iter,
+        "lass_stop": stop,
     }

@@ -36,13 +36,35 @@ def sensitivity_frame(spec: dict, data: NoisyDataset, run_dir, settings: dict, d
     seeds, n = np.asarray(spec["seeds"]), len(y)
     frames = []
     for step in _progress(_checkpoints(spec, n, run_dir, settings["at"], skip_initial=True), "loss sensitivity"):
-        g = loss_sensitivity(spec, x, y, data.n_classes, step, window=settings["window"], stride=settings["stride"],
-                             norm=settings["norm"], run_dir=run_dir, horizon=settings["horizon"],
-                             chunk=settings["chunk"]).detach().cpu().numpy()
-        frames.append(pd.DataFrame({
-            "seed": np.repeat(seeds, n), "step": step, "example": np.tile(np.arange(n), len(seeds)),
-            "sensitivity": g.reshape(-1).astype(np.float64), "is_noisy": np.tile(data.is_noisy, len(seeds)),
-        }))
+        g = (
+            loss_sensitivity(
+                spec,
+                x,
+                y,
+                data.n_classes,
+                step,
+                window=settings["window"],
+                stride=settings["stride"],
+                norm=settings["norm"],
+                run_dir=run_dir,
+                horizon=settings["horizon"],
+                chunk=settings["chunk"],
+            )
+            .detach()
+            .cpu()
+            .numpy()
+        )
+        frames.append(
+            pd.DataFrame(
+                {
+                    "seed": np.repeat(seeds, n),
+                    "step": step,
+                    "example": np.tile(np.arange(n), len(seeds)),
+                    "sensitivity": g.reshape(-1).astype(np.float64),
+                    "is_noisy": np.tile(data.is_noisy, len(seeds)),
+                }
+            )
+        )
     return _with_settings(pd.concat(frames, ignore_index=True), settings, ("window", "stride", "norm", "horizon"))
 
 
@@ -53,19 +75,42 @@ def class_sensitivity_frame(spec: dict, data: NoisyDataset, run_dir, settings: d
     y = torch.as_tensor(data.y_train, device=device)
     C, frames = data.n_classes, []
     if C > 100:
-        raise ValueError(f"class_sensitivity of a run with {C} classes (identity labels?) would differentiate "
-                         f"{C} loss terms per step into a {C}x{C} table; remove `class_sensitivity` from the "
-                         f"`tables:` of experiments whose runs have more than 100 classes")
+        raise ValueError(
+            f"class_sensitivity of a run with {C} classes (identity labels?) would differentiate "
+            f"{C} loss terms per step into a {C}x{C} table; remove `class_sensitivity` from the "
+            f"`tables:` of experiments whose runs have more than 100 classes"
+        )
     for step in _progress(_checkpoints(spec, len(y), run_dir, settings["at"], skip_initial=True), "class sensitivity"):
-        m = class_sensitivity(spec, x, y, C, step, window=settings["window"], stride=settings["stride"],
-                              norm=settings["norm"], run_dir=run_dir, horizon=settings["horizon"],
-                              chunk=settings["chunk"]).detach().cpu().numpy()
+        m = (
+            class_sensitivity(
+                spec,
+                x,
+                y,
+                C,
+                step,
+                window=settings["window"],
+                stride=settings["stride"],
+                norm=settings["norm"],
+                run_dir=run_dir,
+                horizon=settings["horizon"],
+                chunk=settings["chunk"],
+            )
+            .detach()
+            .cpu()
+            .numpy()
+        )
         S = m.shape[0]
-        frames.append(pd.DataFrame({
-            "seed": np.repeat(spec["seeds"], C * C), "step": step,
-            "class_i": np.tile(np.repeat(np.arange(C), C), S), "class_j": np.tile(np.arange(C), S * C),
-            "value": m.reshape(-1).astype(np.float64),
-        }))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "seed": np.repeat(spec["seeds"], C * C),
+                    "step": step,
+                    "class_i": np.tile(np.repeat(np.arange(C), C), S),
+                    "class_j": np.tile(np.arange(C), S * C),
+                    "value": m.reshape(-1).astype(np.float64),
+                }
+            )
+        )
     return _with_settings(pd.concat(frames, ignore_index=True), settings, ("window", "stride", "norm", "horizon"))
 
 
@@ -89,11 +134,19 @@ def csr_frame(spec: dict, data: NoisyDataset, run_dir, settings: dict, device="c
             for split, x in splits.items():
                 if len(x) == 0:
                     continue  # identity labels: no validation task
-                out = csr(predict, x, r=settings["r"], alpha=settings["alpha"], beta=settings["beta"],
-                          pixel_range=data.pixel_range, max_iter=settings["max_iter"], stop=settings["stop"],
-                          global_min_new=settings["global_min_new"], seed=settings["seed"] + 1000 * seed + step)
-                rows.append({"seed": seed, "epoch": step / plan.steps_per_epoch, "step": step, "split": split,
-                             **out})
+                out = csr(
+                    predict,
+                    x,
+                    r=settings["r"],
+                    alpha=settings["alpha"],
+                    beta=settings["beta"],
+                    pixel_range=data.pixel_range,
+                    max_iter=settings["max_iter"],
+                    stop=settings["stop"],
+                    global_min_new=settings["global_min_new"],
+                    seed=settings["seed"] + 1000 * seed + step,
+                )
+                rows.append({"seed": seed, "epoch": step / plan.steps_per_epoch, "step": step, "split": split, **out})
     return pd.DataFrame(rows)
 
 
@@ -111,10 +164,19 @@ def filters_frame(spec: dict, data: NoisyDataset, run_dir, settings: dict, devic
             w = params["fc0.weight"].transpose(1, 2).reshape(len(spec["seeds"]), -1, *data.x_train.shape[1:])
         S, F, C, H, W = w.shape
         grid = np.indices((S, F, C, H, W)).reshape(5, -1)
-        frames.append(pd.DataFrame({
-            "seed": np.asarray(spec["seeds"])[grid[0]], "step": step, "filter": grid[1], "channel": grid[2],
-            "row": grid[3], "col": grid[4], "value": w.reshape(-1).double().numpy(),
-        }))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "seed": np.asarray(spec["seeds"])[grid[0]],
+                    "step": step,
+                    "filter": grid[1],
+                    "channel": grid[2],
+                    "row": grid[3],
+                    "col": grid[4],
+                    "value": w.reshape(-1).double().numpy(),
+                }
+            )
+        )
     return pd.concat(frames, ignore_index=True)
 
 

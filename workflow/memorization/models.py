@@ -37,11 +37,15 @@ class Arch:
     crop: int = 0  # cnn: pixels removed from each border (the paper's Crop(2,2))
 
     @classmethod
-    def from_spec(cls, spec: dict, in_shape, n_classes: int) -> "Arch":
+    def from_spec(cls, spec: dict, in_shape, n_classes: int) -> Arch:
         if spec["arch"] == "mlp":
             return cls("mlp", tuple(in_shape), n_classes, hidden=(spec["width"],) * spec["depth"])
         return cls(
-            "cnn", tuple(in_shape), n_classes, channels=spec["cnn_channels"], dense=tuple(spec["cnn_dense"]),
+            "cnn",
+            tuple(in_shape),
+            n_classes,
+            channels=spec["cnn_channels"],
+            dense=tuple(spec["cnn_dense"]),
             crop=spec["crop"],
         )
 

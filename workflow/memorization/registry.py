@@ -17,9 +17,9 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 # ----------------------------------------------------------------------------- data sets
 
@@ -106,8 +106,14 @@ DATASETS: dict[str, Dataset] = {
 
 # Column types: pandas dtype names. "Int64"/"Float64" are the nullable kinds (null where a value does not
 # apply); each maps to one Parquet type, so every file of a table has the same schema whatever the config.
-ARROW_TYPES = {"string": "string", "int64": "int64", "Int64": "int64", "float64": "float64",
-               "Float64": "float64", "bool": "bool"}
+ARROW_TYPES = {
+    "string": "string",
+    "int64": "int64",
+    "Int64": "int64",
+    "float64": "float64",
+    "Float64": "float64",
+    "bool": "bool",
+}
 
 
 @dataclass(frozen=True)
@@ -134,8 +140,11 @@ IDENTITY = _columns(
     ("input_noise_fraction", "float64", "fraction of training inputs replaced by noise (0 for none)"),
     ("label_noise", "string", "none | random | identity"),
     ("label_noise_fraction", "float64", "fraction of training labels replaced (0 for none)"),
-    ("regularizer", "string", "none | dropout | input_dropout | input_noise | hidden_noise | weight_decay | "
-                              "dropout_adversarial"),
+    (
+        "regularizer",
+        "string",
+        "none | dropout | input_dropout | input_noise | hidden_noise | weight_decay | dropout_adversarial",
+    ),
     ("reg_strength", "float64", "the regulariser's rate, std or lambda (0 for none)"),
 )
 
@@ -177,7 +186,7 @@ class Table:
 
 
 TABLES: dict[str, Table] = {}
-FIGURES: dict[str, "Figure"] = {}
+FIGURES: dict[str, Figure] = {}
 
 
 def register_table(table: Table) -> Table:
@@ -191,8 +200,10 @@ def register_table(table: Table) -> Table:
         raise ValueError(f"table {table.name}: source table {table.source!r} is not registered")
     for column in table.columns:
         if column.dtype not in ARROW_TYPES:
-            raise ValueError(f"table {table.name}, column {column.name}: dtype {column.dtype!r} is not one of "
-                             f"{', '.join(ARROW_TYPES)}")
+            raise ValueError(
+                f"table {table.name}, column {column.name}: dtype {column.dtype!r} is not one of "
+                f"{', '.join(ARROW_TYPES)}"
+            )
     clash = {c.name for c in IDENTITY} & {c.name for c in table.columns}
     if clash:
         raise ValueError(f"table {table.name}: columns {sorted(clash)} are identity columns already")
@@ -201,76 +212,134 @@ def register_table(table: Table) -> Table:
 
 
 for _table in (
-    Table("training", "train", _columns(
-        ("epoch", "float64", "step / steps per epoch; 0 is the initialisation"),
-        ("step", "int64", "SGD steps taken"),
-        ("train_loss", "float64", "eval-mode mean loss on the training set as trained (noise included)"),
-        ("train_acc", "float64", "eval-mode accuracy on the training set against its training labels"),
-        ("val_loss", "float64", "mean loss on the clean validation split (NaN for identity labels)"),
-        ("val_acc", "float64", "accuracy on the clean validation split (NaN for identity labels)"),
-    ), "run, seed, evaluation", "Loss and accuracy at every evaluation (every `log_every` epochs and the end)."),
-    Table("convergence", "train", _columns(
-        ("epochs_to_fit", "Float64", "first evaluated epoch at 100% training accuracy; null if never"),
-        ("max_epochs", "float64", "the training budget in epochs (the cap of a run that stops at fit)"),
-    ), "run, seed", "Time to convergence (Fig. 6)."),
-    Table("examples", "metric", _columns(
-        ("epoch", "float64", "as in training"),
-        ("step", "int64", "as in training"),
-        ("example", "int64", "index of the training example"),
-        ("correct", "bool", "eval-mode prediction equals the training label"),
-        ("is_noisy", "bool", "the example's input or label was replaced (a random label may equal the true "
-                             "one by chance: about 1/C of them do)"),
-    ), "run, seed, evaluation, training example", "Per-example correctness (Fig. 1).",
-        compute="memorization.train:examples_table"),
-    Table("filters", "metric", _columns(
-        ("step", "int64", "checkpoint step (the first and the last)"),
-        ("filter", "int64", "CNN filter, or MLP first-layer unit"),
-        ("channel", "int64", "input channel"),
-        ("row", "int64", "row of the 5x5 filter (MLP: of the input image)"),
-        ("col", "int64", "column"),
-        ("value", "float64", "the weight"),
-    ), "run, seed, checkpoint, weight", "First-layer weights at the first and last checkpoint (Fig. 2).",
-        compute="memorization.metrics:filters_frame"),
-    Table("sensitivity", "metric", _columns(
-        ("step", "int64", "checkpoint step T"),
-        ("example", "int64", "index of the training example x"),
-        ("sensitivity", "float64", "loss sensitivity: mean over the window of ||dL_t/dx|| through the SGD "
-                                   "updates"),
-        ("is_noisy", "bool", "as in examples"),
-        *SENSITIVITY_SETTINGS,
-    ), "run, seed, checkpoint, training example", "Loss sensitivity of every training example (Fig. 3).",
-        compute="memorization.metrics:sensitivity_frame", settings="sensitivity_settings", device=True),
-    Table("gini", "summary", _columns(
-        ("step", "int64", "checkpoint step T"),
-        ("gini", "float64", "Gini coefficient of the loss sensitivity over the run's training examples"),
-        *SENSITIVITY_SETTINGS,
-    ), "run, seed, checkpoint", "Concentration of loss sensitivity (Fig. 3).",
-        compute="memorization.analysis:gini_frame", source="sensitivity"),
-    Table("class_sensitivity", "metric", _columns(
-        ("step", "int64", "checkpoint step T"),
-        ("class_i", "int64", "class of the loss term differentiated"),
-        ("class_j", "int64", "class of the training inputs it is differentiated against"),
-        ("value", "float64", "mean over the window and over inputs of class j of ||dL_t(y=i)/dx||"),
-        *SENSITIVITY_SETTINGS,
-    ), "run, seed, checkpoint, class pair", "Per-class loss sensitivity (Fig. 4).",
-        compute="memorization.metrics:class_sensitivity_frame", settings="sensitivity_settings",
-        setting_defaults={"at": "last"}, device=True),
-    Table("csr", "metric", _columns(
-        ("epoch", "float64", "checkpoint epoch"),
-        ("step", "int64", "checkpoint step"),
-        ("split", "string", "val | train"),
-        ("csr", "float64", "critical sample ratio: n_critical / n_points"),
-        ("n_points", "int64", "points searched"),
-        ("n_critical", "int64", "points whose prediction LASS flipped within the box"),
-        ("mean_iterations", "float64", "mean LASS iteration of the flips (NaN if none)"),
-        ("max_distance", "float64", "largest |x_hat - x| found, 0-255 scale (<= lass_r, checked)"),
-        ("lass_r", "float64", "box radius, 0-255 scale"),
-        ("lass_alpha", "float64", "sign-step size, 0-255 scale"),
-        ("lass_beta", "float64", "noise std, 0-255 scale"),
-        ("lass_max_iter", "int64", "iteration cap"),
-        ("lass_stop", "string", "example (Algorithm 1) | global (the authors' code)"),
-    ), "run, seed, checkpoint, split", "Critical sample ratio by LASS (Figs 7-9).",
-        compute="memorization.metrics:csr_frame", settings="csr_settings", device=True),
+    Table(
+        "training",
+        "train",
+        _columns(
+            ("epoch", "float64", "step / steps per epoch; 0 is the initialisation"),
+            ("step", "int64", "SGD steps taken"),
+            ("train_loss", "float64", "eval-mode mean loss on the training set as trained (noise included)"),
+            ("train_acc", "float64", "eval-mode accuracy on the training set against its training labels"),
+            ("val_loss", "float64", "mean loss on the clean validation split (NaN for identity labels)"),
+            ("val_acc", "float64", "accuracy on the clean validation split (NaN for identity labels)"),
+        ),
+        "run, seed, evaluation",
+        "Loss and accuracy at every evaluation (every `log_every` epochs and the end).",
+    ),
+    Table(
+        "convergence",
+        "train",
+        _columns(
+            ("epochs_to_fit", "Float64", "first evaluated epoch at 100% training accuracy; null if never"),
+            ("max_epochs", "float64", "the training budget in epochs (the cap of a run that stops at fit)"),
+        ),
+        "run, seed",
+        "Time to convergence (Fig. 6).",
+    ),
+    Table(
+        "examples",
+        "metric",
+        _columns(
+            ("epoch", "float64", "as in training"),
+            ("step", "int64", "as in training"),
+            ("example", "int64", "index of the training example"),
+            ("correct", "bool", "eval-mode prediction equals the training label"),
+            (
+                "is_noisy",
+                "bool",
+                "the example's input or label was replaced (a random label may equal the true "
+                "one by chance: about 1/C of them do)",
+            ),
+        ),
+        "run, seed, evaluation, training example",
+        "Per-example correctness (Fig. 1).",
+        compute="memorization.train:examples_table",
+    ),
+    Table(
+        "filters",
+        "metric",
+        _columns(
+            ("step", "int64", "checkpoint step (the first and the last)"),
+            ("filter", "int64", "CNN filter, or MLP first-layer unit"),
+            ("channel", "int64", "input channel"),
+            ("row", "int64", "row of the 5x5 filter (MLP: of the input image)"),
+            ("col", "int64", "column"),
+            ("value", "float64", "the weight"),
+        ),
+        "run, seed, checkpoint, weight",
+        "First-layer weights at the first and last checkpoint (Fig. 2).",
+        compute="memorization.metrics:filters_frame",
+    ),
+    Table(
+        "sensitivity",
+        "metric",
+        _columns(
+            ("step", "int64", "checkpoint step T"),
+            ("example", "int64", "index of the training example x"),
+            ("sensitivity", "float64", "loss sensitivity: mean over the window of ||dL_t/dx|| through the SGD updates"),
+            ("is_noisy", "bool", "as in examples"),
+            *SENSITIVITY_SETTINGS,
+        ),
+        "run, seed, checkpoint, training example",
+        "Loss sensitivity of every training example (Fig. 3).",
+        compute="memorization.metrics:sensitivity_frame",
+        settings="sensitivity_settings",
+        device=True,
+    ),
+    Table(
+        "gini",
+        "summary",
+        _columns(
+            ("step", "int64", "checkpoint step T"),
+            ("gini", "float64", "Gini coefficient of the loss sensitivity over the run's training examples"),
+            *SENSITIVITY_SETTINGS,
+        ),
+        "run, seed, checkpoint",
+        "Concentration of loss sensitivity (Fig. 3).",
+        compute="memorization.analysis:gini_frame",
+        source="sensitivity",
+    ),
+    Table(
+        "class_sensitivity",
+        "metric",
+        _columns(
+            ("step", "int64", "checkpoint step T"),
+            ("class_i", "int64", "class of the loss term differentiated"),
+            ("class_j", "int64", "class of the training inputs it is differentiated against"),
+            ("value", "float64", "mean over the window and over inputs of class j of ||dL_t(y=i)/dx||"),
+            *SENSITIVITY_SETTINGS,
+        ),
+        "run, seed, checkpoint, class pair",
+        "Per-class loss sensitivity (Fig. 4).",
+        compute="memorization.metrics:class_sensitivity_frame",
+        settings="sensitivity_settings",
+        setting_defaults={"at": "last"},
+        device=True,
+    ),
+    Table(
+        "csr",
+        "metric",
+        _columns(
+            ("epoch", "float64", "checkpoint epoch"),
+            ("step", "int64", "checkpoint step"),
+            ("split", "string", "val | train"),
+            ("csr", "float64", "critical sample ratio: n_critical / n_points"),
+            ("n_points", "int64", "points searched"),
+            ("n_critical", "int64", "points whose prediction LASS flipped within the box"),
+            ("mean_iterations", "float64", "mean LASS iteration of the flips (NaN if none)"),
+            ("max_distance", "float64", "largest |x_hat - x| found, 0-255 scale (<= lass_r, checked)"),
+            ("lass_r", "float64", "box radius, 0-255 scale"),
+            ("lass_alpha", "float64", "sign-step size, 0-255 scale"),
+            ("lass_beta", "float64", "noise std, 0-255 scale"),
+            ("lass_max_iter", "int64", "iteration cap"),
+            ("lass_stop", "string", "example (Algorithm 1) | global (the authors' code)"),
+        ),
+        "run, seed, checkpoint, split",
+        "Critical sample ratio by LASS (Figs 7-9).",
+        compute="memorization.metrics:csr_frame",
+        settings="csr_settings",
+        device=True,
+    ),
 ):
     register_table(_table)
 
@@ -313,61 +382,105 @@ def _paper_figure(name: str, tables, caption: str) -> None:
     register_figure(Figure(name, tuple(tables), f"memorization.figures:{name}", " ".join(caption.split())))
 
 
-_paper_figure("fig01_difficulty", ["examples"], """
+_paper_figure(
+    "fig01_difficulty",
+    ["examples"],
+    """
     **Fig. 1, per-example difficulty.** Per-example misclassification rate after one epoch, averaged over many
     independently initialised and shuffled runs, sorted; dashed: what random inputs would give if every
     example were equally hard (binomial). *Paper (§3.1):* on real data difficulty varies between examples
-    (easy and hard examples); random inputs match the binomial curve; random labels lie in between.""")
-_paper_figure("fig02_filters", ["filters"], """
+    (easy and hard examples); random inputs match the binomial curve; random labels lie in between.""",
+)
+_paper_figure(
+    "fig02_filters",
+    ["filters"],
+    """
     **Fig. 2, first-layer filters** at the end of training on real data, random labels and random inputs
     (seed 0, each filter scaled to its range). *Paper (§3.1):* filters learned on random labels are not white
     noise: training on noise still picks up shared structure of the images. The number above each panel is
-    the correlation of neighbouring weights of what training changed (about 0 for white noise).""")
-_paper_figure("fig03_gini", ["gini"], """
+    the correlation of neighbouring weights of what training changed (about 0 for white noise).""",
+)
+_paper_figure(
+    "fig03_gini",
+    ["gini"],
+    """
     **Fig. 3, concentration of loss sensitivity.** Gini coefficient, across the training examples, of each
     example's loss sensitivity (its influence on the loss through the SGD updates, averaged over a window of
     steps), against SGD steps. *Paper (§3.2-3.3):* higher for real data than for random inputs at every
-    step, also when every example is its own class; 50% real data lies in between.""")
-_paper_figure("fig04_class_sensitivity", ["class_sensitivity"], """
+    step, also when every example is its own class; 50% real data lies in between.""",
+)
+_paper_figure(
+    "fig04_class_sensitivity",
+    ["class_sensitivity"],
+    """
     **Fig. 4, per-class loss sensitivity.** Cell (i, j): sensitivity of the class-i term of the loss to
     training inputs of class j, through the SGD updates, at the end of training (log colour scale).
     *Paper (§3.4):* the diagonal dominates, but real data spreads more mass off the diagonal (patterns shared
-    across classes), so the diagonal/off-diagonal ratio D is smaller for real data.""")
-_paper_figure("fig05_capacity", ["training"], """
+    across classes), so the diagonal/off-diagonal ratio D is smaller for real data.""",
+)
+_paper_figure(
+    "fig05_capacity",
+    ["training"],
+    """
     **Fig. 5, validation accuracy against capacity.** Best validation accuracy (clean data) against hidden
     units per layer, one curve per fraction of training inputs replaced by Gaussian noise (mean and band over
     seeds). *Paper (§4):* on clean data accuracy is near its best at a moderate width; with noise more units
-    are needed to reach the best validation accuracy.""")
-_paper_figure("fig06_convergence", ["convergence"], """
+    are needed to reach the best validation accuracy.""",
+)
+_paper_figure(
+    "fig06_convergence",
+    ["convergence"],
+    """
     **Fig. 6, time to convergence.** Epochs until the whole training set is classified correctly, against
     hidden units (left) and training-set size (right), per input-noise level; hollow circles: runs that never
     fit (drawn at the cap). *Paper (§4):* less capacity or more data slows training, much more for noisy data:
-    extra units help real data less, and time to fit grows much faster with the data set size for noise.""")
-_paper_figure("fig07_mlp_noise", ["training", "csr"], """
+    extra units help real data less, and time to fit grows much faster with the data set size for noise.""",
+)
+_paper_figure(
+    "fig07_mlp_noise",
+    ["training", "csr"],
+    """
     **Fig. 7, the MLP under partial noise.** Training (solid) and validation (dotted) accuracy, and the
     validation critical sample ratio, per epoch, for 0-80% of the training inputs (top) or labels (bottom)
     replaced by noise. *Paper (§4.1):* CSR is higher and final and best validation accuracy lower for noisier
     data; with label noise, validation accuracy peaks before the noisy labels are fit, then falls while CSR
-    rises: patterns first, memorisation afterwards.""")
-_paper_figure("fig08_cnn_noise", ["training", "csr"], """
+    rises: patterns first, memorisation afterwards.""",
+)
+_paper_figure(
+    "fig08_cnn_noise",
+    ["training", "csr"],
+    """
     **Fig. 8, the CNN under partial noise.** As Fig. 7, with the CNN. *Paper (§4.1):* the same conclusions as
     Fig. 7: higher CSR and lower validation accuracy with more noise; for label noise an early validation
-    peak, then a decline and a CSR surge while the noise is memorised.""")
-_paper_figure("fig09_csr_random", ["csr"], """
+    peak, then a decline and a CSR surge while the noise is memorised.""",
+)
+_paper_figure(
+    "fig09_csr_random",
+    ["csr"],
+    """
     **Fig. 9, critical sample ratio during training** of models trained on real data, random inputs and random
     labels (mean and band over seeds); dashed: the training split of the real-data model. *Paper (§4.1):* much
     higher for the models fit to noise (a more complex decision surface); all rise, then plateau. Footnote 5:
-    training-set CSR on real data first rises, then falls.""")
-_paper_figure("fig10_regularizers", ["training"], """
+    training-set CSR on real data first rises, then falls.""",
+)
+_paper_figure(
+    "fig10_regularizers",
+    ["training"],
+    """
     **Fig. 10, regularisers: memorisation against generalisation.** For each regulariser across its strengths
     (labelled points; every curve starts at the unregularised point): final training accuracy on random
     labels (x) against best validation accuracy when trained on real data (y). *Paper (§5):* a flat curve is
     best; dropout hinders memorisation most for the least cost, best with adversarial training; weight decay
-    and Gaussian noise lose more validation accuracy for the same effect.""")
-_paper_figure("fig11_regularizer_curves", ["training"], """
+    and Gaussian noise lose more validation accuracy for the same effect.""",
+)
+_paper_figure(
+    "fig11_regularizer_curves",
+    ["training"],
+    """
     **Fig. 11, training loss under regularisers**, per epoch, on random labels (left) and real data (right).
     *Paper (§5):* the vertical order of the regularisers differs between random labels and real data: they
-    differ in how much they slow memorisation compared with learning.""")
+    differ in how much they slow memorisation compared with learning.""",
+)
 
 
 def figure(name: str) -> Figure:

@@ -31,12 +31,19 @@ class Regularizer:
     adversarial_max_iter: int = 0
 
     @classmethod
-    def from_spec(cls, spec: dict) -> "Regularizer":
+    def from_spec(cls, spec: dict) -> Regularizer:
         kind = spec.get("regularizer", "none")
         if kind != "dropout_adversarial":
             return cls(kind, float(spec.get("reg_strength", 0.0)))
-        return cls(kind, float(spec["reg_strength"]), spec["adversarial_weight"], spec["adversarial_r"],
-                   spec["adversarial_alpha"], spec["adversarial_beta"], spec["adversarial_max_iter"])
+        return cls(
+            kind,
+            float(spec["reg_strength"]),
+            spec["adversarial_weight"],
+            spec["adversarial_r"],
+            spec["adversarial_alpha"],
+            spec["adversarial_beta"],
+            spec["adversarial_max_iter"],
+        )
 
     @property
     def weight_decay(self) -> float:
@@ -84,8 +91,9 @@ class LayerNoise:
         """One draw per seed of `sample` (torch.rand or torch.randn) in the shape and dtype of `like`."""
         if like.shape[0] != len(self.gens):
             raise ValueError(f"noise for {len(self.gens)} seeds, tensor has {like.shape[0]} on its seed axis")
-        return torch.stack([sample(like.shape[1:], generator=g, device=like.device, dtype=like.dtype)
-                            for g in self.gens])
+        return torch.stack(
+            [sample(like.shape[1:], generator=g, device=like.device, dtype=like.dtype) for g in self.gens]
+        )
 
     def _perturb(self, h: torch.Tensor, rate: float, std: float) -> torch.Tensor:
         """Inverted dropout at `rate`, then additive Gaussian noise of `std` (each only when non-zero)."""

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from .models import Arch, example_losses, forward
@@ -55,8 +54,17 @@ def start_state(spec: dict, arch: Arch, run_dir, step: int, device):
     return (*initial_state(arch, list(spec["seeds"]), device), 0)
 
 
-def replay_losses(spec: dict, x_train: torch.Tensor, y_train: torch.Tensor, n_classes: int, out_steps: list[int],
-                  *, run_dir=None, by_class: bool = False, horizon: int | None = None):
+def replay_losses(
+    spec: dict,
+    x_train: torch.Tensor,
+    y_train: torch.Tensor,
+    n_classes: int,
+    out_steps: list[int],
+    *,
+    run_dir=None,
+    by_class: bool = False,
+    horizon: int | None = None,
+):
     """Replay the run's SGD trajectory with the graph kept; return (batches, L).
 
     batches: one (indices (S, B), inputs (S, B, ...)) per replayed update, the inputs a leaf of the graph.
@@ -71,24 +79,39 @@ def replay_losses(spec: dict, x_train: torch.Tensor, y_train: torch.Tensor, n_cl
     seeds = list(spec["seeds"])
     reg = Regularizer.from_spec(spec)
     if reg.adversarial:
-        raise ValueError("loss sensitivity cannot replay adversarial training (the LASS search inside each step "
-                         "is not differentiable); leave sensitivity tables out of dropout_adversarial runs")
+        raise ValueError(
+            "loss sensitivity cannot replay adversarial training (the LASS search inside each step "
+            "is not differentiable); leave sensitivity tables out of dropout_adversarial runs"
+        )
     S, N = len(seeds), len(x_train)
     arch = Arch.from_spec(spec, tuple(x_train.shape[1:]), n_classes)
     plan = Plan.from_spec(spec, N)
     first, last = min(out_steps), max(out_steps)
     begin = 0 if horizon is None else max(0, first - horizon)
-    params, buffers, velocity, step = start_state(spec, arch, run_dir, begin, device)
+    params, buffers, velocity, loaded = start_state(spec, arch, run_dir, begin, device)
     params = {k: v.to(x_train.dtype) for k, v in params.items()}
     velocity = {k: v.to(x_train.dtype) for k, v in velocity.items()}
     buffers = {k: v.to(x_train.dtype) for k, v in buffers.items()}
-    for t, epoch, idx in plan.steps(seeds, step, begin, device):  # fast-forward, no graph: held constant
-        train_step(arch, params, buffers, velocity, x_train[idx], y_train[idx], lr=learning_rate(spec, epoch),
-                   momentum=spec["momentum"], groups=[slice(0, S)], loss=spec["loss"], reg=reg, seeds=seeds, step=t)
+    for t, epoch, idx in plan.steps(seeds, loaded, begin, device):  # fast-forward, no graph: held constant
+        train_step(
+            arch,
+            params,
+            buffers,
+            velocity,
+            x_train[idx],
+            y_train[idx],
+            lr=learning_rate(spec, epoch),
+            momentum=spec["momentum"],
+            groups=[slice(0, S)],
+            loss=spec["loss"],
+            reg=reg,
+            seeds=seeds,
+            step=t,
+        )
 
     params = {k: v.detach().requires_grad_(True) for k, v in params.items()}
     wanted, outputs, batches = set(out_steps), {}, []
-    for step, epoch, idx in plan.steps(seeds, max(step, begin), last + 1, device):
+    for step, epoch, idx in plan.steps(seeds, max(loaded, begin), last + 1, device):
         xb, yb = x_train[idx], y_train[idx]
         if step in wanted:  # L_t under θ_t, the direct path x → L_t cut as in the authors' code
             logits, _ = forward(arch, params, buffers, xb, train=True, noise=layer_noise(reg, seeds, step, device))
@@ -104,8 +127,14 @@ def replay_losses(spec: dict, x_train: torch.Tensor, y_train: torch.Tensor, n_cl
         logits, buffers = forward(arch, params, buffers, xb, train=True, noise=layer_noise(reg, seeds, step, device))
         total = example_losses(logits, yb, spec["loss"]).mean(1).sum()
         grads = dict(zip(params, torch.autograd.grad(total, list(params.values()), create_graph=True)))
-        params, velocity = sgd_step(params, grads, velocity, lr=learning_rate(spec, epoch), momentum=spec["momentum"],
-                                    weight_decay=reg.weight_decay)
+        params, velocity = sgd_step(
+            params,
+            grads,
+            velocity,
+            lr=learning_rate(spec, epoch),
+            momentum=spec["momentum"],
+            weight_decay=reg.weight_decay,
+        )
     return batches, torch.stack([outputs[t] for t in out_steps])
 
 
@@ -121,8 +150,9 @@ def input_jacobian(batches, L: torch.Tensor, n_train: int, *, chunk: int = 64):
         rows = torch.arange(start, min(start + chunk, len(flat)))
         jac = torch.zeros((len(rows), S * n_train, *shape), dtype=flat.dtype, device=flat.device)
         if leaves:
-            grads = torch.autograd.grad(flat, leaves, grad_outputs=eye[rows], is_grads_batched=True,
-                                        retain_graph=True, allow_unused=True)
+            grads = torch.autograd.grad(
+                flat, leaves, grad_outputs=eye[rows], is_grads_batched=True, retain_graph=True, allow_unused=True
+            )
             for (idx, _), g in zip(batches, grads):
                 if g is not None:  # an example used at several steps sums its influences
                     jac.index_add_(1, (idx + seed_offset).reshape(-1), g.reshape(len(rows), -1, *shape))
@@ -140,25 +170,48 @@ def sensitivity_norms(batches, L: torch.Tensor, n_train: int, norm: str = "l1", 
     return out.view(M, S, K, n_train)
 
 
-def loss_sensitivity(spec: dict, x_train, y_train, n_classes: int, checkpoint: int, *, window: int = 500,
-                     stride: int = 2, norm: str = "l1", run_dir=None, horizon: int | None = None,
-                     chunk: int = 64) -> torch.Tensor:
+def loss_sensitivity(
+    spec: dict,
+    x_train,
+    y_train,
+    n_classes: int,
+    checkpoint: int,
+    *,
+    window: int = 500,
+    stride: int = 2,
+    norm: str = "l1",
+    run_dir=None,
+    horizon: int | None = None,
+    chunk: int = 64,
+) -> torch.Tensor:
     """ḡ_x at a checkpoint: the mean over the window's steps of ‖∂L_t/∂x‖, for every seed and example (S, N)."""
     steps = window_steps(checkpoint, window, stride)
     batches, L = replay_losses(spec, x_train, y_train, n_classes, steps, run_dir=run_dir, horizon=horizon)
     return sensitivity_norms(batches, L, len(x_train), norm, chunk)[:, :, 0].mean(0)
 
 
-def class_sensitivity(spec: dict, x_train, y_train, n_classes: int, checkpoint: int, *, window: int = 500,
-                      stride: int = 2, norm: str = "l1", run_dir=None, horizon: int | None = None,
-                      chunk: int = 64) -> torch.Tensor:
+def class_sensitivity(
+    spec: dict,
+    x_train,
+    y_train,
+    n_classes: int,
+    checkpoint: int,
+    *,
+    window: int = 500,
+    stride: int = 2,
+    norm: str = "l1",
+    run_dir=None,
+    horizon: int | None = None,
+    chunk: int = 64,
+) -> torch.Tensor:
     """ḡ_{i,j} (PAPER.md §3.4): the mean over the window's steps and over training examples x of class j of
     ‖∂L_t(y=i)/∂x‖, where L_t(y=i) is the class-i term of step t's batch loss. (S, C, C), rows i, columns j.
 
     Through the updates, as ḡ_x (the authors' code used the last step only and kept the direct path)."""
     steps = window_steps(checkpoint, window, stride)
-    batches, L = replay_losses(spec, x_train, y_train, n_classes, steps, run_dir=run_dir, horizon=horizon,
-                               by_class=True)
+    batches, L = replay_losses(
+        spec, x_train, y_train, n_classes, steps, run_dir=run_dir, horizon=horizon, by_class=True
+    )
     norms = sensitivity_norms(batches, L, len(x_train), norm, chunk).mean(0)  # (S, C, N)
     onehot = torch.nn.functional.one_hot(y_train, n_classes).to(norms.dtype)  # (N, C)
     counts = onehot.sum(0).clamp_min(1)

@@ -43,8 +43,13 @@ DATA_KEYS = (
 
 
 # Settings of adversarial training, meaningful only with regularizer dropout_adversarial.
-ADVERSARIAL_KEYS = ("adversarial_weight", "adversarial_r", "adversarial_alpha", "adversarial_beta",
-                    "adversarial_max_iter")
+ADVERSARIAL_KEYS = (
+    "adversarial_weight",
+    "adversarial_r",
+    "adversarial_alpha",
+    "adversarial_beta",
+    "adversarial_max_iter",
+)
 
 
 class ConfigError(ValueError):
@@ -127,8 +132,9 @@ def _find(name: str, workdir: Path, repository: Path) -> Path:
     for folder in (workdir, repository):
         if (folder / name).is_file():
             return (folder / name).resolve()
-    raise ConfigError(f"config file {name!r} not found in the working directory {workdir} or in the "
-                      f"repository {repository}")
+    raise ConfigError(
+        f"config file {name!r} not found in the working directory {workdir} or in the repository {repository}"
+    )
 
 
 def load_config(given: dict, *, workdir: str | Path = ".", repository: str | Path = ".") -> dict:
@@ -282,8 +288,11 @@ def validate(config: dict) -> dict:
 def resolve(partial: dict, *, where: str = "spec") -> dict:
     """Fill defaults and canonicalise a spec; reject combinations that make no sense."""
     dataset = partial.get("dataset", spec_defaults()["dataset"])
-    spec = {**copy.deepcopy(spec_defaults()), **copy.deepcopy(registry.DATASETS[dataset].spec_defaults),
-            **copy.deepcopy(partial)}
+    spec = {
+        **copy.deepcopy(spec_defaults()),
+        **copy.deepcopy(registry.DATASETS[dataset].spec_defaults),
+        **copy.deepcopy(partial),
+    }
     for key in _float_keys():
         spec[key] = float(spec[key])
     # A noise kind of "none" has no fraction; keep the column meaningful (0) and the id free of it.
@@ -307,8 +316,9 @@ def resolve(partial: dict, *, where: str = "spec") -> dict:
     if reg == "none" and strength:
         raise ConfigError(f"{where}: reg_strength {strength:g} without a regularizer; set regularizer too")
     if reg not in ("none", "dropout_adversarial") and strength == 0.0:
-        raise ConfigError(f"{where}: regularizer {reg} with reg_strength 0 is no regularisation; "
-                          f"use regularizer: none instead")
+        raise ConfigError(
+            f"{where}: regularizer {reg} with reg_strength 0 is no regularisation; use regularizer: none instead"
+        )
     if reg in ("dropout", "input_dropout", "dropout_adversarial") and strength >= 1.0:
         raise ConfigError(f"{where}: {reg} drop rate reg_strength must be below 1, got {strength:g}")
     if reg != "dropout_adversarial":
@@ -358,9 +368,7 @@ def expand(config: dict) -> dict[str, list[dict]]:
     experiments = {}
     for name, exp in config["experiments"].items():
         grid = exp.get("grid") or {}
-        axes = [
-            [v if isinstance(v, dict) else {axis: v} for v in values] for axis, values in grid.items()
-        ]
+        axes = [[v if isinstance(v, dict) else {axis: v} for v in values] for axis, values in grid.items()]
         runs, seen = [], set()
         for combo in itertools.product(*axes):
             partial = {**base, **(exp.get("spec") or {})}

@@ -40,7 +40,9 @@ def with_identity(frame: pd.DataFrame, identity: dict) -> pd.DataFrame:
 
 def arrow_schema(name: str) -> pa.Schema:
     """The one Parquet schema of a table, whatever the config that produced it."""
-    return pa.schema([(column, pa.type_for_alias(ARROW_TYPES[dtype])) for column, dtype in table(name).dtypes().items()])
+    return pa.schema(
+        [(column, pa.type_for_alias(ARROW_TYPES[dtype])) for column, dtype in table(name).dtypes().items()]
+    )
 
 
 def conform(frame: pd.DataFrame, name: str) -> pd.DataFrame:
@@ -52,18 +54,22 @@ def conform(frame: pd.DataFrame, name: str) -> pd.DataFrame:
         raise ValueError(f"table {name!r} lacks required columns {missing}")
     extra = [c for c in frame.columns if c not in dtypes]
     if extra:
-        raise ValueError(f"table {name!r} has columns {extra} that the registry does not declare "
-                         f"(memorization.registry, table {name!r})")
+        raise ValueError(
+            f"table {name!r} has columns {extra} that the registry does not declare "
+            f"(memorization.registry, table {name!r})"
+        )
     return frame[list(dtypes)].astype(dtypes)
 
 
 def _code_version() -> str:
     here = Path(__file__).resolve().parent
     try:
-        sha = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--", "."], capture_output=True,
-                               text=True, timeout=10).stdout.strip()
+        sha = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(here), "status", "--porcelain", "--", "."], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
         return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -87,8 +93,12 @@ def provenance(specs: dict[str, dict], figures: list[str] = ()) -> dict[str, str
     }
 
 
-def write_frame(frame: pd.DataFrame, path: str | os.PathLike, metadata: dict[str, str] | None = None,
-                schema: pa.Schema | None = None) -> None:
+def write_frame(
+    frame: pd.DataFrame,
+    path: str | os.PathLike,
+    metadata: dict[str, str] | None = None,
+    schema: pa.Schema | None = None,
+) -> None:
     """Write a frame to Parquet atomically (a killed job leaves no half file), with key-value metadata."""
     arrow = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
     meta = {**(arrow.schema.metadata or {}), **{k.encode(): v.encode() for k, v in (metadata or {}).items()}}
@@ -100,8 +110,9 @@ def write_frame(frame: pd.DataFrame, path: str | os.PathLike, metadata: dict[str
     os.replace(tmp, path)
 
 
-def write_table(frame: pd.DataFrame, path: str | os.PathLike, *, table: str, specs: dict[str, dict],
-                figures: list[str] = ()) -> None:
+def write_table(
+    frame: pd.DataFrame, path: str | os.PathLike, *, table: str, specs: dict[str, dict], figures: list[str] = ()
+) -> None:
     """Check the contract's columns, fix types, write Parquet with provenance."""
     write_frame(conform(frame, table), path, provenance(specs, figures), arrow_schema(table))
 
@@ -115,5 +126,16 @@ def read_provenance(path: str | os.PathLike) -> dict[str, str]:
     return {k.decode(): v.decode() for k, v in meta.items() if k.startswith(b"memorization.")}
 
 
-__all__ = ["IDENTITY_COLUMNS", "TABLES", "arrow_schema", "conform", "identity_values", "provenance",
-           "read_provenance", "read_table", "with_identity", "write_frame", "write_table"]
+__all__ = [
+    "IDENTITY_COLUMNS",
+    "TABLES",
+    "arrow_schema",
+    "conform",
+    "identity_values",
+    "provenance",
+    "read_provenance",
+    "read_table",
+    "with_identity",
+    "write_frame",
+    "write_table",
+]

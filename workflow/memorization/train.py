@@ -44,8 +44,9 @@ def _select(tensors: dict, group: slice) -> dict:
 # ----------------------------------------------------------------------------- the one SGD step
 
 
-def sgd_step(params: dict, grads: dict, velocity: dict, *, lr: float, momentum: float, weight_decay: float,
-             inplace: bool = False):
+def sgd_step(
+    params: dict, grads: dict, velocity: dict, *, lr: float, momentum: float, weight_decay: float, inplace: bool = False
+):
     """One SGD update with PyTorch's semantics (v ← μ·v + g + λ·w; w ← w − lr·v). Returns (params, velocity).
 
     This is the only place parameters change. The differentiable replay of loss sensitivity calls it as a
@@ -94,7 +95,7 @@ class Plan:
     planned_steps: int = 0  # total_steps as planned, before an early stop
 
     @classmethod
-    def from_spec(cls, spec: dict, n_train: int) -> "Plan":
+    def from_spec(cls, spec: dict, n_train: int) -> Plan:
         spe = math.ceil(n_train / spec["batch_size"])
         total = spec["steps"] if spec["steps"] is not None else spec["epochs"] * spe
         evals = schedule_steps({"unit": "epoch", "every": spec["log_every"]}, steps_per_epoch=spe, total_steps=total)
@@ -105,11 +106,15 @@ class Plan:
         """The training budget in epochs (the cap of a run that stops at fit)."""
         return self.planned_steps / self.steps_per_epoch
 
-    def ended_at(self, step: int) -> "Plan":
+    def ended_at(self, step: int) -> Plan:
         """The plan of a run that stopped early at `step` (converged): later evaluations and checkpoints
         never happened, and the stop is both an evaluation and a checkpoint."""
-        return replace(self, total_steps=step, eval_steps=tuple(sorted({s for s in self.eval_steps if s < step} | {step})),
-                       checkpoint_steps=tuple(sorted({s for s in self.checkpoint_steps if s < step} | {step})))
+        return replace(
+            self,
+            total_steps=step,
+            eval_steps=tuple(sorted({s for s in self.eval_steps if s < step} | {step})),
+            checkpoint_steps=tuple(sorted({s for s in self.checkpoint_steps if s < step} | {step})),
+        )
 
     def epoch_order(self, seeds: list[int], epoch: int) -> torch.Tensor:
         """(S, steps_per_epoch * batch) example indices of one epoch, for every seed."""
@@ -148,8 +153,15 @@ def learning_rate(spec: dict, epoch: int) -> float:
 
 
 @torch.no_grad()
-def evaluate(arch: Arch, params, buffers, x: torch.Tensor, y: torch.Tensor, groups: list[slice] | None = None,
-             loss: str = "cross_entropy"):
+def evaluate(
+    arch: Arch,
+    params,
+    buffers,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    groups: list[slice] | None = None,
+    loss: str = "cross_entropy",
+):
     """Eval-mode per-example loss (the run's training loss) and correctness of every seed's model: two (S, N)
     tensors."""
     S = next(iter(params.values())).shape[0]
@@ -165,9 +177,23 @@ def evaluate(arch: Arch, params, buffers, x: torch.Tensor, y: torch.Tensor, grou
     return losses, correct
 
 
-def train_step(arch: Arch, params, buffers, velocity, x: torch.Tensor, y: torch.Tensor, *, lr: float,
-               momentum: float, groups: list[slice], loss: str = "cross_entropy", reg: Regularizer = NO_REG,
-               seeds=(), step: int = 0, pixel_range: float = 1.0) -> None:
+def train_step(
+    arch: Arch,
+    params,
+    buffers,
+    velocity,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    lr: float,
+    momentum: float,
+    groups: list[slice],
+    loss: str = "cross_entropy",
+    reg: Regularizer = NO_REG,
+    seeds=(),
+    step: int = 0,
+    pixel_range: float = 1.0,
+) -> None:
     """One SGD step of every seed, in place. x: (S, B, ...) and y: (S, B), each seed's own batch.
     seeds and step pick the random draws of a stochastic regulariser; pixel_range converts the LASS
     settings of adversarial training from the 0–255 scale."""
@@ -176,22 +202,31 @@ def train_step(arch: Arch, params, buffers, velocity, x: torch.Tensor, y: torch.
         group_seeds = list(seeds)[g]
         noise = layer_noise(reg, group_seeds, step, x.device)
         if reg.adversarial:
-            losses, new_buffers = adversarial_losses(arch, p, _select(buffers, g), x[g], y[g], reg, group_seeds,
-                                                     step, pixel_range, loss, noise)
+            losses, new_buffers = adversarial_losses(
+                arch, p, _select(buffers, g), x[g], y[g], reg, group_seeds, step, pixel_range, loss, noise
+            )
         else:
             logits, new_buffers = forward(arch, p, _select(buffers, g), x[g], train=True, noise=noise)
             losses = example_losses(logits, y[g], loss)
         total = losses.mean(1).sum()  # summed over seeds: each seed gets the gradient of its solo run
         grads = dict(zip(p, torch.autograd.grad(total, list(p.values()))))
         with torch.no_grad():
-            sgd_step({k: v.detach() for k, v in p.items()}, grads, _select(velocity, g), lr=lr, momentum=momentum,
-                     weight_decay=reg.weight_decay, inplace=True)
+            sgd_step(
+                {k: v.detach() for k, v in p.items()},
+                grads,
+                _select(velocity, g),
+                lr=lr,
+                momentum=momentum,
+                weight_decay=reg.weight_decay,
+                inplace=True,
+            )
             for k, v in new_buffers.items():
                 buffers[k][g] = v
 
 
-def adversarial_losses(arch: Arch, params, buffers, x, y, reg: Regularizer, seeds, step: int, pixel_range: float,
-                       loss: str, noise):
+def adversarial_losses(
+    arch: Arch, params, buffers, x, y, reg: Regularizer, seeds, step: int, pixel_range: float, loss: str, noise
+):
     """Per-example losses (S, B) of adversarial training (PAPER.md §5, footnote 7): LASS — the same search as
     the CSR metric, on the deterministic network — looks for a critical point x̂ near each batch example;
     one training forward pass over [x; x̂] (BatchNorm statistics over both) gives ℓ(x) and ℓ(x̂), mixed by
@@ -205,10 +240,15 @@ def adversarial_losses(arch: Arch, params, buffers, x, y, reg: Regularizer, seed
         def predict(xb, p=p, b=b):
             return forward(arch, p, b, xb, train=False)[0][0]
 
-        found = lass(predict, x[pos], alpha=to_input_units(reg.adversarial_alpha, pixel_range),
-                     beta=to_input_units(reg.adversarial_beta, pixel_range),
-                     r=to_input_units(reg.adversarial_r, pixel_range), max_iter=reg.adversarial_max_iter,
-                     seed=seed_for(seed, "adversarial", step))
+        found = lass(
+            predict,
+            x[pos],
+            alpha=to_input_units(reg.adversarial_alpha, pixel_range),
+            beta=to_input_units(reg.adversarial_beta, pixel_range),
+            r=to_input_units(reg.adversarial_r, pixel_range),
+            max_iter=reg.adversarial_max_iter,
+            seed=seed_for(seed, "adversarial", step),
+        )
         x_hat[pos], critical[pos] = found.x_hat, found.critical
     logits, new_buffers = forward(arch, params, buffers, torch.cat([x, x_hat], 1), train=True, noise=noise)
     both = example_losses(logits, torch.cat([y, y], 1), loss)
@@ -263,8 +303,15 @@ def eval_path(run_dir: Path, step: int) -> Path:
 # ----------------------------------------------------------------------------- the loop
 
 
-def train_run(spec: dict, data: NoisyDataset, run_dir: str | os.PathLike, *, device: torch.device | str = "cpu",
-              progress: bool = True, group_params: int | None = None) -> None:
+def train_run(
+    spec: dict,
+    data: NoisyDataset,
+    run_dir: str | os.PathLike,
+    *,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+    group_params: int | None = None,
+) -> None:
     """Train every seed of `spec` on `data`; write evaluations and checkpoints under `run_dir`.
 
     Resumable: a `state.pt` is written at every evaluation and checkpoint; a later call with the same
@@ -298,8 +345,9 @@ def train_run(spec: dict, data: NoisyDataset, run_dir: str | os.PathLike, *, dev
         print(f"resuming run {run_dir.name} from step {step} of {plan.total_steps}", file=sys.stderr, flush=True)
 
     def save_state(path: Path) -> None:
-        _atomic_save({"spec": fingerprint, "step": step, "params": params, "buffers": buffers,
-                      "velocity": velocity}, path)
+        _atomic_save(
+            {"spec": fingerprint, "step": step, "params": params, "buffers": buffers, "velocity": velocity}, path
+        )
 
     # sets: these are looked up at every step, and a paper-scale run has 1000s of evaluations
     eval_at, checkpoint_at = set(plan.eval_steps), set(plan.checkpoint_steps)
@@ -317,9 +365,14 @@ def train_run(spec: dict, data: NoisyDataset, run_dir: str | os.PathLike, *, dev
             tr_loss, tr_correct = evaluate(arch, params, buffers, x_train, y_train, groups, spec["loss"])
             va_loss, va_correct = evaluate(arch, params, buffers, x_val, y_val, groups, spec["loss"])
             tmp = eval_path(run_dir, step).with_suffix(".tmp.npz")
-            np.savez(tmp, train_loss=tr_loss.mean(1).cpu().numpy(), train_acc=tr_correct.float().mean(1).cpu().numpy(),
-                     val_loss=va_loss.mean(1).cpu().numpy(), val_acc=va_correct.float().mean(1).cpu().numpy(),
-                     correct=tr_correct.cpu().numpy())
+            np.savez(
+                tmp,
+                train_loss=tr_loss.mean(1).cpu().numpy(),
+                train_acc=tr_correct.float().mean(1).cpu().numpy(),
+                val_loss=va_loss.mean(1).cpu().numpy(),
+                val_acc=va_correct.float().mean(1).cpu().numpy(),
+                correct=tr_correct.cpu().numpy(),
+            )
             os.replace(tmp, eval_path(run_dir, step))
         if step in checkpoint_at or final:  # the resume state is then the checkpoint itself: link, don't rewrite
             save_state(checkpoint_path(run_dir, step))
@@ -332,13 +385,33 @@ def train_run(spec: dict, data: NoisyDataset, run_dir: str | os.PathLike, *, dev
 
     if step == 0:
         record(0)
-    bar = tqdm(total=plan.total_steps, initial=step, desc=f"train {run_dir.name}", unit="step",
-               file=sys.stderr, mininterval=2.0, disable=not progress)
+    bar = tqdm(
+        total=plan.total_steps,
+        initial=step,
+        desc=f"train {run_dir.name}",
+        unit="step",
+        file=sys.stderr,
+        mininterval=2.0,
+        disable=not progress,
+    )
     if not fits(step):
         for done, epoch, idx in plan.steps(seeds, step, plan.total_steps, device):
-            train_step(arch, params, buffers, velocity, x_train[idx], y_train[idx], lr=learning_rate(spec, epoch),
-                       momentum=spec["momentum"], groups=groups, loss=spec["loss"], reg=reg, seeds=seeds, step=done,
-                       pixel_range=data.pixel_range)
+            train_step(
+                arch,
+                params,
+                buffers,
+                velocity,
+                x_train[idx],
+                y_train[idx],
+                lr=learning_rate(spec, epoch),
+                momentum=spec["momentum"],
+                groups=groups,
+                loss=spec["loss"],
+                reg=reg,
+                seeds=seeds,
+                step=done,
+                pixel_range=data.pixel_range,
+            )
             step = done + 1
             bar.update(1)
             record(step)
@@ -373,17 +446,27 @@ def run_tables(spec: dict, data: NoisyDataset, run_dir: str | os.PathLike):
     seeds = np.asarray(spec["seeds"])
     training = []
     for plan, epoch, step, ev in _evaluations(spec, data, Path(run_dir)):
-        training.append(pd.DataFrame({
-            "seed": seeds, "train_size": plan.n_train, "epoch": epoch, "step": step,
-            "train_loss": ev["train_loss"], "train_acc": ev["train_acc"], "val_loss": ev["val_loss"],
-            "val_acc": ev["val_acc"],
-        }))
+        training.append(
+            pd.DataFrame(
+                {
+                    "seed": seeds,
+                    "train_size": plan.n_train,
+                    "epoch": epoch,
+                    "step": step,
+                    "train_loss": ev["train_loss"],
+                    "train_acc": ev["train_acc"],
+                    "val_loss": ev["val_loss"],
+                    "val_acc": ev["val_acc"],
+                }
+            )
+        )
     training = pd.concat(training, ignore_index=True)
     return training, convergence(training, plan)
 
 
-def examples_table(spec: dict, data: NoisyDataset, run_dir: str | os.PathLike, settings: dict | None = None,
-                   device="cpu"):
+def examples_table(
+    spec: dict, data: NoisyDataset, run_dir: str | os.PathLike, settings: dict | None = None, device="cpu"
+):
     """Per-example correctness rows of a finished run (seeds x evaluations x training examples), from its
     evaluation files. A table of its own, made only for experiments that ask for it: at paper scale (50k
     examples, 1000 epochs) it has 10^8 rows per run. (settings and device: the metric signature; unused.)"""
@@ -394,11 +477,19 @@ def examples_table(spec: dict, data: NoisyDataset, run_dir: str | os.PathLike, s
     for plan, epoch, step, ev in _evaluations(spec, data, Path(run_dir)):
         correct = ev["correct"]
         n = correct.shape[1]
-        frames.append(pd.DataFrame({
-            "seed": np.repeat(seeds, n), "train_size": plan.n_train, "epoch": epoch, "step": step,
-            "example": np.tile(np.arange(n), len(seeds)),
-            "correct": correct.reshape(-1), "is_noisy": np.tile(data.is_noisy, len(seeds)),
-        }))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "seed": np.repeat(seeds, n),
+                    "train_size": plan.n_train,
+                    "epoch": epoch,
+                    "step": step,
+                    "example": np.tile(np.arange(n), len(seeds)),
+                    "correct": correct.reshape(-1),
+                    "is_noisy": np.tile(data.is_noisy, len(seeds)),
+                }
+            )
+        )
     return pd.concat(frames, ignore_index=True)
 
 
@@ -409,6 +500,11 @@ def convergence(training, plan: Plan):
 
     fit = training[training["train_acc"] == 1.0].groupby("seed")["epoch"].min()
     seeds = training["seed"].unique()
-    return pd.DataFrame({"seed": seeds, "train_size": plan.n_train,
-                         "epochs_to_fit": pd.array([fit.get(s, None) for s in seeds], dtype="Float64"),
-                         "max_epochs": plan.planned_epochs()})
+    return pd.DataFrame(
+        {
+            "seed": seeds,
+            "train_size": plan.n_train,
+            "epochs_to_fit": pd.array([fit.get(s, None) for s in seeds], dtype="Float64"),
+            "max_epochs": plan.planned_epochs(),
+        }
+    )

@@ -6,5 +6,9 @@ sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)
 
 from memorization.jobs import clean_dataset
 
-clean_dataset(snakemake.wildcards.name, snakemake.output[0], data_root=snakemake.config["data_root"],
-              download=snakemake.config["download"])
+clean_dataset(
+    snakemake.wildcards.name,
+    snakemake.output[0],
+    data_root=snakemake.config["data_root"],
+    download=snakemake.config["download"],
+)

@@ -5,5 +5,11 @@ sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)
 
 from memorization.jobs import experiment_table
 
-experiment_table(snakemake.wildcards.experiment, snakemake.wildcards.table, snakemake.params.specs,
-                 list(snakemake.input), snakemake.output[0], snakemake.params.figures)
+experiment_table(
+    snakemake.wildcards.experiment,
+    snakemake.wildcards.table,
+    snakemake.params.specs,
+    list(snakemake.input),
+    snakemake.output[0],
+    snakemake.params.figures,
+)

@@ -7,6 +7,15 @@ sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)
 
 from memorization.jobs import metric
 
-metric(snakemake.wildcards.family, snakemake.params.spec, snakemake.input.dataset, str(Path(snakemake.input.run).parent),
-       snakemake.params.settings, snakemake.output[0], device=snakemake.config["device"],
-       lock_dir=snakemake.config["gpu_lock_dir"], threads=snakemake.threads, analyses=snakemake.params.analyses)
+metric(
+    snakemake.wildcards.family,
+    snakemake.params.spec,
+    snakemake.input.dataset,
+    str(Path(snakemake.input.run).parent),
+    snakemake.params.settings,
+    snakemake.output[0],
+    device=snakemake.config["device"],
+    lock_dir=snakemake.config["gpu_lock_dir"],
+    threads=snakemake.threads,
+    analyses=snakemake.params.analyses,
+)

@@ -6,6 +6,13 @@ sys.stderr = sys.stdout = open(snakemake.log[0], "a", buffering=1)  # append: a 
 
 from memorization.jobs import train
 
-train(snakemake.params.spec, snakemake.input.dataset, spec_out=snakemake.output.spec,
-      training_out=snakemake.output.training, convergence_out=snakemake.output.convergence,
-      device=snakemake.config["device"], lock_dir=snakemake.config["gpu_lock_dir"], threads=snakemake.threads)
+train(
+    snakemake.params.spec,
+    snakemake.input.dataset,
+    spec_out=snakemake.output.spec,
+    training_out=snakemake.output.training,
+    convergence_out=snakemake.output.convergence,
+    device=snakemake.config["device"],
+    lock_dir=snakemake.config["gpu_lock_dir"],
+    threads=snakemake.threads,
+)
