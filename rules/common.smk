@@ -53,8 +53,7 @@ wildcard_constraints:
 @cache
 def code(job, *implementations):
     """Fingerprint of the code a job runs (a params value: editing that code reruns the job)."""
-    modules = [registry.implementation_module(i) for i in implementations]
-    return job_fingerprint(job, modules, ANALYSES)
+    return job_fingerprint(job, implementations)
 
 
 def experiment_tables(name):

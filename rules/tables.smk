@@ -16,5 +16,6 @@ rule experiment_table:
         figures=lambda w: config["experiments"][w.experiment].get("figures", []),
         columns=lambda w: registry.table(w.table).dtypes(),
         code=code("experiment_table"),
+        analyses=ANALYSES,
     script:
         "../workflow/scripts/experiment_table.py"

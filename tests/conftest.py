@@ -38,33 +38,24 @@ def write_config(directory: Path, config: dict, name: str = "config.yaml") -> Pa
     return path
 
 
-def snakemake(workdir: Path, *args, config: Path | None = None, check=True, **kwargs):
-    """Run the workflow in `workdir` with a config; return the CompletedProcess (stdout+stderr merged)."""
-    cmd = [
-        str(SNAKEMAKE),
-        "-s",
-        str(ROOT / "Snakefile"),
-        "-d",
-        str(workdir),
-        "--workflow-profile",
-        "none",
-        "--cores",
-        "2",
-        "--configfile",
-        str(config or Path(workdir) / "config.yaml"),
-        *args,
-    ]
+def snakemake(workdir: Path, *args, config: Path | None = None, configfile: bool = True, check=True,
+              snakefile: Path = ROOT / "Snakefile", **kwargs):
+    """Run the workflow in `workdir` with a config file (workdir/config.yaml unless `config` is given; none at
+    all with configfile=False); return the CompletedProcess (stdout+stderr merged)."""
+    cmd = [str(SNAKEMAKE), "-s", str(snakefile), "-d", str(workdir), "--workflow-profile", "none", "--cores", "2"]
+    if configfile:
+        cmd += ["--configfile", str(config or Path(workdir) / "config.yaml")]
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}  # tests stay on the CPU even on a GPU machine
-    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=env, **kwargs)
+    proc = subprocess.run([*cmd, *args], cwd=workdir, capture_output=True, text=True, env=env, **kwargs)
     proc.output = proc.stdout + proc.stderr
     if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.output[-5000:]}")
+        raise AssertionError(f"snakemake {' '.join(map(str, args))} failed:\n{proc.output[-5000:]}")
     return proc
 
 
-def dry_run_jobs(workdir, config):
+def dry_run_jobs(workdir, config, *args, **kwargs):
     """(rule, outputs) of every job a dry run would execute."""
-    out = snakemake(workdir, "-n", config=config).output
+    out = snakemake(workdir, "-n", *args, config=config, **kwargs).output
     jobs = []
     for block in re.split(r"^\[.*\d{4}\]$", out, flags=re.M):
         rule = re.search(r"^(?:local)?rule (\w+):", block, flags=re.M)

@@ -118,3 +118,37 @@ def test_figures_regenerate_from_a_copy_of_the_tables_alone(done, tmp_path):
         [sys.executable, "-m", "memorization.figures", str(tmp_path / "nothing")], capture_output=True, text=True
     )
     assert empty.returncode != 0 and "no figure could be drawn" in empty.stderr
+
+
+def test_shared_tables_need_no_training_stack(done, tmp_path):
+    """A colleague's venv with `pip install memorization[figures]` (no torch, Snakemake or jsonschema) reads
+    the tables, their provenance and redraws the figures."""
+    import shutil
+    import subprocess
+    import sys
+
+    from .conftest import ROOT
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", f"{ROOT}[figures]"], check=True,
+                   capture_output=True)
+    shared = tmp_path / "tables"
+    shutil.copytree(done / "results/tables", shared)
+    script = (
+        "import json, sys, importlib.util\n"
+        "from memorization.figures import figures_from_tables\n"
+        "from memorization.tables import read_provenance, read_table\n"
+        f"written = figures_from_tables({str(shared)!r}, {str(tmp_path / 'figs')!r})\n"
+        f"specs = json.loads(read_provenance({str(shared / 'sens' / 'csr.parquet')!r})['memorization.run_specs'])\n"
+        f"rows = len(read_table({str(shared / 'sens' / 'csr.parquet')!r}))\n"
+        "absent = [m for m in ('torch', 'snakemake', 'jsonschema', 'yaml', 'sklearn') if importlib.util.find_spec(m)]\n"
+        "loaded = [m for m in ('torch', 'snakemake', 'jsonschema', 'yaml') if m in sys.modules]\n"
+        "print(len(written), len(specs), rows, absent, loaded)\n"
+    )
+    out = subprocess.run([str(python), "-c", script], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-1].split() == ["6", "2", "16", "[]", "[]"]  # 3 figures x (png, pdf); 2 runs; 16 rows
+    for fig in ("fig03_gini", "fig04_class_sensitivity", "fig09_csr_random"):
+        assert (tmp_path / "figs" / f"{fig}.png").stat().st_size > 10_000

@@ -157,3 +157,25 @@ def test_all_figures_regenerate_from_a_copy_of_the_tables_alone(done, tmp_path):
         assert (tmp_path / "figs" / f"{fig}.png").read_bytes() == (done / f"results/figures/{fig}.png").read_bytes()
         assert (tmp_path / "figs" / f"{fig}.pdf").exists()
     assert "fig10_regularizers: dropout: " in out  # what the run shows is printed too
+
+
+def test_each_table_has_one_schema_across_experiments(done):
+    """Every file of a table has the table's declared Parquet schema, so all experiments' files of a table
+    read as one pyarrow dataset (also what polars or DuckDB globbing needs)."""
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+
+    from memorization.registry import TABLES
+    from memorization.tables import arrow_schema
+
+    checked = 0
+    for name in TABLES:
+        files = sorted(done.glob(f"results/tables/*/{name}.parquet"))
+        if len(files) < 2:
+            continue
+        assert {pq.read_schema(f).remove_metadata() for f in files} == {arrow_schema(name)}, name
+        rows = ds.dataset(files, format="parquet").to_table()
+        assert rows.num_rows == sum(pq.read_metadata(f).num_rows for f in files)
+        assert set(rows.column("experiment").to_pylist()) == {f.parent.name for f in files}
+        checked += 1
+    assert checked >= 3  # training, csr, convergence at least

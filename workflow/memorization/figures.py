@@ -444,7 +444,7 @@ def fig10_regularizers(training: pd.DataFrame):
     key = ["regularizer", "reg_strength"]
     rand = summary[_is_random_labels(summary)].groupby(key)["final_train_acc"].agg(["mean", "std"])
     real = summary[_is_real(summary)].groupby(key)["best_val_acc"].agg(["mean", "std"])
-    points = rand.join(real, lsuffix="_rand", rsuffix="_real", how="inner").reset_index()
+    points = rand.add_suffix("_rand").join(real.add_suffix("_real"), how="inner").reset_index()
     base = points[points["regularizer"] == "none"]
     regs = [r for r in REGULARIZER_ORDER if r in set(points["regularizer"]) and r != "none"]
     curves = {reg: pd.concat([base, points[points["regularizer"] == reg]]).sort_values("reg_strength") for reg in regs}

@@ -3,8 +3,8 @@
 Snakemake reruns a job when its script changes, but not when a module the script imports changes. So every
 rule passes a fingerprint of the code it runs through `params:` (which Snakemake tracks): the job's
 function in `memorization.jobs`, every package module that function imports, followed transitively
-(imports inside functions too), the module of the registered implementation it dispatches to, and the
-files of the config's `analyses:`. Editing the training code reruns training and what reads its
+(imports inside functions too), and the module of the registered implementation it dispatches to (for an
+analysis registered from outside the package: its whole file). Editing the training code reruns training and what reads its
 checkpoints; editing a figure reruns only figures.
 
 What is hashed is the syntax tree without docstrings, so comments, docstrings and formatting (`ruff format`)
@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import importlib
+import inspect
 from functools import cache
 from pathlib import Path
 
@@ -87,11 +89,20 @@ def _job_function(name: str) -> ast.FunctionDef:
     raise KeyError(f"no job function {name!r} in {PACKAGE}.jobs")
 
 
-def job_fingerprint(job: str, modules=(), files=()) -> str:
-    """A 16-hex-digit fingerprint of the code that job `job` (a function of memorization.jobs) runs, plus
-    the package `modules` it dispatches to at run time and other Python `files` (analyses)."""
+def job_fingerprint(job: str, implementations=()) -> str:
+    """A 16-hex-digit fingerprint of the code that job `job` (a function of memorization.jobs) runs, and of
+    the registered `implementations` it dispatches to at run time ("module:function" or the function): a
+    package module with its imports, or the whole file of an analysis registered from outside the package."""
     function = _job_function(job)
+    modules, files = set(_imported(function)), set()
+    for target in implementations:
+        module = target.partition(":")[0] if isinstance(target, str) else target.__module__
+        if module.startswith(f"{PACKAGE}."):
+            modules.add(module)
+        else:
+            files.add(inspect.getsourcefile(target) if callable(target) else inspect.getsourcefile(
+                importlib.import_module(module)))
     parts = [_without_docstrings(function)]
-    parts += [f"{m}\n{_without_docstrings(_tree(_module_path(m)))}" for m in closure({*_imported(function), *modules})]
-    parts += [_without_docstrings(ast.parse(Path(f).read_text())) for f in sorted(map(str, files))]
+    parts += [f"{m}\n{_without_docstrings(_tree(_module_path(m)))}" for m in closure(modules)]
+    parts += [_without_docstrings(ast.parse(Path(f).read_text())) for f in sorted(files)]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]

@@ -106,12 +106,19 @@ def summary(name: str, source: str, out: str, analyses=()) -> None:
 
 
 def experiment_table(
-    experiment: str, table: str, run_specs: dict[str, dict], inputs: list[str], out: str, figures: list[str] = ()
+    experiment: str,
+    table: str,
+    run_specs: dict[str, dict],
+    inputs: list[str],
+    out: str,
+    figures: list[str] = (),
+    analyses=(),
 ) -> None:
     import pandas as pd
 
-    from . import tables
+    from . import registry, tables
 
+    registry.load_analyses(analyses)
     frames = []
     for path in inputs:
         rid = Path(path).parent.name

@@ -14,6 +14,7 @@ This module imports nothing beyond the standard library.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import sys
@@ -123,12 +124,12 @@ class Column:
     description: str
 
 
-def _columns(*spec) -> tuple[Column, ...]:
+def columns(*spec) -> tuple[Column, ...]:
     """Columns from (name, dtype, description) triples (or Columns, kept as they are)."""
     return tuple(c if isinstance(c, Column) else Column(*c) for c in spec)
 
 
-IDENTITY = _columns(
+IDENTITY = columns(
     ("experiment", "string", "the config's experiment the row belongs to"),
     ("run_id", "string", "hash of the run's spec with default values left out: results/runs/<run_id>/"),
     ("seed", "int64", "the seed (initialisation, batch order, regulariser draws)"),
@@ -148,7 +149,7 @@ IDENTITY = _columns(
     ("reg_strength", "float64", "the regulariser's rate, std or lambda (0 for none)"),
 )
 
-SENSITIVITY_SETTINGS = _columns(
+SENSITIVITY_SETTINGS = columns(
     ("window", "int64", "steps averaged before each checkpoint"),
     ("stride", "int64", "every stride-th step of the window"),
     ("norm", "string", "l1 (mean absolute value over input dimensions) | l2 | linf"),
@@ -215,7 +216,7 @@ for _table in (
     Table(
         "training",
         "train",
-        _columns(
+        columns(
             ("epoch", "float64", "step / steps per epoch; 0 is the initialisation"),
             ("step", "int64", "SGD steps taken"),
             ("train_loss", "float64", "eval-mode mean loss on the training set as trained (noise included)"),
@@ -229,7 +230,7 @@ for _table in (
     Table(
         "convergence",
         "train",
-        _columns(
+        columns(
             ("epochs_to_fit", "Float64", "first evaluated epoch at 100% training accuracy; null if never"),
             ("max_epochs", "float64", "the training budget in epochs (the cap of a run that stops at fit)"),
         ),
@@ -239,7 +240,7 @@ for _table in (
     Table(
         "examples",
         "metric",
-        _columns(
+        columns(
             ("epoch", "float64", "as in training"),
             ("step", "int64", "as in training"),
             ("example", "int64", "index of the training example"),
@@ -258,7 +259,7 @@ for _table in (
     Table(
         "filters",
         "metric",
-        _columns(
+        columns(
             ("step", "int64", "checkpoint step (the first and the last)"),
             ("filter", "int64", "CNN filter, or MLP first-layer unit"),
             ("channel", "int64", "input channel"),
@@ -273,7 +274,7 @@ for _table in (
     Table(
         "sensitivity",
         "metric",
-        _columns(
+        columns(
             ("step", "int64", "checkpoint step T"),
             ("example", "int64", "index of the training example x"),
             ("sensitivity", "float64", "loss sensitivity: mean over the window of ||dL_t/dx|| through the SGD updates"),
@@ -289,7 +290,7 @@ for _table in (
     Table(
         "gini",
         "summary",
-        _columns(
+        columns(
             ("step", "int64", "checkpoint step T"),
             ("gini", "float64", "Gini coefficient of the loss sensitivity over the run's training examples"),
             *SENSITIVITY_SETTINGS,
@@ -302,7 +303,7 @@ for _table in (
     Table(
         "class_sensitivity",
         "metric",
-        _columns(
+        columns(
             ("step", "int64", "checkpoint step T"),
             ("class_i", "int64", "class of the loss term differentiated"),
             ("class_j", "int64", "class of the training inputs it is differentiated against"),
@@ -319,7 +320,7 @@ for _table in (
     Table(
         "csr",
         "metric",
-        _columns(
+        columns(
             ("epoch", "float64", "checkpoint epoch"),
             ("step", "int64", "checkpoint step"),
             ("split", "string", "val | train"),
@@ -501,11 +502,6 @@ def resolve(target: str | Callable) -> Callable:
     return getattr(importlib.import_module(module), name)
 
 
-def implementation_module(target: str | Callable) -> str:
-    """The module that holds an entry's implementation (for code fingerprints)."""
-    return target.partition(":")[0] if isinstance(target, str) else target.__module__
-
-
 def load_analyses(paths) -> None:
     """Import the Python files of a config's `analyses:`; each registers its tables and figures. A file is
     imported once per process (its module name is derived from its resolved path)."""
@@ -513,7 +509,7 @@ def load_analyses(paths) -> None:
         path = Path(path).resolve()
         if not path.is_file():
             raise FileNotFoundError(f"analysis file {path} (config key `analyses`) does not exist")
-        name = f"memorization_analysis_{path.stem}_{abs(hash(str(path))) % 10**8}"
+        name = f"memorization_analysis_{path.stem}_{hashlib.sha256(str(path).encode()).hexdigest()[:8]}"
         if name in sys.modules:
             continue
         spec = importlib.util.spec_from_file_location(name, path)

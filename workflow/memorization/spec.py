@@ -176,7 +176,7 @@ def _coerce_text(config: dict) -> dict:
     validator = jsonschema.Draft202012Validator(schema())
     for _ in range(1000):  # one fix per pass: a fix can change which branch of the schema applies
         for error in validator.iter_errors(config):
-            if error.validator == "type" and isinstance(error.instance, str):
+            if isinstance(error.instance, str) and error.validator in ("type", "oneOf", "anyOf"):
                 try:
                     value = yaml.safe_load(error.instance)
                 except yaml.YAMLError:

@@ -139,3 +139,40 @@ __all__ = [
     "write_frame",
     "write_table",
 ]
+
+
+def contract_markdown() -> str:
+    """The table contract as Markdown, generated from the registry (docs/tables.md holds a copy; a test
+    keeps the two equal)."""
+    lines = ["| column | type | meaning |", "|---|---|---|"]
+    lines += [_row(c) for c in IDENTITY]
+    out = ["### Identity columns (every table, first, in this order)", "", *lines, ""]
+    for name, entry in TABLES.items():
+        if entry.stage == "train":
+            made = "the training job"
+        elif entry.stage == "metric":
+            made = f"a metric job (`{_target(entry.compute)}`)"
+        else:
+            made = f"a summary of `{entry.source}` (`{_target(entry.compute)}`)"
+        out += [f"### `{name}`: one row per {entry.row}", "", f"{entry.description} Made by {made}.", "",
+                "| column | type | meaning |", "|---|---|---|"]
+        out += [_row(c) for c in entry.columns]
+        out.append("")
+    return "\n".join(out)
+
+
+def _row(column) -> str:
+    return f"| `{column.name}` | {column.dtype} | {column.description.replace('|', chr(92) + '|')} |"
+
+
+def _target(target) -> str:
+    return target if isinstance(target, str) else f"{target.__module__}:{target.__qualname__}"
+
+
+def main(argv=None) -> None:
+    """python -m memorization.tables: print the table contract (the generated part of docs/tables.md)."""
+    print(contract_markdown(), end="")
+
+
+if __name__ == "__main__":
+    main()

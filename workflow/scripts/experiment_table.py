@@ -12,4 +12,5 @@ experiment_table(
     list(snakemake.input),
     snakemake.output[0],
     snakemake.params.figures,
+    snakemake.params.analyses,
 )

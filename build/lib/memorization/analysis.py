@@ -1,0 +1,190 @@
+"""Summaries computed from the tables (never from checkpoints), shared by figures, reports and tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def condition(row) -> str:
+    """A short human name for a run's data condition, used as a legend label."""
+    parts = []
+    if row["input_noise"] != "none":
+        f = row["input_noise_fraction"]
+        parts.append("random inputs" if f == 1 else f"{f:.0%} random inputs")
+    if row["label_noise"] == "identity":
+        parts.append("identity labels")
+    elif row["label_noise"] != "none":
+        f = row["label_noise_fraction"]
+        parts.append("random labels" if f == 1 else f"{f:.0%} random labels")
+    return ", ".join(parts) or "real data"
+
+
+def first_epoch_difficulty(examples: pd.DataFrame) -> pd.DataFrame:
+    """Per-example misclassification rate over seeds at each run's last logged epoch (PAPER.md §3.1).
+
+    Returns one row per (run_id, example): condition, n_runs, p_correct, misclassification.
+    """
+    last = examples[examples["step"] == examples.groupby("run_id")["step"].transform("max")]
+    out = (
+        last.groupby(["run_id", "example"], sort=True)
+        .agg(
+            p_correct=("correct", "mean"),
+            n_runs=("seed", "nunique"),
+            input_noise=("input_noise", "first"),
+            input_noise_fraction=("input_noise_fraction", "first"),
+            label_noise=("label_noise", "first"),
+            label_noise_fraction=("label_noise_fraction", "first"),
+        )
+        .reset_index()
+    )
+    out["condition"] = out.apply(condition, axis=1)
+    out["misclassification"] = 1.0 - out["p_correct"]
+    return out[["run_id", "condition", "example", "n_runs", "p_correct", "misclassification"]]
+
+
+def binomial_reference(p_correct: float, n_runs: int, n_examples: int, seed: int = 0) -> np.ndarray:
+    """Misclassification rates of examples that are all equally hard: 1 − Binomial(n_runs, p)/n_runs."""
+    k = np.random.default_rng(seed).binomial(n_runs, p_correct, size=n_examples)
+    return 1.0 - k / n_runs
+
+
+def difficulty_spread(difficulty: pd.DataFrame) -> pd.DataFrame:
+    """Per condition: across-example variance of P(correct) against the binomial variance p̄(1−p̄)/R.
+
+    A ratio near 1 means every example is equally hard (the paper's randX); far above 1 means there are
+    easy and hard examples (real data).
+    """
+    rows = []
+    for cond, g in difficulty.groupby("condition", sort=False):
+        p, r = g["p_correct"].mean(), g["n_runs"].iloc[0]
+        binom = p * (1 - p) / r
+        var = g["p_correct"].var(ddof=1)
+        rows.append(
+            {
+                "condition": cond,
+                "mean_p_correct": p,
+                "variance": var,
+                "binomial_variance": binom,
+                "ratio": var / binom if binom > 0 else np.nan,
+                "n_runs": r,
+                "n_examples": len(g),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def diagonal_dominance(matrix) -> float:
+    """D = mean of the diagonal / mean off the diagonal of a per-class sensitivity matrix (PAPER.md §3.4).
+    The paper: D is smaller for real data (more sensitivity across classes) than for random data."""
+    m = np.asarray(matrix, dtype=np.float64)
+    off = ~np.eye(len(m), dtype=bool)
+    return float(np.diag(m).mean() / m[off].mean())
+
+
+def mean_band(frame: pd.DataFrame, x: str, y: str, by: str = "condition") -> pd.DataFrame:
+    """Mean and standard deviation over seeds of y at each x, per group: what a curve with a band shows."""
+    return frame.groupby([by, x], sort=True)[y].agg(["mean", "std", "count"]).reset_index()
+
+
+def noise_kind(row) -> str:
+    """Which kind of noise a run has: "input", "label" or "none" (the clean run belongs to both sweeps)."""
+    if row["input_noise"] != "none":
+        return "input"
+    if row["label_noise"] != "none":
+        return "label"
+    return "none"
+
+
+def noise_fraction(row) -> float:
+    kind = noise_kind(row)
+    return float(row[f"{kind}_noise_fraction"]) if kind != "none" else 0.0
+
+
+def per_run_summary(training: pd.DataFrame) -> pd.DataFrame:
+    """One row per (run, seed): best validation accuracy over the logged epochs, and final training accuracy,
+    training loss and epoch (Figs 5 and 10 read these)."""
+    key = ["run_id", "seed"]
+    ordered = training.sort_values("step")
+    last = ordered.groupby(key).tail(1).set_index(key)
+    ident = [
+        c
+        for c in (
+            "experiment",
+            "dataset",
+            "arch",
+            "width",
+            "train_size",
+            "input_noise",
+            "input_noise_fraction",
+            "label_noise",
+            "label_noise_fraction",
+            "regularizer",
+            "reg_strength",
+        )
+        if c in training
+    ]
+    out = last[ident].copy()
+    out["best_val_acc"] = ordered.groupby(key)["val_acc"].max()
+    out["final_val_acc"] = last["val_acc"]
+    out["final_train_acc"] = last["train_acc"]
+    out["final_train_loss"] = last["train_loss"]
+    out["final_epoch"] = last["epoch"]
+    return out.reset_index()
+
+
+def neighbour_correlation(filters: np.ndarray) -> float:
+    """Mean correlation between horizontally and vertically adjacent weights of 2-D filters (..., H, W):
+    about 0 for white noise (e.g. Glorot initialisation), positive for smooth, structured filters."""
+    f = np.asarray(filters, dtype=np.float64)
+    f = f - f.mean(axis=(-2, -1), keepdims=True)
+    pairs = [(f[..., :, :-1], f[..., :, 1:]), (f[..., :-1, :], f[..., 1:, :])]
+    num = sum((a * b).sum() for a, b in pairs)
+    den = sum(np.sqrt((a * a).sum() * (b * b).sum()) for a, b in pairs)
+    return float(num / den) if den > 0 else float("nan")
+
+
+def filter_arrays(filters: pd.DataFrame) -> dict[tuple[str, int, int], np.ndarray]:
+    """(run_id, seed, step) → weights (filters, channels, rows, cols) from the tidy filters table."""
+    out = {}
+    for key, g in filters.groupby(["run_id", "seed", "step"], sort=True):
+        shape = [g[c].max() + 1 for c in ("filter", "channel", "row", "col")]
+        arr = np.zeros(shape)
+        arr[g["filter"], g["channel"], g["row"], g["col"]] = g["value"]
+        out[key] = arr
+    return out
+
+
+def monotone(values, increasing: bool = True) -> bool:
+    """Whether a sequence never goes the wrong way."""
+    d = np.diff(np.asarray(values, dtype=np.float64))
+    return bool((d >= 0).all() if increasing else (d <= 0).all())
+
+
+def gini(values) -> float:
+    """Gini coefficient of non-negative values: Σ(2i − n − 1)·x₍ᵢ₎ / (n·Σx) over the sorted values, in
+    float64. Equals the pairwise Σ|xᵢ − xⱼ| / (2n·Σx). Negative input is rejected (not shifted); all-zero
+    input has no Gini and is reported as NaN."""
+    x = np.sort(np.asarray(values, dtype=np.float64).ravel())
+    if x.size == 0:
+        raise ValueError("Gini of no values")
+    if not np.isfinite(x).all():
+        raise ValueError("Gini of non-finite values")
+    if x[0] < 0:
+        raise ValueError(f"Gini needs non-negative values; got minimum {x[0]}")
+    total = x.sum()
+    if total == 0:
+        return float("nan")  # all zero: no inequality is defined
+    n = x.size
+    return float(np.dot(2 * np.arange(1, n + 1) - n - 1, x) / (n * total))
+
+
+def gini_frame(sensitivity: pd.DataFrame) -> pd.DataFrame:
+    """Gini coefficient of ḡ_x over a run's training examples, per seed and checkpoint."""
+    rows = [
+        {"seed": seed, "step": step, "gini": gini(g["sensitivity"].to_numpy())}
+        for (seed, step), g in sensitivity.groupby(["seed", "step"], sort=True)
+    ]
+    keep = [c for c in ("train_size", "window", "stride", "norm", "horizon") if c in sensitivity]
+    settings = sensitivity[keep].iloc[0].to_dict() if len(sensitivity) else {}
+    return pd.DataFrame(rows).assign(**settings)

@@ -1,0 +1,240 @@
+"""Data sets, their paper splits, the noise constructions of PAPER.md §2, and the noisy data set file.
+
+Images are float32 arrays shaped (N, C, H, W) in the model's input space; labels are int64.
+Splits (PAPER.md §1.1, §8):
+- digits: scikit-learn's 1,797 bundled 8x8 digits (0..16 → [0, 1]); a fixed permutation (seed 0),
+  the first 1,297 train, the last 500 validate.
+- mnist: the 60k training file; the first 50k train and the last 10k validate (as mnist.pkl.gz).
+  mnist14 is the same, averaged over 2x2 blocks to 14x14 (the loss-sensitivity set-up, PAPER.md §2.4).
+- cifar10: the 50k training batches train, the 10k test batch validates. Per-channel standardisation
+  with the clean training set's mean and std is applied after the noise (so the noise lives in pixel
+  space and is standardised like every other image).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .registry import DATASETS, resolve
+
+
+class DataError(RuntimeError):
+    """Data files that are missing or unusable; the message says where they were looked for and what to do."""
+
+
+@dataclass
+class Split:
+    x: np.ndarray  # float32 (N, C, H, W)
+    y: np.ndarray  # int64 (N,)
+
+
+@dataclass
+class NoisyDataset:
+    """One data set as trained on: a (possibly noisy) training split and a clean validation split."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    y_train_clean: np.ndarray  # the real labels, for analysis
+    is_noisy: np.ndarray  # bool (N,): input or label replaced
+    x_val: np.ndarray
+    y_val: np.ndarray
+    n_classes: int
+    pixel_range: float  # width of the raw pixel range in input units (1 for [0,1] inputs): LASS converts with it
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Arrays only (no pickle), written atomically so a killed job leaves no half file."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez(tmp, **{k: np.asarray(v) for k, v in vars(self).items()})
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> NoisyDataset:
+        with np.load(path, allow_pickle=False) as f:
+            fields = {k: f[k] for k in f.files}
+        fields["n_classes"] = int(fields["n_classes"])
+        fields["pixel_range"] = float(fields["pixel_range"])
+        return cls(**fields)
+
+
+# ----------------------------------------------------------------------------- raw data sets
+
+
+def load_digits(root: str = "data", download: bool = False) -> tuple[Split, Split, int]:
+    """scikit-learn's bundled digits (root and download are not needed: no files)."""
+    from sklearn import datasets
+
+    bunch = datasets.load_digits()
+    x = (bunch.images.astype(np.float32) / 16.0)[:, None]  # pixels are integers 0..16
+    order = np.random.default_rng(0).permutation(len(x))
+    x, y = x[order], bunch.target.astype(np.int64)[order]
+    n = DATASETS["digits"].n_train
+    return Split(x[:n], y[:n]), Split(x[n:], y[n:]), 10
+
+
+def _torchvision(name: str, root: str, download: bool, train: bool):
+    import torchvision
+
+    cls = {"mnist": torchvision.datasets.MNIST, "cifar10": torchvision.datasets.CIFAR10}[name]
+    try:
+        return cls(root=root, train=train, download=download)
+    except RuntimeError as err:
+        where = Path(root).resolve() / ("MNIST/raw" if name == "mnist" else "cifar-10-batches-py")
+        files = (
+            "train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte"
+            if name == "mnist"
+            else "data_batch_1..5, test_batch, batches.meta"
+        )
+        raise DataError(
+            f"{name} not found or unreadable under {where} (torchvision said: {err}). "
+            f"Expected files: {files}. Either set `download: true` in the config to let torchvision fetch them, "
+            f"or copy them there, or point `data_root` at the directory that holds them."
+        ) from err
+
+
+def load_mnist(root: str = "data", download: bool = False) -> tuple[Split, Split, int]:
+    ds = _torchvision("mnist", root, download, train=True)
+    x = (ds.data.numpy().astype(np.float32) / 255.0)[:, None]
+    y = ds.targets.numpy().astype(np.int64)
+    n_train = len(x) - len(x) // 6  # 50k / 10k for the official 60k file
+    return Split(x[:n_train], y[:n_train]), Split(x[n_train:], y[n_train:]), 10
+
+
+def _avg_pool2(x: np.ndarray) -> np.ndarray:
+    n, c, h, w = x.shape
+    return x.reshape(n, c, h // 2, 2, w // 2, 2).mean(axis=(3, 5))
+
+
+def load_mnist14(root: str = "data", download: bool = False) -> tuple[Split, Split, int]:
+    """MNIST averaged over 2x2 blocks to 14x14 (the authors' loss-sensitivity set-up)."""
+    train, val, k = load_mnist(root, download)
+    return Split(_avg_pool2(train.x), train.y), Split(_avg_pool2(val.x), val.y), k
+
+
+def load_cifar10(root: str = "data", download: bool = False) -> tuple[Split, Split, int]:
+    def split(train: bool) -> Split:
+        ds = _torchvision("cifar10", root, download, train=train)
+        x = ds.data.astype(np.float32).transpose(0, 3, 1, 2) / 255.0  # NHWC uint8 → NCHW [0, 1]
+        return Split(x, np.asarray(ds.targets, dtype=np.int64))
+
+    return split(True), split(False), 10
+
+
+def load_clean(dataset: str, *, root: str = "data", download: bool = False) -> tuple[Split, Split, int]:
+    """(train, validation, number of classes) in raw pixel space [0, 1], by the data set's registered loader."""
+    if dataset not in DATASETS:
+        raise DataError(f"unknown dataset {dataset!r}; registered: {', '.join(DATASETS)}")
+    return resolve(DATASETS[dataset].load)(root, download)
+
+
+def save_clean(dataset: str, path: str | os.PathLike, *, root: str = "data", download: bool = False) -> None:
+    """The clean splits of a data set as one array-only .npz: read (and decoded) once, then shared by every
+    noisy variant, so those jobs need neither torchvision nor scikit-learn."""
+    train, val, n_classes = load_clean(dataset, root=root, download=download)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, x_train=train.x, y_train=train.y, x_val=val.x, y_val=val.y, n_classes=n_classes)
+    os.replace(tmp, path)
+
+
+def load_clean_file(path: str | os.PathLike) -> tuple[Split, Split, int]:
+    """What `save_clean` wrote, loaded without pickle."""
+    with np.load(path, allow_pickle=False) as f:
+        return Split(f["x_train"], f["y_train"]), Split(f["x_val"], f["y_val"]), int(f["n_classes"])
+
+
+# ----------------------------------------------------------------------------- noise (PAPER.md §2)
+
+
+def _noisy_subset(n: int, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """A random subset of round(fraction*n) examples, fixed once (PAPER.md §8), as a boolean mask."""
+    mask = np.zeros(n, dtype=bool)
+    mask[rng.permutation(n)[: int(round(fraction * n))]] = True
+    return mask
+
+
+def input_noise(x: np.ndarray, kind: str, fraction: float, rng: np.random.Generator):
+    """Replace a fraction of inputs by i.i.d. noise; returns (new x, mask).
+
+    gaussian: matched to the data's mean and std per channel (Zhang et al.; PAPER.md §2.2).
+    uniform: Uniform[0, 1] per pixel, as the authors' loss-sensitivity code (PAPER.md §2.2, Figs 3–4).
+    """
+    mask = _noisy_subset(len(x), fraction, rng)
+    if kind == "none" or not mask.any():
+        return x, mask
+    x = x.copy()
+    shape = (int(mask.sum()), *x.shape[1:])
+    if kind == "gaussian":
+        mean = x.mean(axis=(0, 2, 3), keepdims=True, dtype=np.float64)
+        std = x.std(axis=(0, 2, 3), keepdims=True, dtype=np.float64)
+        x[mask] = (mean + std * rng.standard_normal(shape)).astype(np.float32)
+    elif kind == "uniform":
+        x[mask] = rng.random(shape, dtype=np.float32)
+    else:
+        raise ValueError(f"unknown input noise {kind!r}")
+    return x, mask
+
+
+def label_noise(y: np.ndarray, kind: str, fraction: float, n_classes: int, rng: np.random.Generator):
+    """Returns (new labels, mask, number of classes).
+
+    random: a fixed random subset gets labels drawn uniformly from all classes (so about 1/C of them
+    keep their true label by chance, as in Zhang et al. and the authors' code).
+    identity: label i for example i, so there are as many classes as examples (PAPER.md §2.5).
+    """
+    if kind == "identity":
+        return np.arange(len(y), dtype=np.int64), np.ones(len(y), dtype=bool), len(y)
+    mask = _noisy_subset(len(y), fraction, rng)
+    if kind == "none" or not mask.any():
+        return y, mask, n_classes
+    if kind != "random":
+        raise ValueError(f"unknown label noise {kind!r}")
+    y = y.copy()
+    y[mask] = rng.integers(0, n_classes, size=int(mask.sum()))
+    return y, mask, n_classes
+
+
+def standardize_channels(train: np.ndarray, *others: np.ndarray):
+    """Per-channel standardisation with the given training statistics (CIFAR-10, PAPER.md §8)."""
+    mean = train.mean(axis=(0, 2, 3), keepdims=True, dtype=np.float64)
+    std = train.std(axis=(0, 2, 3), keepdims=True, dtype=np.float64)
+    return [((a - mean) / std).astype(np.float32) for a in others], float(1.0 / std.mean())
+
+
+def build_noisy_dataset(
+    spec: dict, *, root: str = "data", download: bool = False, clean: tuple[Split, Split, int] | None = None
+) -> NoisyDataset:
+    """The noisy data set of a spec's data keys (see spec.DATA_KEYS). Validation data stay clean.
+    clean: the clean splits if already loaded (else they are read from `root`)."""
+    train, val, n_classes = clean or load_clean(spec["dataset"], root=root, download=download)
+    if spec["train_size"] is not None:
+        if spec["train_size"] > len(train.y):
+            raise DataError(
+                f"train_size {spec['train_size']} is larger than the {spec['dataset']} training split "
+                f"({len(train.y)} examples); lower train_size in the config"
+            )
+        train = Split(train.x[: spec["train_size"]], train.y[: spec["train_size"]])
+    # Independent streams for inputs and labels: changing one kind of noise leaves the other unchanged.
+    input_rng, label_rng = (np.random.default_rng([spec["noise_seed"], k]) for k in (0, 1))
+    x, x_mask = input_noise(train.x, spec["input_noise"], spec["input_noise_fraction"], input_rng)
+    y, y_mask, n_classes = label_noise(train.y, spec["label_noise"], spec["label_noise_fraction"], n_classes, label_rng)
+    x_val, y_val, pixel_range = val.x, val.y, 1.0
+    if spec["dataset"] == "cifar10":
+        (x, x_val), pixel_range = standardize_channels(train.x, x, x_val)
+    if spec["label_noise"] == "identity":  # no clean validation task exists for 1000 one-example classes
+        x_val, y_val = x_val[:0], y_val[:0]
+    return NoisyDataset(
+        x_train=np.ascontiguousarray(x, dtype=np.float32),
+        y_train=y.astype(np.int64),
+        y_train_clean=train.y.astype(np.int64),
+        is_noisy=x_mask | y_mask,
+        x_val=np.ascontiguousarray(x_val, dtype=np.float32),
+        y_val=y_val.astype(np.int64),
+        n_classes=int(n_classes),
+        pixel_range=pixel_range,
+    )

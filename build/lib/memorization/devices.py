@@ -1,0 +1,84 @@
+"""Device choice and GPU leases.
+
+Snakemake's `--resources gpu=2` only counts jobs; it never says WHICH GPU a job should use (upstream
+issue #281), so two concurrent jobs would both land on GPU 0. Each job therefore leases a GPU itself:
+one lock file per visible GPU, a non-blocking `fcntl.flock` tried on each in turn, held for the life
+of the job. The kernel releases the lock when the process dies, even by SIGKILL, so no lease leaks.
+A CUDA_VISIBLE_DEVICES set by a cluster scheduler is respected: we lease among the visible GPUs only,
+and lock them under their physical ids so that jobs with different visible sets still exclude each other.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def _cuda_count() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def _physical_ids(count: int) -> list[str]:
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible:
+        ids = [v.strip() for v in visible.split(",") if v.strip()]
+        return ids[:count]
+    return [str(i) for i in range(count)]
+
+
+@contextmanager
+def lease(
+    preference: str = "auto",
+    lock_dir: str | os.PathLike = "/tmp/memorization-gpu-leases",
+    *,
+    count_gpus: Callable[[], int] = _cuda_count,
+    poll_seconds: float = 5.0,
+) -> Iterator[str]:
+    """Yield the device string this job should use ("cpu" or "cuda:k"), holding a GPU lease meanwhile.
+
+    preference: "auto" (a GPU when there is one), "cpu", "cuda" (any GPU) or "cuda:k" (that GPU).
+    When every GPU is leased the call waits, saying so in the job's log, until one is free.
+    """
+    count = 0 if preference == "cpu" else count_gpus()
+    if count == 0:
+        if preference.startswith("cuda"):
+            raise RuntimeError(f"device: {preference} was asked for in the config, but no CUDA GPU is visible")
+        yield "cpu"
+        return
+    ids = _physical_ids(count)
+    candidates = [int(preference.split(":")[1])] if ":" in preference else list(range(len(ids)))
+    Path(lock_dir).mkdir(parents=True, exist_ok=True)
+    waited = False
+    while True:
+        for k in candidates:
+            fd = os.open(Path(lock_dir) / f"gpu{ids[k]}.lock", os.O_CREAT | os.O_RDWR, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            try:
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{os.getpid()}\n".encode())
+                print(f"leased GPU {ids[k]} (cuda:{k}) via {lock_dir}", file=sys.stderr, flush=True)
+                yield f"cuda:{k}"
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)
+            return
+        if not waited:
+            print(
+                f"all {len(candidates)} GPU(s) are leased by other jobs; waiting (run snakemake with "
+                f"--resources gpu=N to queue jobs instead)",
+                file=sys.stderr,
+                flush=True,
+            )
+            waited = True
+        time.sleep(poll_seconds)

@@ -1,0 +1,149 @@
+"""One function per workflow job, with plain arguments: the rules' scripts only unpack `snakemake` and
+call these, so every stage can also be run and tested without Snakemake.
+
+Each function imports what it needs itself: a job is a fresh process, and importing torch and matplotlib
+into every table or data-set job would cost seconds per job (measured: 4.2 s to import everything; 0.2 s
+for the data-set module, 2.5 s of it is torch). The imports inside each function are also what its code
+fingerprint follows (memorization.fingerprint).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def clean_dataset(name: str, out: str, *, data_root: str, download: bool) -> None:
+    from .data import save_clean
+
+    save_clean(name, out, root=data_root, download=download)
+    print(f"{out}: the clean {name} splits")
+
+
+def make_dataset(spec: dict, clean: str, out: str) -> None:
+    from .data import build_noisy_dataset, load_clean_file
+
+    data = build_noisy_dataset(spec, clean=load_clean_file(clean))
+    data.save(out)
+    print(
+        f"{out}: {len(data.y_train)} training examples ({int(data.is_noisy.sum())} noisy), "
+        f"{len(data.y_val)} validation, {data.n_classes} classes"
+    )
+
+
+def train(
+    spec: dict,
+    dataset: str,
+    *,
+    spec_out: str,
+    training_out: str,
+    convergence_out: str,
+    device: str = "auto",
+    lock_dir: str = "/tmp/memorization-gpu-leases",
+    threads: int = 1,
+) -> None:
+    import torch
+
+    from . import devices
+    from .data import NoisyDataset
+    from .tables import write_frame
+    from .train import run_tables, train_run
+
+    torch.set_num_threads(max(1, threads))
+    run_dir = Path(spec_out).parent
+    data = NoisyDataset.load(dataset)
+    with devices.lease(device, lock_dir) as dev:
+        print(f"training {len(spec['seeds'])} seed(s) of run {run_dir.name} on {dev}", flush=True)
+        train_run(spec, data, run_dir, device=dev)
+    training, convergence = run_tables(spec, data, run_dir)
+    write_frame(training, training_out)
+    write_frame(convergence, convergence_out)
+    Path(spec_out).write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n")
+
+
+def metric(
+    family: str,
+    spec: dict,
+    dataset: str,
+    run_dir: str,
+    settings: dict,
+    out: str,
+    *,
+    device: str = "auto",
+    lock_dir: str = "/tmp/memorization-gpu-leases",
+    threads: int = 1,
+    analyses=(),
+) -> None:
+    """One metric table (registry stage "metric") of one finished run, all seeds and checkpoints."""
+    import torch
+
+    from . import devices, registry
+    from .data import NoisyDataset
+    from .tables import write_frame
+
+    torch.set_num_threads(max(1, threads))
+    registry.load_analyses(analyses)
+    entry = registry.table(family)
+    compute = registry.resolve(entry.compute)
+    data = NoisyDataset.load(dataset)
+    with devices.lease(device if entry.device else "cpu", lock_dir) as dev:
+        print(f"{family} of run {Path(run_dir).name} ({len(spec['seeds'])} seeds) on {dev}: {settings}", flush=True)
+        frame = compute(spec, data, run_dir, settings, device=dev)
+    if "train_size" not in frame:
+        frame.insert(1, "train_size", len(data.y_train))
+    write_frame(frame, out)
+
+
+def summary(name: str, source: str, out: str, analyses=()) -> None:
+    """A summary table (registry stage "summary", e.g. gini) of one run, from the run's source table."""
+    import pandas as pd
+
+    from . import registry
+    from .tables import write_frame
+
+    registry.load_analyses(analyses)
+    write_frame(registry.resolve(registry.table(name).compute)(pd.read_parquet(source)), out)
+
+
+def experiment_table(
+    experiment: str,
+    table: str,
+    run_specs: dict[str, dict],
+    inputs: list[str],
+    out: str,
+    figures: list[str] = (),
+    analyses=(),
+) -> None:
+    import pandas as pd
+
+    from . import registry, tables
+
+    registry.load_analyses(analyses)
+    frames = []
+    for path in inputs:
+        rid = Path(path).parent.name
+        frame = pd.read_parquet(path)
+        frames.append(tables.with_identity(frame, tables.identity_values(experiment, rid, run_specs[rid])))
+    tables.write_table(pd.concat(frames, ignore_index=True), out, table=table, specs=run_specs, figures=figures)
+
+
+def figure(name: str, inputs: list[str], out_png: str, findings_out: str, *, stamp: bool = False, analyses=()) -> None:
+    """One figure from its tables, and what this run shows (the findings) as text beside it."""
+    import pandas as pd
+
+    from . import figures, registry
+
+    registry.load_analyses(analyses)
+    by_table: dict[str, list] = {}
+    for path in inputs:
+        by_table.setdefault(Path(path).stem, []).append(pd.read_parquet(path))
+    frames = {t: pd.concat(f, ignore_index=True) for t, f in by_table.items()}
+    findings = figures.draw(name, frames, Path(out_png).with_suffix(""), stamp=stamp)
+    Path(findings_out).write_text("".join(f"{line}\n" for line in findings))
+
+
+def findings_page(figure_names: list[str], findings: list[str], out: str) -> None:
+    """One HTML page of every figure's findings, for the report."""
+    from .figures import findings_html
+
+    Path(out).write_text(findings_html({n: Path(f).read_text().splitlines() for n, f in zip(figure_names, findings)}))

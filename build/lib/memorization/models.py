@@ -1,0 +1,217 @@
+"""The paper's MLP and CNN as pure functions over stacked parameters: every tensor has a leading seed
+axis S, so all seeds of one configuration train as one batched computation (matmul over S for dense
+layers, grouped convolution with groups=S for convolutions, BatchNorm statistics per seed).
+
+Why hand-written batched layers rather than torch.func.vmap over nn.Modules: BatchNorm running statistics
+do not update under vmap, and the explicit form keeps one seed's arithmetic identical to a solo run.
+A solo run is simply S = 1.
+
+Parameters are initialised as in Keras 2017 / the authors' code: Glorot-uniform weights, zero biases
+(PAPER.md §1.2, §3.2), from a generator seeded per seed on the CPU, so a seed's initial weights do not
+depend on the device or on which other seeds share its job.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+BN_MOMENTUM = 0.1  # PyTorch's convention (Keras' 0.99 is the same thing counted from the other side)
+BN_EPS = 1e-5
+
+
+@dataclass(frozen=True)
+class Arch:
+    """What the network looks like; built from a run spec and the data's shape."""
+
+    kind: str  # mlp | cnn
+    in_shape: tuple[int, int, int]  # (C, H, W)
+    n_classes: int
+    hidden: tuple[int, ...] = ()  # mlp: widths of the hidden layers
+    channels: int = 0  # cnn: filters of each 5x5 convolution
+    dense: tuple[int, ...] = ()  # cnn: dense layer widths
+    crop: int = 0  # cnn: pixels removed from each border (the paper's Crop(2,2))
+
+    @classmethod
+    def from_spec(cls, spec: dict, in_shape, n_classes: int) -> Arch:
+        if spec["arch"] == "mlp":
+            return cls("mlp", tuple(in_shape), n_classes, hidden=(spec["width"],) * spec["depth"])
+        return cls(
+            "cnn",
+            tuple(in_shape),
+            n_classes,
+            channels=spec["cnn_channels"],
+            dense=tuple(spec["cnn_dense"]),
+            crop=spec["crop"],
+        )
+
+    def cnn_flat_features(self) -> int:
+        c, h, w = self.in_shape
+        h, w = h - 2 * self.crop, w - 2 * self.crop
+        for _ in range(2):  # "same" 5x5 convs keep the size; 3x3 max-pools with stride 2, padding 1 halve it
+            h, w = (h - 1) // 2 + 1, (w - 1) // 2 + 1
+        return self.channels * h * w
+
+
+def _layer_shapes(arch: Arch) -> dict[str, tuple[int, ...]]:
+    """Parameter shapes of one model, in initialisation order. Dense weights are (in, out)."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    if arch.kind == "mlp":
+        widths = [int(np.prod(arch.in_shape)), *arch.hidden, arch.n_classes]
+        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+            shapes[f"fc{i}.weight"], shapes[f"fc{i}.bias"] = (a, b), (b,)
+        return shapes
+    c = arch.in_shape[0]
+    for i, c_in in enumerate((c, arch.channels)):
+        shapes[f"conv{i}.weight"], shapes[f"conv{i}.bias"] = (arch.channels, c_in, 5, 5), (arch.channels,)
+        shapes[f"conv{i}.bn.weight"], shapes[f"conv{i}.bn.bias"] = (arch.channels,), (arch.channels,)
+    widths = [arch.cnn_flat_features(), *arch.dense, arch.n_classes]
+    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+        shapes[f"fc{i}.weight"], shapes[f"fc{i}.bias"] = (a, b), (b,)
+        if i < len(arch.dense):
+            shapes[f"fc{i}.bn.weight"], shapes[f"fc{i}.bn.bias"] = (b,), (b,)
+    return shapes
+
+
+def _glorot_bound(name: str, shape: tuple[int, ...]) -> float:
+    if len(shape) == 2:  # dense (in, out)
+        fan_in, fan_out = shape
+    else:  # conv (out, in, k, k)
+        field = shape[2] * shape[3]
+        fan_in, fan_out = shape[1] * field, shape[0] * field
+    return math.sqrt(6.0 / (fan_in + fan_out))
+
+
+def init_params(arch: Arch, seeds: list[int]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """(parameters, BatchNorm buffers), each tensor stacked over seeds: shape (S, *shape)."""
+    shapes = _layer_shapes(arch)
+    per_seed = []
+    for seed in seeds:
+        gen = torch.Generator().manual_seed(seed_for(seed, "init"))
+        p = {}
+        for name, shape in shapes.items():
+            if name.endswith("bn.weight"):
+                p[name] = torch.ones(shape)
+            elif name.endswith("weight"):
+                bound = _glorot_bound(name, shape)
+                p[name] = torch.rand(shape, generator=gen) * (2 * bound) - bound
+            else:
+                p[name] = torch.zeros(shape)
+        per_seed.append(p)
+    params = {k: torch.stack([p[k] for p in per_seed]) for k in shapes}
+    buffers = {}
+    for name in shapes:
+        if name.endswith("bn.weight"):
+            base = name[: -len("weight")]
+            n = shapes[name][0]
+            buffers[base + "running_mean"] = torch.zeros(len(seeds), n)
+            buffers[base + "running_var"] = torch.ones(len(seeds), n)
+    return params, buffers
+
+
+STREAMS = {"init": 0, "batches": 1, "regularizer": 2, "adversarial": 3}
+
+
+def seed_for(seed: int, stream: str, *counters: int) -> int:
+    """A 63-bit generator seed for (seed, purpose, counters...): independent streams, no stored RNG state,
+    so training resumes mid-run and steps can be replayed exactly."""
+    return int(np.random.SeedSequence([seed, STREAMS[stream], *counters]).generate_state(2, np.uint64)[0] >> 1)
+
+
+# ----------------------------------------------------------------------------- forward
+
+
+def _batch_norm(h, params, buffers, name, *, train: bool, seed_axis: int, channel_axis: int):
+    """BatchNorm with per-seed statistics. h has the seed axis at `seed_axis` and channels at `channel_axis`;
+    the remaining axes are reduced. Returns (output, updated running buffers or {})."""
+    reduce = tuple(d for d in range(h.dim()) if d not in (seed_axis, channel_axis))
+    shape = [1] * h.dim()
+    shape[seed_axis], shape[channel_axis] = h.shape[seed_axis], h.shape[channel_axis]
+    updates = {}
+    if train:
+        mean = h.mean(dim=reduce)
+        var = h.var(dim=reduce, unbiased=False)
+        n = h.numel() // (h.shape[seed_axis] * h.shape[channel_axis])
+        with torch.no_grad():
+            rm, rv = buffers[f"{name}.bn.running_mean"], buffers[f"{name}.bn.running_var"]
+            updates[f"{name}.bn.running_mean"] = (1 - BN_MOMENTUM) * rm + BN_MOMENTUM * mean.detach()
+            updates[f"{name}.bn.running_var"] = (1 - BN_MOMENTUM) * rv + BN_MOMENTUM * var.detach() * n / max(n - 1, 1)
+    else:
+        mean, var = buffers[f"{name}.bn.running_mean"], buffers[f"{name}.bn.running_var"]
+    scale = params[f"{name}.bn.weight"] * torch.rsqrt(var + BN_EPS)
+    shift = params[f"{name}.bn.bias"] - mean * scale
+    return h * scale.reshape(shape) + shift.reshape(shape), updates
+
+
+def _dense(h, params, name):
+    # h: (S or 1, B, in) · W: (S, in, out) — matmul broadcasts a shared input over seeds.
+    return torch.matmul(h, params[f"{name}.weight"]) + params[f"{name}.bias"].unsqueeze(1)
+
+
+def forward(arch: Arch, params, buffers, x: torch.Tensor, *, train: bool, noise=None):
+    """Logits of every seed's model: (S, B, n_classes), and the updated BatchNorm buffers.
+
+    x is (S, B, C, H, W), one batch per seed, or (B, C, H, W), shared by all seeds (evaluation).
+    noise: the stochastic layers of a regulariser (regularizers.LayerNoise), applied in training only.
+    """
+    S = next(iter(params.values())).shape[0]
+    new_buffers = dict(buffers)
+    if not train:
+        noise = None
+    if arch.crop:
+        c = arch.crop
+        x = x[..., c:-c, c:-c]
+    if noise is not None:
+        x = noise.inputs(x)
+    if arch.kind == "mlp":
+        h = x.flatten(start_dim=-3)
+        if h.dim() == 2:
+            h = h.unsqueeze(0)
+        n = len(arch.hidden)
+        for i in range(n):
+            h = torch.relu(_dense(h, params, f"fc{i}"))
+            if noise is not None:
+                h = noise.hidden(h)
+        return _dense(h, params, f"fc{n}"), new_buffers
+
+    if x.dim() == 4:
+        x = x.unsqueeze(0).expand(S, *x.shape)
+    B = x.shape[1]
+    h = x.transpose(0, 1).reshape(B, -1, *x.shape[-2:])  # (B, S*C, H, W): seeds become conv groups
+    for i in range(2):
+        w, b = params[f"conv{i}.weight"], params[f"conv{i}.bias"]
+        h = F.conv2d(h, w.flatten(0, 1), b.flatten(), padding=2, groups=S)
+        h5 = h.view(B, S, arch.channels, *h.shape[-2:])
+        h5, upd = _batch_norm(h5, params, buffers, f"conv{i}", train=train, seed_axis=1, channel_axis=2)
+        new_buffers.update(upd)
+        h = F.max_pool2d(torch.relu(h5).flatten(1, 2), kernel_size=3, stride=2, padding=1)
+    h = h.view(B, S, -1).transpose(0, 1)  # (S, B, features)
+    for i in range(len(arch.dense)):
+        h = _dense(h, params, f"fc{i}")
+        h, upd = _batch_norm(h, params, buffers, f"fc{i}", train=train, seed_axis=0, channel_axis=2)
+        new_buffers.update(upd)
+        h = torch.relu(h)
+        if noise is not None:
+            h = noise.hidden(h)
+    return _dense(h, params, f"fc{len(arch.dense)}"), new_buffers
+
+
+def example_losses(logits: torch.Tensor, y: torch.Tensor, kind: str = "cross_entropy") -> torch.Tensor:
+    """Per-example losses (S, B) of every seed's logits (S, B, C) against labels (S, B) or (B,).
+
+    smoothed_log is the authors' loss-sensitivity loss, −log(0.1 + p_y)/C (PAPER.md §3.2): bounded, so
+    every example keeps contributing gradient.
+    """
+    S, B, K = logits.shape
+    y = (y.expand(S, B) if y.dim() == 1 else y).reshape(S * B)
+    flat = logits.reshape(S * B, K)
+    if kind == "cross_entropy":
+        return F.cross_entropy(flat, y, reduction="none").view(S, B)
+    if kind == "smoothed_log":
+        p_y = torch.softmax(flat, dim=1).gather(1, y[:, None])[:, 0]
+        return (-torch.log(0.1 + p_y) / K).view(S, B)
+    raise ValueError(f"unknown loss {kind!r}")

@@ -1,0 +1,124 @@
+"""Explicit regularisers of the paper's §5 (PAPER.md §5): what each does to a training step.
+
+Where the stochastic layers sit (the paper does not say): input dropout and input Gaussian noise act on
+the network's input; dropout and hidden Gaussian noise act after every hidden dense layer (after its
+ReLU; in the CNN that is the dense part, the usual AlexNet placement). Dropout is inverted (kept units are
+scaled by 1/(1 − rate)), so evaluation needs no rescaling. All of them act in training forward passes only:
+evaluation, CSR and LASS always see the deterministic network.
+
+Their randomness comes from a generator per (seed, step), like the batches: a seed's masks do not depend on
+which seeds share its job, a resumed run draws the same masks, and the loss-sensitivity replay can redraw
+exactly the masks of any training step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .models import seed_for
+
+
+@dataclass(frozen=True)
+class Regularizer:
+    kind: str = "none"
+    strength: float = 0.0
+    adversarial_weight: float = 0.0
+    adversarial_r: float = 0.0  # LASS settings on the 0–255 scale, as the CSR metric's
+    adversarial_alpha: float = 0.0
+    adversarial_beta: float = 0.0
+    adversarial_max_iter: int = 0
+
+    @classmethod
+    def from_spec(cls, spec: dict) -> Regularizer:
+        kind = spec.get("regularizer", "none")
+        if kind != "dropout_adversarial":
+            return cls(kind, float(spec.get("reg_strength", 0.0)))
+        return cls(
+            kind,
+            float(spec["reg_strength"]),
+            spec["adversarial_weight"],
+            spec["adversarial_r"],
+            spec["adversarial_alpha"],
+            spec["adversarial_beta"],
+            spec["adversarial_max_iter"],
+        )
+
+    @property
+    def weight_decay(self) -> float:
+        return self.strength if self.kind == "weight_decay" else 0.0
+
+    @property
+    def dropout(self) -> float:
+        return self.strength if self.kind in ("dropout", "dropout_adversarial") else 0.0
+
+    @property
+    def input_dropout(self) -> float:
+        return self.strength if self.kind == "input_dropout" else 0.0
+
+    @property
+    def input_std(self) -> float:
+        return self.strength if self.kind == "input_noise" else 0.0
+
+    @property
+    def hidden_std(self) -> float:
+        return self.strength if self.kind == "hidden_noise" else 0.0
+
+    @property
+    def adversarial(self) -> bool:
+        return self.kind == "dropout_adversarial" and self.adversarial_weight > 0
+
+    @property
+    def stochastic(self) -> bool:
+        """Whether a training forward pass draws random numbers."""
+        return bool(self.dropout or self.input_dropout or self.input_std or self.hidden_std)
+
+
+NONE = Regularizer()
+
+
+class LayerNoise:
+    """The random draws of the stochastic layers of one training step, for a group of seeds stacked on the
+    leading axis. Draws happen in forward order; a new LayerNoise for the same (seeds, step) redraws the
+    same numbers."""
+
+    def __init__(self, reg: Regularizer, seeds, step: int, device):
+        self.reg = reg
+        self.gens = [torch.Generator(device=device).manual_seed(seed_for(s, "regularizer", step)) for s in seeds]
+
+    def _draw(self, like: torch.Tensor, sample) -> torch.Tensor:
+        """One draw per seed of `sample` (torch.rand or torch.randn) in the shape and dtype of `like`."""
+        if like.shape[0] != len(self.gens):
+            raise ValueError(f"noise for {len(self.gens)} seeds, tensor has {like.shape[0]} on its seed axis")
+        return torch.stack(
+            [sample(like.shape[1:], generator=g, device=like.device, dtype=like.dtype) for g in self.gens]
+        )
+
+    def _perturb(self, h: torch.Tensor, rate: float, std: float) -> torch.Tensor:
+        """Inverted dropout at `rate`, then additive Gaussian noise of `std` (each only when non-zero)."""
+        if rate:
+            h = h * (self._draw(h, torch.rand) >= rate) / (1.0 - rate)
+        if std:
+            h = h + std * self._draw(h, torch.randn)
+        return h
+
+    def inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (S, B, ...) one batch per seed."""
+        return self._perturb(x, self.reg.input_dropout, self.reg.input_std)
+
+    def hidden(self, h: torch.Tensor) -> torch.Tensor:
+        """h: (S, B, units), the output of a hidden dense layer after its ReLU."""
+        return self._perturb(h, self.reg.dropout, self.reg.hidden_std)
+
+
+def layer_noise(reg: Regularizer, seeds, step: int, device) -> LayerNoise | None:
+    """The noise of one training step, or None for a deterministic network."""
+    return LayerNoise(reg, seeds, step, device) if reg.stochastic else None
+
+
+def adversarial_mix(clean: torch.Tensor, adversarial: torch.Tensor, critical: torch.Tensor, weight: float):
+    """Per-example losses of adversarial training: (1 − w)·ℓ(x) + w·ℓ(x̂) for critical samples, ℓ(x) for the
+    others (they have no adversarial point). Our choice; the paper leaves the mix open (PAPER.md §5)."""
+    w = weight * critical.to(clean.dtype)
+    return (1 - w) * clean + w * adversarial

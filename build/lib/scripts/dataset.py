@@ -1,0 +1,14 @@
+# Job script of rule dataset. data_root and download are read from the config on purpose (not params):
+# moving the data directory must not rebuild every data set.
+import sys
+
+sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)
+
+from memorization.jobs import clean_dataset
+
+clean_dataset(
+    snakemake.wildcards.name,
+    snakemake.output[0],
+    data_root=snakemake.config["data_root"],
+    download=snakemake.config["download"],
+)

@@ -1,0 +1,21 @@
+# Job script of rule metric. Device and lock directory: execution settings, read from the config on purpose
+# (not params): moving a run from CPU to GPU must not count as a change of its results.
+import sys
+from pathlib import Path
+
+sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)
+
+from memorization.jobs import metric
+
+metric(
+    snakemake.wildcards.family,
+    snakemake.params.spec,
+    snakemake.input.dataset,
+    str(Path(snakemake.input.run).parent),
+    snakemake.params.settings,
+    snakemake.output[0],
+    device=snakemake.config["device"],
+    lock_dir=snakemake.config["gpu_lock_dir"],
+    threads=snakemake.threads,
+    analyses=snakemake.params.analyses,
+)

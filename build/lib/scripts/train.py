@@ -1,0 +1,18 @@
+# Job script of rule train. The device and the lock directory are execution settings read from the config
+# on purpose (not params): moving a run from CPU to GPU must not count as a change of its spec.
+import sys
+
+sys.stderr = sys.stdout = open(snakemake.log[0], "a", buffering=1)  # append: a resumed job keeps its history
+
+from memorization.jobs import train
+
+train(
+    snakemake.params.spec,
+    snakemake.input.dataset,
+    spec_out=snakemake.output.spec,
+    training_out=snakemake.output.training,
+    convergence_out=snakemake.output.convergence,
+    device=snakemake.config["device"],
+    lock_dir=snakemake.config["gpu_lock_dir"],
+    threads=snakemake.threads,
+)
