@@ -38,8 +38,15 @@ def write_config(directory: Path, config: dict, name: str = "config.yaml") -> Pa
     return path
 
 
-def snakemake(workdir: Path, *args, config: Path | None = None, configfile: bool = True, check=True,
-              snakefile: Path = ROOT / "Snakefile", **kwargs):
+def snakemake(
+    workdir: Path,
+    *args,
+    config: Path | None = None,
+    configfile: bool = True,
+    check=True,
+    snakefile: Path = ROOT / "Snakefile",
+    **kwargs,
+):
     """Run the workflow in `workdir` with a config file (workdir/config.yaml unless `config` is given; none at
     all with configfile=False); return the CompletedProcess (stdout+stderr merged)."""
     cmd = [str(SNAKEMAKE), "-s", str(snakefile), "-d", str(workdir), "--workflow-profile", "none", "--cores", "2"]

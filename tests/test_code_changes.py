@@ -58,8 +58,17 @@ def test_editing_a_figure_reruns_only_the_figures(repo):
 
 def test_editing_the_training_code_reruns_training_and_what_follows(repo):
     rules = rules_after_editing(repo, "train.py", lambda s: s + "\nSOMETHING_NEW = 1\n")
-    assert rules == ["all", "experiment_table", "experiment_table", "figure", "findings", "metric", "metric",
-                     "train", "train"]
+    assert rules == [
+        "all",
+        "experiment_table",
+        "experiment_table",
+        "figure",
+        "findings",
+        "metric",
+        "metric",
+        "train",
+        "train",
+    ]
 
 
 def test_editing_the_noise_constructions_rebuilds_the_data_sets_and_everything_after(repo):

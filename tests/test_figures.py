@@ -11,9 +11,18 @@ def gini_table():
     rows = []
     for cond, noise in (("real", "none"), ("random", "uniform")):
         for step in (50, 100, 1000):
-            rows.append({"run_id": cond, "seed": 0, "step": step, "gini": 0.5 if cond == "real" else 0.3,
-                         "input_noise": noise, "input_noise_fraction": 1.0 if noise != "none" else 0.0,
-                         "label_noise": "none", "label_noise_fraction": 0.0})
+            rows.append(
+                {
+                    "run_id": cond,
+                    "seed": 0,
+                    "step": step,
+                    "gini": 0.5 if cond == "real" else 0.3,
+                    "input_noise": noise,
+                    "input_noise_fraction": 1.0 if noise != "none" else 0.0,
+                    "label_noise": "none",
+                    "label_noise_fraction": 0.0,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -56,12 +65,29 @@ def test_fig10_gives_each_regulariser_its_own_panel():
             for s in strengths:
                 for seed in (0, 1):
                     acc = 0.9 - s if noise == "random" else 0.98 - s / 10
-                    rows.append({"run_id": f"{data}{reg}{s}", "seed": seed, "step": 10, "epoch": 1.0,
-                                 "train_acc": acc, "val_acc": acc, "train_loss": 1.0, "val_loss": 1.0,
-                                 "input_noise": "none", "input_noise_fraction": 0.0, "label_noise": noise,
-                                 "label_noise_fraction": 1.0 if noise == "random" else 0.0, "regularizer": reg,
-                                 "reg_strength": s, "train_size": 10, "dataset": "digits", "arch": "mlp",
-                                 "width": 8, "experiment": "e"})
+                    rows.append(
+                        {
+                            "run_id": f"{data}{reg}{s}",
+                            "seed": seed,
+                            "step": 10,
+                            "epoch": 1.0,
+                            "train_acc": acc,
+                            "val_acc": acc,
+                            "train_loss": 1.0,
+                            "val_loss": 1.0,
+                            "input_noise": "none",
+                            "input_noise_fraction": 0.0,
+                            "label_noise": noise,
+                            "label_noise_fraction": 1.0 if noise == "random" else 0.0,
+                            "regularizer": reg,
+                            "reg_strength": s,
+                            "train_size": 10,
+                            "dataset": "digits",
+                            "arch": "mlp",
+                            "width": 8,
+                            "experiment": "e",
+                        }
+                    )
     fig, findings = figures.build("fig10_regularizers", {"training": pd.DataFrame(rows)})
     titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
     assert titles == ["dropout", "weight decay"]

@@ -32,8 +32,15 @@ def test_the_default_with_config_device_cpu_builds_its_dag(tmp_path):
 
 
 def test_a_file_of_digits_experiments_gets_the_defaults_metric_settings(tmp_path):
-    mine = {"experiments": {"mine": {"spec": {"epochs": 3}, "grid": {"label_noise": ["none", "random"]},
-                                     "tables": ["training", "csr", "sensitivity"]}}}
+    mine = {
+        "experiments": {
+            "mine": {
+                "spec": {"epochs": 3},
+                "grid": {"label_noise": ["none", "random"]},
+                "tables": ["training", "csr", "sensitivity"],
+            }
+        }
+    }
     config = load(mine, tmp_path)
     default = load({}, tmp_path)
     assert list(config["experiments"]) == ["mine"]  # stands alone: none of config.yaml's experiments
@@ -61,9 +68,15 @@ def test_the_paper_config_gets_none_of_the_digits_scale_values(tmp_path):
 
 
 def test_a_config_builds_on_its_base_and_can_drop_an_inherited_experiment(tmp_path):
-    write_config(tmp_path, {"base": "config.yaml", "device": "cpu",
-                            "experiments": {"difficulty": None, "csr_random": {"seeds": 3},
-                                            "extra": {"spec": {"epochs": 2}}}}, name="middle.yaml")
+    write_config(
+        tmp_path,
+        {
+            "base": "config.yaml",
+            "device": "cpu",
+            "experiments": {"difficulty": None, "csr_random": {"seeds": 3}, "extra": {"spec": {"epochs": 2}}},
+        },
+        name="middle.yaml",
+    )
     config = load({"base": "middle.yaml", "experiments": {"extra": {"seeds": 2}}}, tmp_path)
     names = set(config["experiments"])
     assert "difficulty" not in names and {"extra", "csr_random", "capacity"} <= names
@@ -86,8 +99,10 @@ def test_base_mistakes_are_named(tmp_path):
 
 
 def test_command_line_text_becomes_numbers_where_the_schema_wants_them(tmp_path):
-    given = {"experiments": {"e": {"spec": {"width": "8", "lr": "0.5"}, "seeds": "2"}},
-             "metrics": {"csr": {"r": "4", "splits": ["val"]}}}
+    given = {
+        "experiments": {"e": {"spec": {"width": "8", "lr": "0.5"}, "seeds": "2"}},
+        "metrics": {"csr": {"r": "4", "splits": ["val"]}},
+    }
     config = load(given, tmp_path)
     assert config["experiments"]["e"] == {"spec": {"width": 8, "lr": 0.5}, "seeds": 2}
     assert S.metric_settings(config, "csr", "digits")["r"] == 4.0

@@ -132,8 +132,16 @@ def test_shared_tables_need_no_training_stack(done, tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = venv / "bin" / "python"
-    subprocess.run([str(python), "-m", "pip", "install", "--quiet", f"{ROOT}[figures]"], check=True,
-                   capture_output=True)
+    source = tmp_path / "source"  # a copy: building a wheel writes build/ into the source tree
+    shutil.copytree(
+        ROOT / "workflow" / "memorization",
+        source / "workflow" / "memorization",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    shutil.copy(ROOT / "pyproject.toml", source)
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", f"{source}[figures]"], check=True, capture_output=True
+    )
     shared = tmp_path / "tables"
     shutil.copytree(done / "results/tables", shared)
     script = (
@@ -149,6 +157,12 @@ def test_shared_tables_need_no_training_stack(done, tmp_path):
     )
     out = subprocess.run([str(python), "-c", script], capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.splitlines()[-1].split() == ["6", "2", "16", "[]", "[]"]  # 3 figures x (png, pdf); 2 runs; 16 rows
+    assert out.stdout.splitlines()[-1].split() == [
+        "6",
+        "2",
+        "16",
+        "[]",
+        "[]",
+    ]  # 3 figures x (png, pdf); 2 runs; 16 rows
     for fig in ("fig03_gini", "fig04_class_sensitivity", "fig09_csr_random"):
         assert (tmp_path / "figs" / f"{fig}.png").stat().st_size > 10_000

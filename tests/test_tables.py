@@ -9,12 +9,36 @@ from memorization.tables import arrow_schema, conform, read_provenance, write_ta
 
 
 def csr_rows(r):
-    identity = {"experiment": "e", "run_id": "abc", "seed": 0, "dataset": "digits", "arch": "cnn", "width": None,
-                "train_size": 10, "input_noise": "none", "input_noise_fraction": 0.0, "label_noise": "none",
-                "label_noise_fraction": 0.0, "regularizer": "none", "reg_strength": 0.0}
-    metric = {"epoch": 1, "step": 3, "split": "val", "csr": 0.5, "n_points": 2, "n_critical": 1,
-              "mean_iterations": 2.0, "max_distance": 0.3, "lass_r": r, "lass_alpha": 1, "lass_beta": 0,
-              "lass_max_iter": 5, "lass_stop": "example"}
+    identity = {
+        "experiment": "e",
+        "run_id": "abc",
+        "seed": 0,
+        "dataset": "digits",
+        "arch": "cnn",
+        "width": None,
+        "train_size": 10,
+        "input_noise": "none",
+        "input_noise_fraction": 0.0,
+        "label_noise": "none",
+        "label_noise_fraction": 0.0,
+        "regularizer": "none",
+        "reg_strength": 0.0,
+    }
+    metric = {
+        "epoch": 1,
+        "step": 3,
+        "split": "val",
+        "csr": 0.5,
+        "n_points": 2,
+        "n_critical": 1,
+        "mean_iterations": 2.0,
+        "max_distance": 0.3,
+        "lass_r": r,
+        "lass_alpha": 1,
+        "lass_beta": 0,
+        "lass_max_iter": 5,
+        "lass_stop": "example",
+    }
     return pd.DataFrame([{**identity, **metric}])
 
 

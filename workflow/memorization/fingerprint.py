@@ -3,9 +3,9 @@
 Snakemake reruns a job when its script changes, but not when a module the script imports changes. So every
 rule passes a fingerprint of the code it runs through `params:` (which Snakemake tracks): the job's
 function in `memorization.jobs`, every package module that function imports, followed transitively
-(imports inside functions too), and the module of the registered implementation it dispatches to (for an
-analysis registered from outside the package: its whole file). Editing the training code reruns training and what reads its
-checkpoints; editing a figure reruns only figures.
+(imports inside functions too), and the module of the registered implementation it dispatches to (for
+an analysis registered from outside the package: its whole file). Editing the training code reruns
+training and what reads its checkpoints; editing a figure reruns only figures.
 
 What is hashed is the syntax tree without docstrings, so comments, docstrings and formatting (`ruff format`)
 change no fingerprint. `registry` is left out: what it holds reaches the jobs through their params (run
@@ -100,8 +100,11 @@ def job_fingerprint(job: str, implementations=()) -> str:
         if module.startswith(f"{PACKAGE}."):
             modules.add(module)
         else:
-            files.add(inspect.getsourcefile(target) if callable(target) else inspect.getsourcefile(
-                importlib.import_module(module)))
+            files.add(
+                inspect.getsourcefile(target)
+                if callable(target)
+                else inspect.getsourcefile(importlib.import_module(module))
+            )
     parts = [_without_docstrings(function)]
     parts += [f"{m}\n{_without_docstrings(_tree(_module_path(m)))}" for m in closure(modules)]
     parts += [_without_docstrings(ast.parse(Path(f).read_text())) for f in sorted(files)]

@@ -154,8 +154,14 @@ def contract_markdown() -> str:
             made = f"a metric job (`{_target(entry.compute)}`)"
         else:
             made = f"a summary of `{entry.source}` (`{_target(entry.compute)}`)"
-        out += [f"### `{name}`: one row per {entry.row}", "", f"{entry.description} Made by {made}.", "",
-                "| column | type | meaning |", "|---|---|---|"]
+        out += [
+            f"### `{name}`: one row per {entry.row}",
+            "",
+            f"{entry.description} Made by {made}.",
+            "",
+            "| column | type | meaning |",
+            "|---|---|---|",
+        ]
         out += [_row(c) for c in entry.columns]
         out.append("")
     return "\n".join(out)
