@@ -9,7 +9,8 @@ rule dataset:
     conda:
         "../envs/memorization.yaml"
     params:
-        code=code("clean_dataset"),
+        code=lambda w: code("clean_dataset", registry.DATASETS[w.name].load),
+        analyses=ANALYSES,
     script:
         "../workflow/scripts/dataset.py"
 
@@ -27,5 +28,6 @@ rule noisy_dataset:
     params:
         spec=lambda w: DATASETS[w.dataset],
         code=code("make_dataset"),
+        analyses=ANALYSES,
     script:
         "../workflow/scripts/noisy_dataset.py"

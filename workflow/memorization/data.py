@@ -224,7 +224,7 @@ def build_noisy_dataset(
     x, x_mask = input_noise(train.x, spec["input_noise"], spec["input_noise_fraction"], input_rng)
     y, y_mask, n_classes = label_noise(train.y, spec["label_noise"], spec["label_noise_fraction"], n_classes, label_rng)
     x_val, y_val, pixel_range = val.x, val.y, 1.0
-    if spec["dataset"] == "cifar10":
+    if DATASETS[spec["dataset"]].standardize:
         (x, x_val), pixel_range = standardize_channels(train.x, x, x_val)
     if spec["label_noise"] == "identity":  # no clean validation task exists for 1000 one-example classes
         x_val, y_val = x_val[:0], y_val[:0]

@@ -13,16 +13,20 @@ import json
 from pathlib import Path
 
 
-def clean_dataset(name: str, out: str, *, data_root: str, download: bool) -> None:
+def clean_dataset(name: str, out: str, *, data_root: str, download: bool, analyses=()) -> None:
+    from . import registry
     from .data import save_clean
 
+    registry.load_analyses(analyses)
     save_clean(name, out, root=data_root, download=download)
     print(f"{out}: the clean {name} splits")
 
 
-def make_dataset(spec: dict, clean: str, out: str) -> None:
+def make_dataset(spec: dict, clean: str, out: str, analyses=()) -> None:
+    from . import registry
     from .data import build_noisy_dataset, load_clean_file
 
+    registry.load_analyses(analyses)
     data = build_noisy_dataset(spec, clean=load_clean_file(clean))
     data.save(out)
     print(

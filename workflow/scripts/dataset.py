@@ -11,4 +11,5 @@ clean_dataset(
     snakemake.output[0],
     data_root=snakemake.config["data_root"],
     download=snakemake.config["download"],
+    analyses=snakemake.params.analyses,
 )
