@@ -1,4 +1,4 @@
-"""Shared helpers: tiny configs and a Snakemake driver (the CLI in a subprocess, as NOTES.md advises)."""
+"""Shared helpers: tiny configs and a Snakemake driver (the CLI in a subprocess: Snakemake's Python API is internal)."""
 
 import os
 import re

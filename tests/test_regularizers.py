@@ -1,4 +1,4 @@
-"""Regularisers (PAPER.md §5): each one's effect on the forward pass and the step, and the convergence stop."""
+"""Regularisers (docs/science.md §5): each one's effect on the forward pass and the step, and the convergence stop."""
 
 import json
 

@@ -21,7 +21,7 @@ def condition(row) -> str:
 
 
 def first_epoch_difficulty(examples: pd.DataFrame) -> pd.DataFrame:
-    """Per-example misclassification rate over seeds at each run's last logged epoch (PAPER.md §3.1).
+    """Per-example misclassification rate over seeds at each run's last logged epoch (docs/science.md §3.1).
 
     Returns one row per (run_id, example): condition, n_runs, p_correct, misclassification.
     """
@@ -75,7 +75,7 @@ def difficulty_spread(difficulty: pd.DataFrame) -> pd.DataFrame:
 
 
 def diagonal_dominance(matrix) -> float:
-    """D = mean of the diagonal / mean off the diagonal of a per-class sensitivity matrix (PAPER.md §3.4).
+    """D = mean of the diagonal / mean off the diagonal of a per-class sensitivity matrix (docs/science.md §3.4).
     The paper: D is smaller for real data (more sensitivity across classes) than for random data."""
     m = np.asarray(matrix, dtype=np.float64)
     off = ~np.eye(len(m), dtype=bool)

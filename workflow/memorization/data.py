@@ -1,11 +1,11 @@
-"""Data sets, their paper splits, the noise constructions of PAPER.md §2, and the noisy data set file.
+"""Data sets, their paper splits, the noise constructions of docs/science.md §2, and the noisy data set file.
 
 Images are float32 arrays shaped (N, C, H, W) in the model's input space; labels are int64.
-Splits (PAPER.md §1.1, §8):
+Splits (docs/science.md §1.1, §7):
 - digits: scikit-learn's 1,797 bundled 8x8 digits (0..16 → [0, 1]); a fixed permutation (seed 0),
   the first 1,297 train, the last 500 validate.
 - mnist: the 60k training file; the first 50k train and the last 10k validate (as mnist.pkl.gz).
-  mnist14 is the same, averaged over 2x2 blocks to 14x14 (the loss-sensitivity set-up, PAPER.md §2.4).
+  mnist14 is the same, averaged over 2x2 blocks to 14x14 (the loss-sensitivity set-up, docs/science.md §2.4).
 - cifar10: the 50k training batches train, the 10k test batch validates. Per-channel standardisation
   with the clean training set's mean and std is applied after the noise (so the noise lives in pixel
   space and is standardised like every other image).
@@ -148,11 +148,11 @@ def load_clean_file(path: str | os.PathLike) -> tuple[Split, Split, int]:
         return Split(f["x_train"], f["y_train"]), Split(f["x_val"], f["y_val"]), int(f["n_classes"])
 
 
-# ----------------------------------------------------------------------------- noise (PAPER.md §2)
+# ----------------------------------------------------------------------------- noise (docs/science.md §2)
 
 
 def _noisy_subset(n: int, fraction: float, rng: np.random.Generator) -> np.ndarray:
-    """A random subset of round(fraction*n) examples, fixed once (PAPER.md §8), as a boolean mask."""
+    """A random subset of round(fraction*n) examples, fixed once (docs/science.md §7), as a boolean mask."""
     mask = np.zeros(n, dtype=bool)
     mask[rng.permutation(n)[: int(round(fraction * n))]] = True
     return mask
@@ -161,8 +161,8 @@ def _noisy_subset(n: int, fraction: float, rng: np.random.Generator) -> np.ndarr
 def input_noise(x: np.ndarray, kind: str, fraction: float, rng: np.random.Generator):
     """Replace a fraction of inputs by i.i.d. noise; returns (new x, mask).
 
-    gaussian: matched to the data's mean and std per channel (Zhang et al.; PAPER.md §2.2).
-    uniform: Uniform[0, 1] per pixel, as the authors' loss-sensitivity code (PAPER.md §2.2, Figs 3–4).
+    gaussian: matched to the data's mean and std per channel (Zhang et al.; docs/science.md §2.2).
+    uniform: Uniform[0, 1] per pixel, as the authors' loss-sensitivity code (docs/science.md §2.2, Figs 3–4).
     """
     mask = _noisy_subset(len(x), fraction, rng)
     if kind == "none" or not mask.any():
@@ -185,7 +185,7 @@ def label_noise(y: np.ndarray, kind: str, fraction: float, n_classes: int, rng: 
 
     random: a fixed random subset gets labels drawn uniformly from all classes (so about 1/C of them
     keep their true label by chance, as in Zhang et al. and the authors' code).
-    identity: label i for example i, so there are as many classes as examples (PAPER.md §2.5).
+    identity: label i for example i, so there are as many classes as examples (docs/science.md §2.5).
     """
     if kind == "identity":
         return np.arange(len(y), dtype=np.int64), np.ones(len(y), dtype=bool), len(y)
@@ -200,7 +200,7 @@ def label_noise(y: np.ndarray, kind: str, fraction: float, n_classes: int, rng: 
 
 
 def standardize_channels(train: np.ndarray, *others: np.ndarray):
-    """Per-channel standardisation with the given training statistics (CIFAR-10, PAPER.md §8)."""
+    """Per-channel standardisation with the given training statistics (CIFAR-10, docs/science.md §7)."""
     mean = train.mean(axis=(0, 2, 3), keepdims=True, dtype=np.float64)
     std = train.std(axis=(0, 2, 3), keepdims=True, dtype=np.float64)
     return [((a - mean) / std).astype(np.float32) for a in others], float(1.0 / std.mean())

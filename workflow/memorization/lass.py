@@ -1,4 +1,4 @@
-"""Langevin Adversarial Sample Search (PAPER.md §3.5, Algorithm 1) and the critical sample ratio.
+"""Langevin Adversarial Sample Search (docs/science.md §3.5, Algorithm 1) and the critical sample ratio.
 
 A point x is critical if some x̂ with ‖x̂ − x‖∞ ≤ r changes the model's *own* prediction at x. LASS climbs
 the cross-entropy of that predicted class from the current point with sign-gradient steps plus Gaussian
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-PAPER = {"alpha": 0.25, "beta": 0.2, "r": 0.3}  # on the 0–255 pixel scale (PAPER.md footnotes 4, 6)
+PAPER = {"alpha": 0.25, "beta": 0.2, "r": 0.3}  # on the 0–255 pixel scale (the paper's footnotes 4 and 6)
 
 
 @dataclass

@@ -151,7 +151,7 @@ def csr_frame(spec: dict, data: NoisyDataset, run_dir, settings: dict, device="c
 
 
 def filters_frame(spec: dict, data: NoisyDataset, run_dir, settings: dict, device="cpu") -> pd.DataFrame:
-    """First-layer weights of every seed at the first and the last checkpoint (PAPER.md Fig. 2), one row per
+    """First-layer weights of every seed at the first and the last checkpoint (the paper's Fig. 2), one row per
     weight: the CNN's 5x5 filters, or the MLP's first-layer units as images of the input's shape.
     `settings` is unused: the family has none."""
     steps = _checkpoints(spec, len(data.y_train), run_dir)

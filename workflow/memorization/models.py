@@ -7,7 +7,7 @@ do not update under vmap, and the explicit form keeps one seed's arithmetic iden
 A solo run is simply S = 1.
 
 Parameters are initialised as in Keras 2017 / the authors' code: Glorot-uniform weights, zero biases
-(PAPER.md §1.2, §3.2), from a generator seeded per seed on the CPU, so a seed's initial weights do not
+(docs/science.md §1.2, §3.2), from a generator seeded per seed on the CPU, so a seed's initial weights do not
 depend on the device or on which other seeds share its job.
 """
 
@@ -203,7 +203,7 @@ def forward(arch: Arch, params, buffers, x: torch.Tensor, *, train: bool, noise=
 def example_losses(logits: torch.Tensor, y: torch.Tensor, kind: str = "cross_entropy") -> torch.Tensor:
     """Per-example losses (S, B) of every seed's logits (S, B, C) against labels (S, B) or (B,).
 
-    smoothed_log is the authors' loss-sensitivity loss, −log(0.1 + p_y)/C (PAPER.md §3.2): bounded, so
+    smoothed_log is the authors' loss-sensitivity loss, −log(0.1 + p_y)/C (docs/science.md §3.2): bounded, so
     every example keeps contributing gradient.
     """
     S, B, K = logits.shape

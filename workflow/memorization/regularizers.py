@@ -1,4 +1,4 @@
-"""Explicit regularisers of the paper's §5 (PAPER.md §5): what each does to a training step.
+"""Explicit regularisers of the paper's §5 (docs/science.md §5): what each does to a training step.
 
 Where the stochastic layers sit (the paper does not say): input dropout and input Gaussian noise act on
 the network's input; dropout and hidden Gaussian noise act after every hidden dense layer (after its
@@ -119,6 +119,6 @@ def layer_noise(reg: Regularizer, seeds, step: int, device) -> LayerNoise | None
 
 def adversarial_mix(clean: torch.Tensor, adversarial: torch.Tensor, critical: torch.Tensor, weight: float):
     """Per-example losses of adversarial training: (1 − w)·ℓ(x) + w·ℓ(x̂) for critical samples, ℓ(x) for the
-    others (they have no adversarial point). Our choice; the paper leaves the mix open (PAPER.md §5)."""
+    others (they have no adversarial point). Our choice; the paper leaves the mix open (docs/science.md §5)."""
     w = weight * critical.to(clean.dtype)
     return (1 - w) * clean + w * adversarial

@@ -1,4 +1,4 @@
-"""Loss sensitivity through SGD (PAPER.md §3.2–3.4). (Its Gini coefficient is in analysis.py.)
+"""Loss sensitivity through SGD (docs/science.md §3.2–3.4). (Its Gini coefficient is in analysis.py.)
 
 g_x^t = ‖∂L_t/∂x‖ is the influence of training input x on the loss after t SGD updates. It flows only
 through the parameter updates x took part in: L_t is the mini-batch loss of step t with that batch's
@@ -204,7 +204,7 @@ def class_sensitivity(
     horizon: int | None = None,
     chunk: int = 64,
 ) -> torch.Tensor:
-    """ḡ_{i,j} (PAPER.md §3.4): the mean over the window's steps and over training examples x of class j of
+    """ḡ_{i,j} (docs/science.md §3.4): the mean over the window's steps and over training examples x of class j of
     ‖∂L_t(y=i)/∂x‖, where L_t(y=i) is the class-i term of step t's batch loss. (S, C, C), rows i, columns j.
 
     Through the updates, as ḡ_x (the authors' code used the last step only and kept the direct path)."""

@@ -27,7 +27,7 @@ EVAL_BATCH = 2048
 # Seeds train as one batched computation in groups of at most this many stacked parameters (execution
 # setting, not part of a run's identity). Small models (the digits default) fit in one group; for large
 # ones a group that outgrows the CPU caches makes the batched step memory-bound and slower than a loop.
-GROUP_PARAMS = {"cpu": 1 << 20, "cuda": 1 << 28}  # CPU: measured, benchmarks/README.md
+GROUP_PARAMS = {"cpu": 1 << 20, "cuda": 1 << 28}  # CPU: measured, docs/design.md, Devices
 
 
 def seed_groups(n_seeds: int, params_per_seed: int, budget: int) -> list[slice]:
@@ -227,7 +227,7 @@ def train_step(
 def adversarial_losses(
     arch: Arch, params, buffers, x, y, reg: Regularizer, seeds, step: int, pixel_range: float, loss: str, noise
 ):
-    """Per-example losses (S, B) of adversarial training (PAPER.md §5, footnote 7): LASS — the same search as
+    """Per-example losses (S, B) of adversarial training (docs/science.md §5, footnote 7): LASS — the same search as
     the CSR metric, on the deterministic network — looks for a critical point x̂ near each batch example;
     one training forward pass over [x; x̂] (BatchNorm statistics over both) gives ℓ(x) and ℓ(x̂), mixed by
     `adversarial_mix`. LASS runs per seed: its active set shrinks example by example."""
@@ -494,7 +494,7 @@ def examples_table(
 
 
 def convergence(training, plan: Plan):
-    """Time to convergence (PAPER.md §3.6) per seed: the first logged epoch at which the seed classifies its
+    """Time to convergence (docs/science.md §3.6) per seed: the first logged epoch at which the seed classifies its
     whole training set (as trained) correctly; null if it never did within the cap `max_epochs`."""
     import pandas as pd
 
