@@ -76,8 +76,9 @@ def test_a_seeds_masks_do_not_depend_on_its_group():
     torch.testing.assert_close(both[1:2], alone)
 
 
-def test_weight_decay_pulls_every_parameter_towards_zero():
+def test_weight_decay_pulls_the_kernels_towards_zero_and_leaves_biases_and_batchnorm_alone():
     params, buffers = init_params(MLP, [0])
+    params = {k: v + 0.1 for k, v in params.items()}  # non-zero biases, so that decaying them would show
     x, y = torch.rand(1, 8, 1, 8, 8), torch.randint(10, (1, 8))
     plain = {k: v.clone() for k, v in params.items()}
     decayed = {k: v.clone() for k, v in params.items()}
@@ -95,8 +96,18 @@ def test_weight_decay_pulls_every_parameter_towards_zero():
             reg=r,
             seeds=[0],
         )
-    for k in params:  # w' = w - lr (g + λ w): the difference is exactly lr·λ·w
-        torch.testing.assert_close(plain[k] - decayed[k], 0.1 * 0.5 * params[k], rtol=1e-4, atol=1e-6)
+    assert sorted(params) == ["fc0.bias", "fc0.weight", "fc1.bias", "fc1.weight", "fc2.bias", "fc2.weight"]
+    for k in params:  # kernels: w' = w - lr (g + λ w), the difference is exactly lr·λ·w; biases: none
+        expected = 0.1 * 0.5 * params[k] if k.endswith("weight") else torch.zeros_like(params[k])
+        torch.testing.assert_close(plain[k] - decayed[k], expected, rtol=1e-4, atol=1e-6)
+    from memorization.train import decays
+
+    assert [decays(n) for n in ("conv0.weight", "conv0.bias", "conv0.bn.weight", "fc1.bn.bias")] == [
+        True,
+        False,
+        False,
+        False,
+    ]
 
 
 def test_adversarial_mix_only_touches_critical_samples():
@@ -115,7 +126,7 @@ def test_adversarial_step_trains_on_the_critical_points_lass_finds():
     x, y = torch.rand(2, 12, 1, 8, 8, generator=gen), torch.randint(10, (2, 12), generator=gen)
     adv = {"adversarial_weight": 0.4, "adversarial_r": R, "adversarial_alpha": 20.0, "adversarial_beta": 5.0}
     r = reg("dropout_adversarial", 0.0, **adv)  # dropout 0: deterministic, so the mix can be checked by hand
-    losses, _ = adversarial_losses(
+    losses, _, clean_logits = adversarial_losses(
         arch, params, buffers, x, y, r, [0, 1], step=0, pixel_range=1.0, loss="cross_entropy", noise=None
     )
     clean = example_losses(forward(arch, params, buffers, x, train=True)[0], y)
@@ -138,7 +149,9 @@ def test_adversarial_step_trains_on_the_critical_points_lass_finds():
     torch.testing.assert_close(losses[0], torch.where(found.critical, 0.6 * clean[0] + 0.4 * adv_loss[0], clean[0]))
     # with a ball too small to flip anything, the step is exactly the unregularised one
     tiny = reg("dropout_adversarial", 0.0, **{**adv, "adversarial_r": 1e-6})
-    losses, _ = adversarial_losses(arch, params, buffers, x, y, tiny, [0, 1], 0, 1.0, "cross_entropy", None)
+    losses, _, clean_logits = adversarial_losses(
+        arch, params, buffers, x, y, tiny, [0, 1], 0, 1.0, "cross_entropy", None
+    )
     torch.testing.assert_close(losses, clean)
 
 

@@ -18,13 +18,13 @@ def test_sgd_step_is_pytorch_sgd_with_momentum_and_weight_decay():
     w0 = torch.randn(5, 3)
     ref = torch.nn.Parameter(w0.clone())
     opt = torch.optim.SGD([ref], lr=0.1, momentum=0.9, weight_decay=0.01)
-    params, velocity = {"w": w0.clone()}, {"w": torch.zeros_like(w0)}
+    params, velocity = {"fc0.weight": w0.clone()}, {"fc0.weight": torch.zeros_like(w0)}
     for _ in range(4):
         g = torch.randn(5, 3)
         ref.grad = g.clone()
         opt.step()
-        params, velocity = sgd_step(params, {"w": g}, velocity, lr=0.1, momentum=0.9, weight_decay=0.01)
-    torch.testing.assert_close(params["w"], ref.detach())
+        params, velocity = sgd_step(params, {"fc0.weight": g}, velocity, lr=0.1, momentum=0.9, weight_decay=0.01)
+    torch.testing.assert_close(params["fc0.weight"], ref.detach())
 
 
 def test_sgd_step_is_differentiable_for_the_replay():
@@ -97,3 +97,43 @@ def test_mlp_forward_shares_one_input_batch_across_seeds():
     per_seed, _ = forward(arch, params, buffers, x.expand(2, *x.shape), train=False)
     torch.testing.assert_close(shared, per_seed)
     assert shared.shape == (2, 5, 10) and not torch.allclose(shared[0], shared[1])
+
+
+def test_the_training_loop_reports_the_train_mode_loss_averaged_over_the_epochs_batches(tmp_path):
+    """batch_loss/batch_acc: what a Keras-style loop prints (train mode, regulariser active, mean over the
+    epoch's batches), recomputed here step by step from the initial state with the same train_step."""
+    from memorization.regularizers import Regularizer
+    from memorization.train import initial_state, train_step
+
+    spec, data = make(regularizer="dropout", reg_strength=0.5, momentum=0.9)
+    spec = {**spec, "seeds": [0, 1]}
+    train_run(spec, data, tmp_path, progress=False)
+    arch = Arch.from_spec(spec, data.x_train.shape[1:], 10)
+    plan = Plan.from_spec(spec, len(data.y_train))
+    params, buffers, velocity = initial_state(arch, spec["seeds"], "cpu")
+    x, y = torch.as_tensor(data.x_train), torch.as_tensor(data.y_train)
+    reports = []
+    for step, epoch, idx in plan.steps(spec["seeds"], 0, plan.total_steps):
+        reports.append(
+            train_step(
+                arch,
+                params,
+                buffers,
+                velocity,
+                x[idx],
+                y[idx],
+                lr=learning_rate(spec, epoch),
+                momentum=0.9,
+                groups=[slice(0, 2)],
+                reg=Regularizer.from_spec(spec),
+                seeds=spec["seeds"],
+                step=step,
+            )
+        )
+    second_epoch = torch.stack(reports[plan.steps_per_epoch :]).mean(0)
+    with np.load(tmp_path / "evals" / f"step_{plan.total_steps:09d}.npz") as ev:
+        np.testing.assert_allclose(ev["batch_loss"], second_epoch[:, 0].numpy(), rtol=1e-6)
+        np.testing.assert_allclose(ev["batch_acc"], second_epoch[:, 1].numpy(), rtol=1e-6)
+        assert not np.allclose(ev["batch_loss"], ev["train_loss"])  # dropout on: not the eval-mode loss
+    with np.load(tmp_path / "evals" / "step_000000000.npz") as ev:
+        assert np.isnan(ev["batch_loss"]).all()  # no batch before the first step

@@ -20,8 +20,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-BN_MOMENTUM = 0.1  # PyTorch's convention (Keras' 0.99 is the same thing counted from the other side)
-BN_EPS = 1e-5
+# BatchNorm as in Keras, which the paper used (its defaults then and now): running statistics kept as
+# 0.99 * old + 0.01 * batch (Keras `momentum=0.99`; PyTorch counts the other way, `momentum=0.01`), and
+# eps 1e-3 (PyTorch's default is 1e-5). Our choice, since the paper states none (docs/science.md §7).
+BN_MOMENTUM = 0.01  # weight of the new batch in the running statistics
+BN_EPS = 1e-3
 
 
 @dataclass(frozen=True)

@@ -231,6 +231,13 @@ for _table in (
             ("train_acc", "float64", "eval-mode accuracy on the training set against its training labels"),
             ("val_loss", "float64", "mean loss on the clean validation split (NaN for identity labels)"),
             ("val_acc", "float64", "accuracy on the clean validation split (NaN for identity labels)"),
+            (
+                "batch_loss",
+                "float64",
+                "what a training loop reports: the train-mode loss (regulariser active) "
+                "averaged over the epoch's batches so far; NaN at initialisation",
+            ),
+            ("batch_acc", "float64", "train-mode accuracy averaged likewise over the epoch's batches"),
         ),
         "run, seed, evaluation",
         "Loss and accuracy at every evaluation (every `log_every` epochs and the end).",

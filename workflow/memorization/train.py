@@ -44,10 +44,20 @@ def _select(tensors: dict, group: slice) -> dict:
 # ----------------------------------------------------------------------------- the one SGD step
 
 
+def decays(name: str) -> bool:
+    """Whether weight decay acts on a parameter: the kernels (`fc0.weight`, `conv1.weight`), not biases or
+    BatchNorm parameters (`conv1.bn.weight`)."""
+    return name.endswith(".weight") and ".bn." not in name
+
+
 def sgd_step(
     params: dict, grads: dict, velocity: dict, *, lr: float, momentum: float, weight_decay: float, inplace: bool = False
 ):
     """One SGD update with PyTorch's semantics (v ← μ·v + g + λ·w; w ← w − lr·v). Returns (params, velocity).
+
+    Weight decay acts on the kernels only (dense and convolution weights, `decays`), as Keras' kernel `l2`
+    regulariser, which the paper used: biases and BatchNorm scales and shifts are not decayed. λ·w is
+    PyTorch's convention, Keras' `l2(λ/2)`.
 
     This is the only place parameters change. The differentiable replay of loss sensitivity calls it as a
     pure function (inplace=False: new tensors, graph kept). Training calls it with inplace=True, which
@@ -56,7 +66,7 @@ def sgd_step(
     """
     new_params, new_velocity = {}, {}
     for name, w in params.items():
-        g = grads[name] + weight_decay * w if weight_decay else grads[name]
+        g = grads[name] + weight_decay * w if weight_decay and decays(name) else grads[name]
         if momentum:
             v = velocity[name].mul_(momentum).add_(g) if inplace else momentum * velocity[name] + g
         else:
@@ -193,22 +203,28 @@ def train_step(
     seeds=(),
     step: int = 0,
     pixel_range: float = 1.0,
-) -> None:
+) -> torch.Tensor:
     """One SGD step of every seed, in place. x: (S, B, ...) and y: (S, B), each seed's own batch.
     seeds and step pick the random draws of a stochastic regulariser; pixel_range converts the LASS
-    settings of adversarial training from the 0–255 scale."""
+    settings of adversarial training from the 0–255 scale.
+
+    Returns what a training loop reports for the batch, per seed: (S, 2) = (mean loss, accuracy) of the
+    training forward pass (train mode, regulariser active; for adversarial training the mixed loss and the
+    accuracy on the clean examples)."""
+    report = torch.empty((y.shape[0], 2), device=y.device)
     for g in groups:
         p = {k: v[g].detach().requires_grad_(True) for k, v in params.items()}  # views of the stacked seeds
         group_seeds = list(seeds)[g]
         noise = layer_noise(reg, group_seeds, step, x.device)
         if reg.adversarial:
-            losses, new_buffers = adversarial_losses(
+            losses, new_buffers, logits = adversarial_losses(
                 arch, p, _select(buffers, g), x[g], y[g], reg, group_seeds, step, pixel_range, loss, noise
             )
         else:
             logits, new_buffers = forward(arch, p, _select(buffers, g), x[g], train=True, noise=noise)
             losses = example_losses(logits, y[g], loss)
-        total = losses.mean(1).sum()  # summed over seeds: each seed gets the gradient of its solo run
+        per_seed = losses.mean(1)
+        total = per_seed.sum()  # summed over seeds: each seed gets the gradient of its solo run
         grads = dict(zip(p, torch.autograd.grad(total, list(p.values()))))
         with torch.no_grad():
             sgd_step(
@@ -222,12 +238,15 @@ def train_step(
             )
             for k, v in new_buffers.items():
                 buffers[k][g] = v
+            report[g, 0] = per_seed
+            report[g, 1] = (logits.argmax(-1) == y[g]).float().mean(1)
+    return report
 
 
 def adversarial_losses(
     arch: Arch, params, buffers, x, y, reg: Regularizer, seeds, step: int, pixel_range: float, loss: str, noise
 ):
-    """Per-example losses (S, B) of adversarial training (docs/science.md §5, footnote 7): LASS — the same search as
+    """Per-example losses (S, B), BatchNorm buffers and the clean examples' logits of adversarial training (docs/science.md §5, footnote 7): LASS — the same search as
     the CSR metric, on the deterministic network — looks for a critical point x̂ near each batch example;
     one training forward pass over [x; x̂] (BatchNorm statistics over both) gives ℓ(x) and ℓ(x̂), mixed by
     `adversarial_mix`. LASS runs per seed: its active set shrinks example by example."""
@@ -252,7 +271,8 @@ def adversarial_losses(
         x_hat[pos], critical[pos] = found.x_hat, found.critical
     logits, new_buffers = forward(arch, params, buffers, torch.cat([x, x_hat], 1), train=True, noise=noise)
     both = example_losses(logits, torch.cat([y, y], 1), loss)
-    return adversarial_mix(both[:, :B], both[:, B:], critical, reg.adversarial_weight), new_buffers
+    mixed = adversarial_mix(both[:, :B], both[:, B:], critical, reg.adversarial_weight)
+    return mixed, new_buffers, logits[:, :B]
 
 
 # ----------------------------------------------------------------------------- state on disk
@@ -338,16 +358,27 @@ def train_run(
     state = load_state(state_file, device) if state_file.exists() else None
     if state is not None and state["spec"] != fingerprint:
         state = None  # left by another spec or code path: start over rather than mix
+    # What the training loop reports (train mode, regulariser active), summed over the current epoch's
+    # batches: (S, 2) = (loss, accuracy) sums, and the number of batches so far in the epoch.
+    epoch_sums, epoch_batches = torch.zeros((len(seeds), 2), device=device), 0
     if state is None:
         (params, buffers, velocity), step = initial_state(arch, seeds, device), 0
     else:
         params, buffers, velocity, step = state["params"], state["buffers"], state["velocity"], state["step"]
+        epoch_sums, epoch_batches = state["epoch_sums"], state["epoch_batches"]
         print(f"resuming run {run_dir.name} from step {step} of {plan.total_steps}", file=sys.stderr, flush=True)
 
     def save_state(path: Path) -> None:
-        _atomic_save(
-            {"spec": fingerprint, "step": step, "params": params, "buffers": buffers, "velocity": velocity}, path
-        )
+        state = {
+            "spec": fingerprint,
+            "step": step,
+            "params": params,
+            "buffers": buffers,
+            "velocity": velocity,
+            "epoch_sums": epoch_sums,
+            "epoch_batches": epoch_batches,
+        }
+        _atomic_save(state, path)
 
     # sets: these are looked up at every step, and a paper-scale run has 1000s of evaluations
     eval_at, checkpoint_at = set(plan.eval_steps), set(plan.checkpoint_steps)
@@ -365,8 +396,11 @@ def train_run(
             tr_loss, tr_correct = evaluate(arch, params, buffers, x_train, y_train, groups, spec["loss"])
             va_loss, va_correct = evaluate(arch, params, buffers, x_val, y_val, groups, spec["loss"])
             tmp = eval_path(run_dir, step).with_suffix(".tmp.npz")
+            batches = (epoch_sums / epoch_batches).cpu().numpy() if epoch_batches else np.full((len(seeds), 2), np.nan)
             np.savez(
                 tmp,
+                batch_loss=batches[:, 0],
+                batch_acc=batches[:, 1],
                 train_loss=tr_loss.mean(1).cpu().numpy(),
                 train_acc=tr_correct.float().mean(1).cpu().numpy(),
                 val_loss=va_loss.mean(1).cpu().numpy(),
@@ -396,7 +430,9 @@ def train_run(
     )
     if not fits(step):
         for done, epoch, idx in plan.steps(seeds, step, plan.total_steps, device):
-            train_step(
+            if done % plan.steps_per_epoch == 0:  # a new epoch: the loop's running report starts over
+                epoch_sums, epoch_batches = torch.zeros_like(epoch_sums), 0
+            epoch_sums += train_step(
                 arch,
                 params,
                 buffers,
@@ -412,6 +448,7 @@ def train_run(
                 step=done,
                 pixel_range=data.pixel_range,
             )
+            epoch_batches += 1
             step = done + 1
             bar.update(1)
             record(step)
@@ -457,6 +494,8 @@ def run_tables(spec: dict, data: NoisyDataset, run_dir: str | os.PathLike):
                     "train_acc": ev["train_acc"],
                     "val_loss": ev["val_loss"],
                     "val_acc": ev["val_acc"],
+                    "batch_loss": ev["batch_loss"],
+                    "batch_acc": ev["batch_acc"],
                 }
             )
         )
