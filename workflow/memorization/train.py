@@ -246,10 +246,11 @@ def train_step(
 def adversarial_losses(
     arch: Arch, params, buffers, x, y, reg: Regularizer, seeds, step: int, pixel_range: float, loss: str, noise
 ):
-    """Per-example losses (S, B), BatchNorm buffers and the clean examples' logits of adversarial training (docs/science.md §5, footnote 7): LASS — the same search as
-    the CSR metric, on the deterministic network — looks for a critical point x̂ near each batch example;
-    one training forward pass over [x; x̂] (BatchNorm statistics over both) gives ℓ(x) and ℓ(x̂), mixed by
-    `adversarial_mix`. LASS runs per seed: its active set shrinks example by example."""
+    """Per-example losses (S, B), BatchNorm buffers and the clean examples' logits of adversarial training
+    (docs/science.md §5, footnote 7): LASS — the same search as the CSR metric, on the deterministic network —
+    looks for a critical point x̂ near each batch example; one training forward pass over [x; x̂] (BatchNorm
+    statistics over both) gives ℓ(x) and ℓ(x̂), mixed by `adversarial_mix`. LASS runs per seed: its active
+    set shrinks example by example."""
     S, B = y.shape
     x_hat, critical = torch.empty_like(x), torch.zeros((S, B), dtype=torch.bool, device=x.device)
     for pos, seed in enumerate(seeds):
