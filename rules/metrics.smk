@@ -9,6 +9,8 @@ rule metric:
         "results/metrics/{run}/{family}.parquet",
     log:
         "results/logs/metrics/{run}/{family}.log",
+    benchmark:
+        "results/benchmarks/metrics/{run}/{family}.tsv"
     wildcard_constraints:
         family=one_of(registry.tables_of_stage("metric")),
     conda:

@@ -10,6 +10,8 @@ rule train:
         convergence="results/runs/{run}/convergence.parquet",
     log:
         "results/logs/train/{run}.log",
+    benchmark:
+        "results/benchmarks/train/{run}.tsv"
     conda:
         "../envs/memorization.yaml"
     threads: 1
