@@ -31,3 +31,4 @@ rule all:
         all_tables(),
         all_figures(),
         "results/findings.html" if all_figure_names() else [],
+        "results/scorecard.md" if scorecard_figures() else [],

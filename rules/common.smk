@@ -81,6 +81,21 @@ def figure_experiments(figure):
     ]
 
 
+def figure_inputs(figure):
+    """The tables a figure reads: its registered tables of every experiment that lists it."""
+    return [
+        f"results/tables/{name}/{table}.parquet"
+        for name in figure_experiments(figure)
+        for table in registry.figure(figure).tables
+    ]
+
+
+def scorecard_figures():
+    """The figures of this config that have registered claims."""
+    claimed = {c.figure for c in registry.CLAIMS.values()}
+    return [fig for fig in all_figure_names() if fig in claimed]
+
+
 def all_figure_names():
     return sorted(
         {

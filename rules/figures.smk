@@ -1,11 +1,7 @@
 rule figure:
     """A registered figure, drawn from the tables only, and what this run shows (its findings)."""
     input:
-        lambda w: [
-            f"results/tables/{name}/{table}.parquet"
-            for name in figure_experiments(w.figure)
-            for table in registry.figure(w.figure).tables
-        ],
+        lambda w: figure_inputs(w.figure),
     output:
         png=report(
             "results/figures/{figure}.png",
@@ -46,3 +42,24 @@ rule findings:
         code=code("findings_page"),
     script:
         "../workflow/scripts/findings.py"
+
+
+rule scorecard:
+    """The reproduction scorecard: each claim of the paper tested on the tables of its figure."""
+    input:
+        [path for fig in scorecard_figures() for path in figure_inputs(fig)],
+    output:
+        parquet="results/scorecard.parquet",
+        md="results/scorecard.md",
+        html=report("results/scorecard.html", category="Reproduction scorecard"),
+    log:
+        "results/logs/scorecard.log",
+    localrule: True
+    conda:
+        "../envs/memorization.yaml"
+    params:
+        inputs={fig: figure_inputs(fig) for fig in scorecard_figures()},
+        code=code("scorecard", *(c.evaluate for c in registry.CLAIMS.values())),
+        analyses=ANALYSES,
+    script:
+        "../workflow/scripts/scorecard.py"

@@ -149,3 +149,62 @@ def test_gini_known_values_and_pairwise_definition():
     assert np.isnan(gini(np.zeros(5)))
     with pytest.raises(ValueError, match="non-negative"):
         gini([0.5, -0.1])
+
+
+def example_losses_after_updates(spec, x_updates, x_loss, y, step):
+    """Each batch example's own loss at step `step` (per seed), inputs of the loss batch from x_loss."""
+    arch = Arch.from_spec(spec, tuple(x_updates.shape[1:]), 10)
+    plan = Plan.from_spec(spec, len(y))
+    params, buffers = init_params(arch, spec["seeds"])
+    params = {k: v.double() for k, v in params.items()}
+    velocity = {k: torch.zeros_like(v) for k, v in params.items()}
+    for s in range(step):
+        idx = plan.batch(plan.epoch_order(spec["seeds"], s // plan.steps_per_epoch), s)
+        train_step(
+            arch,
+            params,
+            buffers,
+            velocity,
+            x_updates[idx],
+            y[idx],
+            lr=learning_rate(spec, 0),
+            momentum=spec["momentum"],
+            groups=[slice(0, 2)],
+            loss=spec["loss"],
+        )
+    idx = plan.batch(plan.epoch_order(spec["seeds"], step // plan.steps_per_epoch), step)
+    logits, _ = forward(arch, params, buffers, x_loss[idx], train=True)
+    return example_losses(logits, y[idx], spec["loss"]), idx
+
+
+def test_the_authors_class_sensitivity_keeps_the_direct_path_and_averages_per_example_norms(tiny):
+    """Their code: one norm per (last-batch example b, training input x), direct path kept, then the mean
+    over the x of class j and over the b of class i. Checked against finite differences of ℓ_b and by
+    aggregating the Jacobian by hand."""
+    spec, x, y = tiny
+    batches, L = replay_losses(spec, x, y, 10, [T], by="example", direct=True)
+    jac = torch.cat([j for _, j in input_jacobian(batches, L, len(y), chunk=16)])  # (S*B, S, N, ...)
+    B = L.shape[2]
+    _, idx = example_losses_after_updates(spec, x, x, y, T)
+    seed_pos, b = 1, 2
+    n_direct = int(idx[seed_pos, b])  # in the batch: its own loss depends on it directly (and through updates)
+    eps = 1e-6
+    for n in (n_direct, int(idx[seed_pos, 0])):
+        plus, minus = x.clone(), x.clone()
+        plus[n].view(-1)[27] += eps
+        minus[n].view(-1)[27] -= eps
+        fd = (
+            example_losses_after_updates(spec, plus, plus, y, T)[0]
+            - example_losses_after_updates(spec, minus, minus, y, T)[0]
+        )[seed_pos, b] / (2 * eps)
+        analytic = jac[seed_pos * B + b, seed_pos, n].reshape(-1)[27]
+        assert abs(fd) > 1e-9 and abs(analytic - fd) / abs(fd) < 1e-4, (n, float(analytic), float(fd))
+    # the aggregation: mean over inputs of class j of the mean-abs norm, then over batch examples of class i
+    norms = jac.abs().flatten(3).mean(3)[torch.arange(2 * B), torch.arange(2).repeat_interleave(B)].view(2, B, -1)
+    cs = class_sensitivity(spec, x, y, 10, T + 1, variant="authors")
+    labels = y[idx[seed_pos]]
+    i, j = int(labels[b]), int(y[0])
+    expected = norms[seed_pos][labels == i][:, y == j].mean()
+    torch.testing.assert_close(cs[seed_pos, i, j], expected)
+    absent = sorted(set(range(10)) - set(labels.tolist()))
+    assert all(torch.isnan(cs[seed_pos, a]).all() for a in absent)  # no example of that class in the batch

@@ -96,3 +96,15 @@ def test_schedules_always_end_at_the_last_step(schedule, expected):
     from memorization.train import schedule_steps
 
     assert schedule_steps(schedule, steps_per_epoch=10, total_steps=50) == expected
+
+
+def test_a_noise_draw_per_seed_makes_one_run_per_seed_with_one_configuration():
+    base = {"spec": {"width": 8, "label_noise": "random", "label_noise_fraction": 0.4}, "seeds": 3}
+    shared = S.expand(S.validate({"experiments": {"e": base}}))["e"]
+    per_seed = S.expand(S.validate({"experiments": {"e": {**base, "noise_draws": "per_seed"}}}))["e"]
+    assert len(shared) == 1 and shared[0]["seeds"] == [0, 1, 2]
+    assert [(r["seeds"], r["noise_seed"]) for r in per_seed] == [([0], 0), ([1], 1), ([2], 2)]
+    assert len({S.run_id(r) for r in per_seed}) == 3 and len({S.dataset_id(r) for r in per_seed}) == 3
+    assert {S.config_id(r) for r in per_seed} == {S.config_id(shared[0])}  # one configuration
+    clean = S.expand(S.validate({"experiments": {"e": {"spec": {"width": 8}, "seeds": 2, "noise_draws": "per_seed"}}}))
+    assert S.config_id(clean["e"][0]) == S.config_id(clean["e"][1]) != S.config_id(shared[0])

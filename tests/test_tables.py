@@ -12,6 +12,7 @@ def csr_rows(r):
     identity = {
         "experiment": "e",
         "run_id": "abc",
+        "config_id": "abc",
         "seed": 0,
         "dataset": "digits",
         "arch": "cnn",

@@ -6,6 +6,14 @@ import numpy as np
 import pandas as pd
 
 
+def distinct(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a table with runs shared by several experiments counted once: a shared run appears in
+    every experiment's table, identical but for `experiment` (docs/tables.md)."""
+    if "experiment" not in frame:
+        return frame
+    return frame.drop_duplicates(subset=[c for c in frame.columns if c != "experiment"], ignore_index=True)
+
+
 def condition(row) -> str:
     """A short human name for a run's data condition, used as a legend label."""
     parts = []
@@ -23,11 +31,12 @@ def condition(row) -> str:
 def first_epoch_difficulty(examples: pd.DataFrame) -> pd.DataFrame:
     """Per-example misclassification rate over seeds at each run's last logged epoch (docs/science.md §3.1).
 
-    Returns one row per (run_id, example): condition, n_runs, p_correct, misclassification.
+    Seeds are pooled per configuration (`config_id`), so runs with a noise draw per seed count together.
+    Returns one row per (config_id, example): condition, n_runs, p_correct, misclassification.
     """
-    last = examples[examples["step"] == examples.groupby("run_id")["step"].transform("max")]
+    last = examples[examples["step"] == examples.groupby("config_id")["step"].transform("max")]
     out = (
-        last.groupby(["run_id", "example"], sort=True)
+        last.groupby(["config_id", "example"], sort=True)
         .agg(
             p_correct=("correct", "mean"),
             n_runs=("seed", "nunique"),
@@ -40,7 +49,7 @@ def first_epoch_difficulty(examples: pd.DataFrame) -> pd.DataFrame:
     )
     out["condition"] = out.apply(condition, axis=1)
     out["misclassification"] = 1.0 - out["p_correct"]
-    return out[["run_id", "condition", "example", "n_runs", "p_correct", "misclassification"]]
+    return out[["config_id", "condition", "example", "n_runs", "p_correct", "misclassification"]]
 
 
 def binomial_reference(p_correct: float, n_runs: int, n_examples: int, seed: int = 0) -> np.ndarray:
@@ -79,7 +88,7 @@ def diagonal_dominance(matrix) -> float:
     The paper: D is smaller for real data (more sensitivity across classes) than for random data."""
     m = np.asarray(matrix, dtype=np.float64)
     off = ~np.eye(len(m), dtype=bool)
-    return float(np.diag(m).mean() / m[off].mean())
+    return float(np.nanmean(np.diag(m)) / np.nanmean(m[off]))  # NaN: a class absent from the authors' batch
 
 
 def mean_band(frame: pd.DataFrame, x: str, y: str, by: str = "condition") -> pd.DataFrame:

@@ -21,6 +21,7 @@ from .analysis import (
     condition,
     diagonal_dominance,
     difficulty_spread,  # noqa: E402
+    distinct,
     filter_arrays,
     first_epoch_difficulty,
     mean_band,
@@ -230,21 +231,25 @@ def fig04_class_sensitivity(cs: pd.DataFrame):
     for cond in conds:
         g = frame[frame["condition"] == cond].groupby(["class_i", "class_j"])["value"].mean().unstack()
         mats[cond] = g.to_numpy()
-    positive = np.concatenate([m[m > 0] for m in mats.values()])
+    positive = np.concatenate([m[m > 0] for m in mats.values()])  # (NaN > 0 is False)
     norm = LogNorm(vmin=positive.min(), vmax=positive.max())
     fig, axes = plt.subplots(1, len(mats), figsize=(4.6 * len(mats), 4), squeeze=False)
     for ax, (cond, m) in zip(axes[0], mats.items()):
-        im = ax.imshow(np.where(m > 0, m, np.nan), norm=norm, cmap="viridis")
+        im = ax.imshow(np.where(m > 0, m, np.nan), norm=norm, cmap="viridis")  # NaN and 0: not drawn
         ax.set_title(f"{cond}\ndiagonal / off-diagonal = {diagonal_dominance(m):.1f}")
         ax.set_xlabel("class j of the training inputs x")
         ax.set_ylabel("class i of the loss term")
     fig.colorbar(im, ax=axes[0].tolist(), shrink=0.85, label=r"$\bar{g}_{ij}$")
-    fig.suptitle("Per-class loss sensitivity (Arpit et al. Fig. 4)")
-    step = int(frame["step"].max())
-    findings = [
-        f"diagonal / off-diagonal ratio D at step {step}: "
-        + ", ".join(f"{c} {diagonal_dominance(m):.2f}" for c, m in mats.items())
-    ]
+    variant = cs["variant"].iloc[0] if "variant" in cs else "paper"
+    fig.suptitle(f"Per-class loss sensitivity at the last checkpoint ({variant}'s definition) (Arpit et al. Fig. 4)")
+    every = _with_condition(cs[cs["label_noise"] != "identity"])
+    findings = []
+    for step, at_step in every.groupby("step"):  # D at every computed checkpoint: the ordering can depend on T
+        d = {
+            c: diagonal_dominance(g.groupby(["class_i", "class_j"])["value"].mean().unstack().to_numpy())
+            for c, g in at_step.groupby("condition")
+        }
+        findings.append(f"D at step {step}: " + ", ".join(f"{c} {v:.2f}" for c, v in sorted(d.items())))
     return fig, findings
 
 
@@ -532,7 +537,7 @@ def build(figure: str, tables: dict[str, pd.DataFrame]):
     """(matplotlib figure, findings) of one registered figure from its tables (name -> concatenated frame)."""
     entry = registry.figure(figure)
     with plt.rc_context(STYLE):
-        return registry.resolve(entry.draw)(*[tables[t] for t in entry.tables])
+        return registry.resolve(entry.draw)(*[distinct(tables[t]) for t in entry.tables])
 
 
 def draw(figure: str, tables: dict[str, pd.DataFrame], stem: str | os.PathLike, *, stamp: bool = False) -> list[str]:

@@ -151,3 +151,21 @@ def findings_page(figure_names: list[str], findings: list[str], out: str) -> Non
     from .figures import findings_html
 
     Path(out).write_text(findings_html({n: Path(f).read_text().splitlines() for n, f in zip(figure_names, findings)}))
+
+
+def scorecard(inputs: dict[str, list[str]], parquet: str, md: str, page: str, analyses=()) -> None:
+    """The reproduction scorecard from the tables of each figure that has claims (figure -> table paths)."""
+    import pandas as pd
+
+    from . import claims, registry
+
+    registry.load_analyses(analyses)
+    tables = {}
+    for fig, paths in inputs.items():
+        by_table: dict[str, list] = {}
+        for path in paths:
+            by_table.setdefault(Path(path).stem, []).append(pd.read_parquet(path))
+        tables[fig] = {t: pd.concat(f, ignore_index=True) for t, f in by_table.items()}
+    card = claims.scorecard(tables)
+    claims.write(card, parquet, md, page)
+    print(claims.markdown(card))

@@ -18,15 +18,25 @@ from .sensitivity import class_sensitivity, loss_sensitivity
 from .train import checkpoint_path, completed_plan, load_state
 
 
-def _checkpoints(spec: dict, n_train: int, run_dir, which: str = "all", skip_initial: bool = False) -> list[int]:
+def _checkpoints(spec: dict, n_train: int, run_dir, which="all", skip_initial: bool = False) -> list[int]:
+    """The run's checkpoint steps: all, the last, or those of a list of steps (others are skipped)."""
     steps = list(completed_plan(spec, n_train, run_dir).checkpoint_steps)
     if skip_initial:
         steps = [s for s in steps if s > 0]
-    return steps[-1:] if which == "last" else steps
+    if which == "last":
+        return steps[-1:]
+    return steps if which == "all" else [s for s in steps if s in set(which)]
 
 
 def _progress(items, desc):
     return tqdm(items, desc=desc, file=sys.stderr, mininterval=2.0, ascii=True)
+
+
+SENSITIVITY_KEYS = ("window", "stride", "norm", "horizon")  # the settings every sensitivity row carries
+
+
+def _replay_settings(settings: dict) -> dict:
+    return {k: settings[k] for k in (*SENSITIVITY_KEYS, "chunk")}
 
 
 def sensitivity_frame(spec: dict, data: NoisyDataset, run_dir, settings: dict, device="cpu") -> pd.DataFrame:
@@ -36,41 +46,21 @@ def sensitivity_frame(spec: dict, data: NoisyDataset, run_dir, settings: dict, d
     seeds, n = np.asarray(spec["seeds"]), len(y)
     frames = []
     for step in _progress(_checkpoints(spec, n, run_dir, settings["at"], skip_initial=True), "loss sensitivity"):
-        g = (
-            loss_sensitivity(
-                spec,
-                x,
-                y,
-                data.n_classes,
-                step,
-                window=settings["window"],
-                stride=settings["stride"],
-                norm=settings["norm"],
-                run_dir=run_dir,
-                horizon=settings["horizon"],
-                chunk=settings["chunk"],
-            )
-            .detach()
-            .cpu()
-            .numpy()
-        )
-        frames.append(
-            pd.DataFrame(
-                {
-                    "seed": np.repeat(seeds, n),
-                    "step": step,
-                    "example": np.tile(np.arange(n), len(seeds)),
-                    "sensitivity": g.reshape(-1).astype(np.float64),
-                    "is_noisy": np.tile(data.is_noisy, len(seeds)),
-                }
-            )
-        )
-    return _with_settings(pd.concat(frames, ignore_index=True), settings, ("window", "stride", "norm", "horizon"))
+        g = loss_sensitivity(spec, x, y, data.n_classes, step, run_dir=run_dir, **_replay_settings(settings))
+        rows = {
+            "seed": np.repeat(seeds, n),
+            "step": step,
+            "example": np.tile(np.arange(n), len(seeds)),
+            "sensitivity": g.detach().cpu().numpy().reshape(-1).astype(np.float64),
+            "is_noisy": np.tile(data.is_noisy, len(seeds)),
+        }
+        frames.append(pd.DataFrame(rows))
+    return _with_settings(pd.concat(frames, ignore_index=True), settings, SENSITIVITY_KEYS)
 
 
 def class_sensitivity_frame(spec: dict, data: NoisyDataset, run_dir, settings: dict, device="cpu") -> pd.DataFrame:
     """ḡ_{i,j} per seed and checkpoint: one row per class pair (i: class of the differentiated loss term,
-    j: class of the training inputs)."""
+    j: class of the training inputs), by the paper's formula or the authors' code (`variant`)."""
     x = torch.as_tensor(data.x_train, device=device)
     y = torch.as_tensor(data.y_train, device=device)
     C, frames = data.n_classes, []
@@ -81,37 +71,18 @@ def class_sensitivity_frame(spec: dict, data: NoisyDataset, run_dir, settings: d
             f"`tables:` of experiments whose runs have more than 100 classes"
         )
     for step in _progress(_checkpoints(spec, len(y), run_dir, settings["at"], skip_initial=True), "class sensitivity"):
-        m = (
-            class_sensitivity(
-                spec,
-                x,
-                y,
-                C,
-                step,
-                window=settings["window"],
-                stride=settings["stride"],
-                norm=settings["norm"],
-                run_dir=run_dir,
-                horizon=settings["horizon"],
-                chunk=settings["chunk"],
-            )
-            .detach()
-            .cpu()
-            .numpy()
-        )
+        variant = settings["variant"]
+        m = class_sensitivity(spec, x, y, C, step, run_dir=run_dir, variant=variant, **_replay_settings(settings))
         S = m.shape[0]
-        frames.append(
-            pd.DataFrame(
-                {
-                    "seed": np.repeat(spec["seeds"], C * C),
-                    "step": step,
-                    "class_i": np.tile(np.repeat(np.arange(C), C), S),
-                    "class_j": np.tile(np.arange(C), S * C),
-                    "value": m.reshape(-1).astype(np.float64),
-                }
-            )
-        )
-    return _with_settings(pd.concat(frames, ignore_index=True), settings, ("window", "stride", "norm", "horizon"))
+        rows = {
+            "seed": np.repeat(spec["seeds"], C * C),
+            "step": step,
+            "class_i": np.tile(np.repeat(np.arange(C), C), S),
+            "class_j": np.tile(np.arange(C), S * C),
+            "value": m.detach().cpu().numpy().reshape(-1).astype(np.float64),
+        }
+        frames.append(pd.DataFrame(rows))
+    return _with_settings(pd.concat(frames, ignore_index=True), settings, (*SENSITIVITY_KEYS, "variant"))
 
 
 def csr_frame(spec: dict, data: NoisyDataset, run_dir, settings: dict, device="cpu") -> pd.DataFrame:

@@ -140,6 +140,8 @@ def columns(*spec) -> tuple[Column, ...]:
 IDENTITY = columns(
     ("experiment", "string", "the config's experiment the row belongs to"),
     ("run_id", "string", "hash of the run's spec with default values left out: results/runs/<run_id>/"),
+    ("config_id", "string", "hash of the run's spec without its seeds and noise draw: the runs of one grid "
+                            "point share it, also when each seed has its own noise draw (noise_draws: per_seed)"),
     ("seed", "int64", "the seed (initialisation, batch order, regulariser draws)"),
     ("dataset", "string", "the data set's registry name"),
     ("arch", "string", "mlp | cnn"),
@@ -322,13 +324,19 @@ for _table in (
             ("step", "int64", "checkpoint step T"),
             ("class_i", "int64", "class of the loss term differentiated"),
             ("class_j", "int64", "class of the training inputs it is differentiated against"),
-            ("value", "float64", "mean over the window and over inputs of class j of ||dL_t(y=i)/dx||"),
+            (
+                "value",
+                "float64",
+                "mean over the window and over inputs of class j of ||dL_t(y=i)/dx|| (NaN: "
+                "no example of class i in the authors' variant's batch)",
+            ),
             *SENSITIVITY_SETTINGS,
+            ("variant", "string", "paper (the paper's formula) | authors (the authors' code)"),
         ),
         "run, seed, checkpoint, class pair",
         "Per-class loss sensitivity (Fig. 4).",
         compute="memorization.metrics:class_sensitivity_frame",
-        settings="sensitivity_settings",
+        settings="class_sensitivity_settings",
         setting_defaults={"at": "last"},
         device=True,
     ),
@@ -432,7 +440,9 @@ _paper_figure(
     **Fig. 4, per-class loss sensitivity.** Cell (i, j): sensitivity of the class-i term of the loss to
     training inputs of class j, through the SGD updates, at the end of training (log colour scale).
     *Paper (§3.4):* the diagonal dominates, but real data spreads more mass off the diagonal (patterns shared
-    across classes), so the diagonal/off-diagonal ratio D is smaller for real data.""",
+    across classes), so the diagonal/off-diagonal ratio D is smaller for real data. How much the ordering
+    depends on the number of steps T: "What this run shows" gives D at every computed checkpoint (setting
+    `metrics.class_sensitivity.at`); `variant: authors` computes the authors' code's definition instead.""",
 )
 _paper_figure(
     "fig05_capacity",
@@ -531,3 +541,182 @@ def load_analyses(paths) -> None:
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         spec.loader.exec_module(module)
+
+
+# ----------------------------------------------------------------------------- claims
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim of the paper, tested on the tables of its figure: `evaluate(tables) -> claims.Verdict`,
+    with `tables` the figure's tables by name (runs shared by two experiments counted once)."""
+
+    name: str
+    figure: str
+    statement: str  # what the paper says
+    statistic: str  # what is computed from the tables
+    rule: str  # when the claim holds
+    evaluate: str | Callable
+
+
+CLAIMS: dict[str, Claim] = {}
+
+
+def register_claim(claim: Claim) -> Claim:
+    if claim.figure not in FIGURES:
+        raise ValueError(f"claim {claim.name}: figure {claim.figure!r} is not registered")
+    CLAIMS[claim.name] = claim
+    return claim
+
+
+for _claim in (
+    (
+        "fig01_real_uneven",
+        "fig01_difficulty",
+        "Real data has easy and hard examples: difficulty varies far more than chance.",
+        "variance of P(correct) across examples / binomial variance",
+        "real data >= 2x random inputs",
+    ),
+    (
+        "fig01_random_inputs_binomial",
+        "fig01_difficulty",
+        "On random inputs every example is equally hard: the curve matches the binomial one.",
+        "variance of P(correct) across random-input examples / binomial variance",
+        "between 0.5 and 2",
+    ),
+    (
+        "fig01_random_labels_above",
+        "fig01_difficulty",
+        "Random labels are not binomial-like: some shared patterns are used even then.",
+        "variance ratio, random labels vs random inputs",
+        "random labels >= 1.5x random inputs",
+    ),
+    (
+        "fig02_random_label_filters",
+        "fig02_filters",
+        "First-layer filters learned on random labels are not white noise.",
+        "neighbour-weight correlation of W_T - W_0 minus that of W_0 (white noise), random labels",
+        "> 0 in every seed",
+    ),
+    (
+        "fig03_real_above_random",
+        "fig03_gini",
+        "Loss sensitivity is more concentrated (higher Gini) on real data than on random inputs.",
+        "checkpoints T at which Gini(real) > Gini(random inputs)",
+        "every checkpoint",
+    ),
+    (
+        "fig03_half_between",
+        "fig03_gini",
+        "With 50% real data the Gini lies between real and random data.",
+        "checkpoints at which the 50% Gini lies between the two",
+        "more than half of them",
+    ),
+    (
+        "fig03_identity_labels",
+        "fig03_gini",
+        "The same holds when every example is its own class.",
+        "checkpoints at which Gini(real) > Gini(random inputs), identity labels",
+        "every checkpoint",
+    ),
+    (
+        "fig04_real_less_diagonal",
+        "fig04_class_sensitivity",
+        "Real data spread loss sensitivity across classes more than random data.",
+        "diagonal / off-diagonal ratio D of the per-class sensitivity at the last checkpoint",
+        "D(real) < D(random inputs)",
+    ),
+    (
+        "fig05_noise_needs_capacity",
+        "fig05_capacity",
+        "With noise in the training set more units are needed to reach the best validation accuracy.",
+        "per input-noise level, the smallest width within 0.5 points of that level's best validation accuracy",
+        "never smaller than clean data's, larger at the highest level",
+    ),
+    (
+        "fig06_width_helps_noise_more",
+        "fig06_convergence",
+        "More units fit faster, with stronger diminishing returns for real data.",
+        "epochs to fit at the largest / at the smallest width, per input-noise level",
+        "< 1 at every level, and closest to 1 for clean data",
+    ),
+    (
+        "fig06_size_slows_noise_more",
+        "fig06_convergence",
+        "Time to fit grows with the data set size much faster for noisy data.",
+        "epochs to fit at the largest / at the smallest training set, per input-noise level",
+        "smallest for clean data, > 1 for every noisy level",
+    ),
+    (
+        "fig07_noise_ordering",
+        "fig07_mlp_noise",
+        "MLP: more noise, higher critical sample ratio and lower best validation accuracy.",
+        "final validation CSR and best validation accuracy against the noise fraction, input and label noise",
+        "CSR non-decreasing and accuracy non-increasing in the fraction",
+    ),
+    (
+        "fig07_patterns_first",
+        "fig07_mlp_noise",
+        "MLP with label noise: validation accuracy peaks before the noise is fit, then falls while CSR rises.",
+        "for label-noise fractions >= 0.4: epoch of the validation peak, first epoch at which training accuracy "
+        "exceeds the clean part by 5 points, validation and CSR from the peak to the end",
+        "peak earlier, final accuracy > 1 point below the peak, CSR higher at the end",
+    ),
+    (
+        "fig08_noise_ordering",
+        "fig08_cnn_noise",
+        "CNN: more noise, higher critical sample ratio and lower best validation accuracy.",
+        "final validation CSR and best validation accuracy against the noise fraction, input and label noise",
+        "CSR non-decreasing and accuracy non-increasing in the fraction",
+    ),
+    (
+        "fig08_patterns_first",
+        "fig08_cnn_noise",
+        "CNN with label noise: validation accuracy peaks before the noise is fit, then falls while CSR rises.",
+        "as fig07_patterns_first",
+        "as fig07_patterns_first",
+    ),
+    (
+        "fig09_noise_more_complex",
+        "fig09_csr_random",
+        "Models fit to random inputs or random labels have a much higher critical sample ratio.",
+        "validation CSR of the random-input and random-label models vs the real-data model, from epoch 2",
+        "both higher at every checkpoint",
+    ),
+    (
+        "fig09_rise_then_plateau",
+        "fig09_csr_random",
+        "CSR rises over training, then plateaus.",
+        "validation CSR after the first epoch vs the mean over the second half; range over the last quarter",
+        "higher later, and the last quarter moves < 0.05, for every model",
+    ),
+    (
+        "footnote5_training_csr",
+        "fig09_csr_random",
+        "Training-set CSR on real data first rises, then falls (footnote 5).",
+        "training-split CSR of the real-data model: initial, peak, final",
+        "peak after the start and > 1 point above it, final > 1 point below the peak",
+    ),
+    (
+        "fig10_dropout_hinders_memorisation",
+        "fig10_regularizers",
+        "Dropout, and dropout with adversarial training, hinder memorisation without hurting generalisation.",
+        "random-label training accuracy cut and real-data validation cost vs no regulariser, per strength",
+        "some strength of each cuts >= 30 points at <= 2 points of validation cost",
+    ),
+    (
+        "fig10_steeper_curves",
+        "fig10_regularizers",
+        "Weight decay and Gaussian input noise lose more validation accuracy for the same effect.",
+        "validation cost per point of memorisation cut at each regulariser's strongest setting",
+        "weight decay and input noise above dropout",
+    ),
+    (
+        "fig11_order_differs",
+        "fig11_regularizer_curves",
+        "The order of the regularisers' training-loss curves differs between random labels and real data.",
+        "order of the settings by the loop's training loss at the last epoch, random labels vs real data",
+        "at least one pair flips, with both gaps larger than the seeds' spread",
+    ),
+):
+    register_claim(Claim(*_claim, evaluate=f"memorization.claims:{_claim[0]}"))

@@ -62,7 +62,8 @@ def replay_losses(
     out_steps: list[int],
     *,
     run_dir=None,
-    by_class: bool = False,
+    by: str = "batch",
+    direct: bool = False,
     horizon: int | None = None,
 ):
     """Replay the run's SGD trajectory with the graph kept; return (batches, L).
@@ -70,8 +71,11 @@ def replay_losses(
     batches: one (indices (S, B), inputs (S, B, ...)) per replayed update, the inputs a leaf of the graph.
       Each update gets its own leaf rather than a slice of one big input tensor: the backward of a slice
       writes a gradient the size of the whole training set at every step, which made the replay 50x slower.
-    L: (len(out_steps), S, K) the loss of step t's batch under θ_t, batch inputs detached; K = 1, or
-      K = n_classes with L[..., i] the class-i term (the batch examples labelled i; the terms sum to L_t).
+    L: (len(out_steps), S, K) the loss of step t's batch under θ_t: by "batch" K = 1, L_t itself; by "class"
+      K = n_classes with L[..., i] the class-i term (the batch examples labelled i; the terms sum to L_t); by
+      "example" K = B, each batch example's own loss.
+    direct: keep the direct path x → L_t of the output step's batch (the authors' per-class code); by
+      default it is cut (their loss-sensitivity code: the batch inputs are detached there).
     horizon: unroll only this many steps before the first output step (None: from initialisation, as the
     authors' code, so every update since the start counts).
     """
@@ -113,13 +117,21 @@ def replay_losses(
     wanted, outputs, batches = set(out_steps), {}, []
     for step, epoch, idx in plan.steps(seeds, max(loaded, begin), last + 1, device):
         xb, yb = x_train[idx], y_train[idx]
-        if step in wanted:  # L_t under θ_t, the direct path x → L_t cut as in the authors' code
-            logits, _ = forward(arch, params, buffers, xb, train=True, noise=layer_noise(reg, seeds, step, device))
-            losses = example_losses(logits, yb, spec["loss"]) / yb.shape[1]  # terms of the batch mean
-            if by_class:
-                outputs[step] = torch.zeros(S, n_classes, dtype=losses.dtype, device=device).scatter_add(1, yb, losses)
+        if step in wanted:  # L_t under θ_t, the direct path x → L_t cut unless asked for
+            xo = xb
+            if direct:
+                xo = xb.clone().requires_grad_(True)
+                batches.append((idx, xo))
+            logits, _ = forward(arch, params, buffers, xo, train=True, noise=layer_noise(reg, seeds, step, device))
+            losses = example_losses(logits, yb, spec["loss"])
+            if by == "example":
+                outputs[step] = losses
+            elif by == "class":  # terms of the batch mean, per class
+                outputs[step] = torch.zeros(S, n_classes, dtype=losses.dtype, device=device).scatter_add(
+                    1, yb, losses / yb.shape[1]
+                )
             else:
-                outputs[step] = losses.sum(1, keepdim=True)
+                outputs[step] = losses.mean(1, keepdim=True)
         if step == last:
             break
         xb = xb.clone().requires_grad_(True)
@@ -203,16 +215,35 @@ def class_sensitivity(
     run_dir=None,
     horizon: int | None = None,
     chunk: int = 64,
+    variant: str = "paper",
 ) -> torch.Tensor:
-    """ḡ_{i,j} (docs/science.md §3.4): the mean over the window's steps and over training examples x of class j of
-    ‖∂L_t(y=i)/∂x‖, where L_t(y=i) is the class-i term of step t's batch loss. (S, C, C), rows i, columns j.
+    """ḡ_{i,j} (docs/science.md §3.4), (S, C, C) with rows i (class of the loss) and columns j (class of the
+    training inputs x).
 
-    Through the updates, as ḡ_x (the authors' code used the last step only and kept the direct path)."""
-    steps = window_steps(checkpoint, window, stride)
+    variant "paper": the paper's formula, the mean over the window's steps and over training examples x of
+    class j of ‖∂L_t(y=i)/∂x‖, where L_t(y=i) is the class-i term of step t's batch loss, through the updates
+    as ḡ_x. Variant "authors": their code, the last batch only (step T − 1) with its direct path kept, one
+    norm per batch example b and training example x, averaged over the x of class j and over the b labelled
+    i (NaN for a class absent from that batch)."""
+    onehot = torch.nn.functional.one_hot(y_train, n_classes).to(x_train.dtype)  # (N, C)
+    per_class = onehot.sum(0).clamp_min(1)
+    if variant == "paper":
+        steps = window_steps(checkpoint, window, stride)
+        batches, L = replay_losses(
+            spec, x_train, y_train, n_classes, steps, run_dir=run_dir, horizon=horizon, by="class"
+        )
+        norms = sensitivity_norms(batches, L, len(x_train), norm, chunk).mean(0)  # (S, C, N)
+        return norms @ onehot / per_class  # (S, C, C): mean over examples of class j
+    if variant != "authors":
+        raise ValueError(f"unknown class_sensitivity variant {variant!r}; 'paper' or 'authors'")
+    last = checkpoint - 1
     batches, L = replay_losses(
-        spec, x_train, y_train, n_classes, steps, run_dir=run_dir, horizon=horizon, by_class=True
+        spec, x_train, y_train, n_classes, [last], run_dir=run_dir, horizon=horizon, by="example", direct=True
     )
-    norms = sensitivity_norms(batches, L, len(x_train), norm, chunk).mean(0)  # (S, C, N)
-    onehot = torch.nn.functional.one_hot(y_train, n_classes).to(norms.dtype)  # (N, C)
-    counts = onehot.sum(0).clamp_min(1)
-    return norms @ onehot / counts  # (S, C, C): mean over examples of class j
+    norms = sensitivity_norms(batches, L, len(x_train), norm, chunk)[0]  # (S, B, N)
+    by_inputs = norms @ onehot / per_class  # (S, B, C): mean over the inputs of class j
+    plan = Plan.from_spec(spec, len(x_train))
+    ((_, _, idx),) = plan.steps(list(spec["seeds"]), last, last + 1, x_train.device)
+    rows = torch.nn.functional.one_hot(y_train[idx], n_classes).to(norms.dtype).transpose(1, 2)  # (S, C, B)
+    count = rows.sum(2, keepdim=True)
+    return torch.where(count > 0, rows @ by_inputs / count.clamp_min(1), torch.nan)

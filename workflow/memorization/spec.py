@@ -358,6 +358,12 @@ def run_id(spec: dict) -> str:
     return short_hash(identity(spec))
 
 
+def config_id(spec: dict) -> str:
+    """The run's configuration apart from its seeds and its noise draw: runs of one grid point drawn with
+    `noise_draws: per_seed` share it (for shared draws it stands for exactly one run)."""
+    return short_hash(identity({k: v for k, v in spec.items() if k not in ("seeds", "noise_seed")}))
+
+
 def _seeds(value) -> list[int]:
     return list(range(value)) if isinstance(value, int) else [int(s) for s in value]
 
@@ -376,10 +382,15 @@ def expand(config: dict) -> dict[str, list[dict]]:
                 partial.update(piece)
             label = f"experiments.{name} (grid point {dict(kv for p in combo for kv in p.items())})"
             spec = resolve(partial, where=label)
-            spec["seeds"] = _seeds(exp.get("seeds", 1))
-            rid = run_id(spec)
-            if rid not in seen:  # two grid points may resolve to the same run
-                seen.add(rid)
-                runs.append(spec)
+            seeds = _seeds(exp.get("seeds", 1))
+            if exp.get("noise_draws", "shared") == "shared":  # one noise draw, all seeds in one run
+                drawn = [{**spec, "seeds": seeds}]
+            else:  # a noise draw per seed: one run per seed, noise_seed offset by the seed
+                drawn = [{**spec, "noise_seed": spec["noise_seed"] + s, "seeds": [s]} for s in seeds]
+            for run in drawn:
+                rid = run_id(run)
+                if rid not in seen:  # two grid points may resolve to the same run
+                    seen.add(rid)
+                    runs.append(run)
         experiments[name] = runs
     return experiments

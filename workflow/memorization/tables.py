@@ -26,8 +26,10 @@ IDENTITY_COLUMNS = tuple(c.name for c in IDENTITY)
 def identity_values(experiment: str, run_id: str, spec: dict) -> dict:
     """The identity columns of one run, but `seed` and `train_size`, which the run's own rows carry
     (a run knows its real training-set size even when the spec says "the whole split")."""
-    keys = [c for c in IDENTITY_COLUMNS if c not in ("experiment", "run_id", "seed", "train_size")]
-    return {"experiment": experiment, "run_id": run_id, **{k: spec[k] for k in keys}}
+    from .spec import config_id  # the workflow side only: reading tables needs no config machinery
+
+    keys = [c for c in IDENTITY_COLUMNS if c not in ("experiment", "run_id", "config_id", "seed", "train_size")]
+    return {"experiment": experiment, "run_id": run_id, "config_id": config_id(spec), **{k: spec[k] for k in keys}}
 
 
 def with_identity(frame: pd.DataFrame, identity: dict) -> pd.DataFrame:
