@@ -140,8 +140,12 @@ def columns(*spec) -> tuple[Column, ...]:
 IDENTITY = columns(
     ("experiment", "string", "the config's experiment the row belongs to"),
     ("run_id", "string", "hash of the run's spec with default values left out: results/runs/<run_id>/"),
-    ("config_id", "string", "hash of the run's spec without its seeds and noise draw: the runs of one grid "
-                            "point share it, also when each seed has its own noise draw (noise_draws: per_seed)"),
+    (
+        "config_id",
+        "string",
+        "hash of the run's spec without its seeds and noise draw: the runs of one grid "
+        "point share it, also when each seed has its own noise draw (noise_draws: per_seed)",
+    ),
     ("seed", "int64", "the seed (initialisation, batch order, regulariser draws)"),
     ("dataset", "string", "the data set's registry name"),
     ("arch", "string", "mlp | cnn"),
