@@ -1,13 +1,14 @@
 # make run   — set up .venv if needed, then run the whole workflow on config.yaml (the digits default)
 # make test  — set up .venv if needed, then the linters (ruff, snakefmt, snakemake --lint) and the tests
 # make lint  — the linters alone
+# make readme-scorecard — after make run: the README's results section becomes this run's scorecard
 # make bench — the benchmarks in benchmarks/ (ratios against baselines measured in the same run)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 CORES  ?= all
 
-.PHONY: run test lint format bench dry-run clean
+.PHONY: run test lint format bench dry-run readme-scorecard clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +32,10 @@ format: $(VENV)/.installed
 
 test: lint
 	$(BIN)/python -m pytest
+
+# After `make run`: the README's results section becomes this run's scorecard.
+readme-scorecard: $(VENV)/.installed
+	$(BIN)/python -m memorization.claims results/tables --readme README.md > /dev/null
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/fig1_engine_vs_dataloader.py

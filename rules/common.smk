@@ -120,5 +120,21 @@ def table_source(run, table):
     return f"results/{folder}/{run}/{table}.parquet"
 
 
+# Memory (MB) and run time (minutes) of one job's first attempt; a retry (`retries: 1` on the training and
+# metric rules, for a job killed for memory or time) gets twice as much. Digits jobs are small; at paper
+# scale a 2x4096 MLP, a CIFAR-10 CNN or a 100k-step loss-sensitivity replay need far more.
+JOB_SIZE = {"digits": (2000, 30), "other": (16000, 720)}
+
+
+def mem_mb(wildcards, attempt):
+    dataset = RUNS[wildcards.run]["dataset"]
+    return JOB_SIZE.get(dataset, JOB_SIZE["other"])[0] * attempt
+
+
+def runtime(wildcards, attempt):
+    dataset = RUNS[wildcards.run]["dataset"]
+    return JOB_SIZE.get(dataset, JOB_SIZE["other"])[1] * attempt
+
+
 def run_dataset(wildcards):
     return f"results/data/{specs.dataset_id(RUNS[wildcards.run])}.npz"

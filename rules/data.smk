@@ -6,6 +6,7 @@ rule dataset:
         "results/logs/data/clean/{name}.log",
     wildcard_constraints:
         name=one_of(registry.DATASETS),
+    localrule: True  # on a cluster: on the submitting host, which reaches the internet (download: true)
     conda:
         "../envs/memorization.yaml"
     params:

@@ -13,11 +13,14 @@ rule metric:
         "results/benchmarks/metrics/{run}/{family}.tsv"
     wildcard_constraints:
         family=one_of(registry.tables_of_stage("metric")),
+    retries: 1
     conda:
         "../envs/memorization.yaml"
-    threads: 1
+    threads: 1  # the job sets torch to this many threads
     resources:
         gpu=lambda w: int(registry.table(w.family).device),
+        mem_mb=mem_mb,
+        runtime=runtime,
     params:
         spec=lambda w: RUNS[w.run],
         settings=lambda w: specs.metric_settings(

@@ -12,11 +12,14 @@ rule train:
         "results/logs/train/{run}.log",
     benchmark:
         "results/benchmarks/train/{run}.tsv"
+    retries: 1
     conda:
         "../envs/memorization.yaml"
-    threads: 1
+    threads: 1  # the job sets torch to this many threads
     resources:
         gpu=1,
+        mem_mb=mem_mb,
+        runtime=runtime,
     params:
         spec=lambda w: RUNS[w.run],
         code=code("train"),

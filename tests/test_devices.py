@@ -3,6 +3,7 @@
 import multiprocessing as mp
 import os
 import signal
+import socket
 import time
 
 import pytest
@@ -17,7 +18,8 @@ def hold(lock_dir, count, queue, seconds):
 
 
 def test_concurrent_jobs_get_different_gpus_and_a_third_waits(tmp_path, monkeypatch):
-    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    for variable in ("CUDA_VISIBLE_DEVICES", "SLURM_JOB_GPUS", "SLURM_STEP_GPUS"):
+        monkeypatch.delenv(variable, raising=False)
     ctx = mp.get_context("fork")
     queue = ctx.Queue()
     first = ctx.Process(target=hold, args=(tmp_path, 2, queue, 30))
@@ -48,8 +50,31 @@ def test_cpu_when_no_gpu_and_a_clear_error_when_one_is_demanded(tmp_path):
 
 
 def test_a_scheduler_set_visible_device_list_is_respected(tmp_path, monkeypatch):
+    monkeypatch.delenv("SLURM_JOB_GPUS", raising=False)
+    monkeypatch.delenv("SLURM_STEP_GPUS", raising=False)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "5,7")
+    host = socket.gethostname()
     with lease("auto", tmp_path, count_gpus=lambda: 2) as a, lease("auto", tmp_path, count_gpus=lambda: 2) as b:
         assert (a, b) == ("cuda:0", "cuda:1")
         # locks carry physical ids, so a job that sees a different subset still avoids GPUs 5 and 7
-        assert sorted(p.name for p in tmp_path.iterdir()) == ["gpu5.lock", "gpu7.lock"]
+        assert sorted(p.name for p in tmp_path.iterdir()) == [f"gpu-{host}-5.lock", f"gpu-{host}-7.lock"]
+
+
+def test_under_slurm_device_cgroups_two_jobs_on_one_node_get_their_own_gpus(tmp_path, monkeypatch):
+    """Each SLURM job sees its GPU as CUDA device 0; only SLURM_JOB_GPUS tells them apart."""
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    jobs = []
+    for real in ("2", "3"):
+        monkeypatch.setenv("SLURM_JOB_GPUS", real)  # the child inherits the environment at fork
+        job = ctx.Process(target=hold, args=(tmp_path, 1, queue, 5))
+        job.start()
+        jobs.append(job)
+    got = sorted(queue.get(timeout=10)[1] for _ in jobs)
+    assert got == ["cuda:0", "cuda:0"]  # neither waited for the other
+    host = socket.gethostname()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"gpu-{host}-2.lock", f"gpu-{host}-3.lock"]
+    for job in jobs:
+        job.kill()
+        job.join(10)

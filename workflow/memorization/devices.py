@@ -5,13 +5,15 @@ issue #281), so two concurrent jobs would both land on GPU 0. Each job therefore
 one lock file per visible GPU, a non-blocking `fcntl.flock` tried on each in turn, held for the life
 of the job. The kernel releases the lock when the process dies, even by SIGKILL, so no lease leaks.
 A CUDA_VISIBLE_DEVICES set by a cluster scheduler is respected: we lease among the visible GPUs only,
-and lock them under their physical ids so that jobs with different visible sets still exclude each other.
+and lock them under their node-global ids (SLURM's own ids under its device cgroups, see _physical_ids) so
+that jobs with different visible sets still exclude each other.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import socket
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -26,11 +28,18 @@ def _cuda_count() -> int:
 
 
 def _physical_ids(count: int) -> list[str]:
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible:
-        ids = [v.strip() for v in visible.split(",") if v.strip()]
-        return ids[:count]
-    return [str(i) for i in range(count)]
+    """Node-global ids of the `count` visible GPUs, in CUDA's order, prefixed with the host name (a lock
+    directory on a shared filesystem then still separates nodes).
+
+    Under SLURM with device cgroups every job sees its GPUs as 0, 1, ... whatever it was given, so
+    CUDA_VISIBLE_DEVICES cannot tell two jobs' GPUs apart; SLURM_STEP_GPUS / SLURM_JOB_GPUS hold the node's
+    real ids. Otherwise CUDA_VISIBLE_DEVICES (set by a scheduler or by hand) maps CUDA's order to them."""
+    host = socket.gethostname()
+    for variable in ("SLURM_STEP_GPUS", "SLURM_JOB_GPUS", "CUDA_VISIBLE_DEVICES"):
+        visible = [v.strip() for v in os.environ.get(variable, "").split(",") if v.strip()]
+        if visible:
+            return [f"{host}-{v}" for v in visible[:count]]
+    return [f"{host}-{i}" for i in range(count)]
 
 
 @contextmanager
@@ -58,7 +67,7 @@ def lease(
     waited = False
     while True:
         for k in candidates:
-            fd = os.open(Path(lock_dir) / f"gpu{ids[k]}.lock", os.O_CREAT | os.O_RDWR, 0o666)
+            fd = os.open(Path(lock_dir) / f"gpu-{ids[k]}.lock", os.O_CREAT | os.O_RDWR, 0o666)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

@@ -20,10 +20,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-# BatchNorm as in Keras, which the paper used (its defaults then and now): running statistics kept as
-# 0.99 * old + 0.01 * batch (Keras `momentum=0.99`; PyTorch counts the other way, `momentum=0.01`), and
-# eps 1e-3 (PyTorch's default is 1e-5). Our choice, since the paper states none (docs/science.md §7).
-BN_MOMENTUM = 0.01  # weight of the new batch in the running statistics
+# BatchNorm as in Keras, which the paper used: eps 1e-3 (PyTorch's default is 1e-5), and running statistics
+# kept as m * old + (1 - m) * batch with m the spec's `batchnorm_momentum` (Keras' `momentum`, default 0.99;
+# PyTorch counts the other way: its momentum=0.01). Our choice, since the paper states none (docs/science.md §7).
 BN_EPS = 1e-3
 
 
@@ -38,6 +37,7 @@ class Arch:
     channels: int = 0  # cnn: filters of each 5x5 convolution
     dense: tuple[int, ...] = ()  # cnn: dense layer widths
     crop: int = 0  # cnn: pixels removed from each border (the paper's Crop(2,2))
+    bn_momentum: float = 0.99  # cnn: Keras' BatchNorm momentum, the weight of the old running statistics
 
     @classmethod
     def from_spec(cls, spec: dict, in_shape, n_classes: int) -> Arch:
@@ -50,6 +50,7 @@ class Arch:
             channels=spec["cnn_channels"],
             dense=tuple(spec["cnn_dense"]),
             crop=spec["crop"],
+            bn_momentum=spec["batchnorm_momentum"],
         )
 
     def cnn_flat_features(self) -> int:
@@ -128,7 +129,7 @@ def seed_for(seed: int, stream: str, *counters: int) -> int:
 # ----------------------------------------------------------------------------- forward
 
 
-def _batch_norm(h, params, buffers, name, *, train: bool, seed_axis: int, channel_axis: int):
+def _batch_norm(h, params, buffers, name, *, train: bool, seed_axis: int, channel_axis: int, momentum: float):
     """BatchNorm with per-seed statistics. h has the seed axis at `seed_axis` and channels at `channel_axis`;
     the remaining axes are reduced. Returns (output, updated running buffers or {})."""
     reduce = tuple(d for d in range(h.dim()) if d not in (seed_axis, channel_axis))
@@ -141,8 +142,8 @@ def _batch_norm(h, params, buffers, name, *, train: bool, seed_axis: int, channe
         n = h.numel() // (h.shape[seed_axis] * h.shape[channel_axis])
         with torch.no_grad():
             rm, rv = buffers[f"{name}.bn.running_mean"], buffers[f"{name}.bn.running_var"]
-            updates[f"{name}.bn.running_mean"] = (1 - BN_MOMENTUM) * rm + BN_MOMENTUM * mean.detach()
-            updates[f"{name}.bn.running_var"] = (1 - BN_MOMENTUM) * rv + BN_MOMENTUM * var.detach() * n / max(n - 1, 1)
+            updates[f"{name}.bn.running_mean"] = momentum * rm + (1 - momentum) * mean.detach()
+            updates[f"{name}.bn.running_var"] = momentum * rv + (1 - momentum) * var.detach() * n / max(n - 1, 1)
     else:
         mean, var = buffers[f"{name}.bn.running_mean"], buffers[f"{name}.bn.running_var"]
     scale = params[f"{name}.bn.weight"] * torch.rsqrt(var + BN_EPS)
@@ -189,13 +190,17 @@ def forward(arch: Arch, params, buffers, x: torch.Tensor, *, train: bool, noise=
         w, b = params[f"conv{i}.weight"], params[f"conv{i}.bias"]
         h = F.conv2d(h, w.flatten(0, 1), b.flatten(), padding=2, groups=S)
         h5 = h.view(B, S, arch.channels, *h.shape[-2:])
-        h5, upd = _batch_norm(h5, params, buffers, f"conv{i}", train=train, seed_axis=1, channel_axis=2)
+        h5, upd = _batch_norm(
+            h5, params, buffers, f"conv{i}", train=train, seed_axis=1, channel_axis=2, momentum=arch.bn_momentum
+        )
         new_buffers.update(upd)
         h = F.max_pool2d(torch.relu(h5).flatten(1, 2), kernel_size=3, stride=2, padding=1)
     h = h.view(B, S, -1).transpose(0, 1)  # (S, B, features)
     for i in range(len(arch.dense)):
         h = _dense(h, params, f"fc{i}")
-        h, upd = _batch_norm(h, params, buffers, f"fc{i}", train=train, seed_axis=0, channel_axis=2)
+        h, upd = _batch_norm(
+            h, params, buffers, f"fc{i}", train=train, seed_axis=0, channel_axis=2, momentum=arch.bn_momentum
+        )
         new_buffers.update(upd)
         h = torch.relu(h)
         if noise is not None:

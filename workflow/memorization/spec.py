@@ -247,13 +247,11 @@ def _settings_properties(family: str) -> dict:
 
 
 def metric_settings(config: dict, family: str, dataset: str) -> dict:
-    """The settings of one metric family for runs on one data set: the schema's defaults, then the family's
-    own (registry.Table.setting_defaults), then the data set's (registry.Dataset.metric_defaults), then the
-    config's `metrics:` block. Numbers are canonical floats where the schema says number, so `r: 8` and
+    """The settings of one metric family for runs on one data set: the schema's defaults, then the data set's
+    (registry.Dataset.metric_defaults), then the config's `metrics:` block. Numbers are canonical floats where the schema says number, so `r: 8` and
     `r: 8.0` are the same setting. {} for a family without settings."""
     props = _settings_properties(family)
     values = {k: copy.deepcopy(p.get("default")) for k, p in props.items()}
-    values.update(copy.deepcopy(registry.table(family).setting_defaults))
     values.update(copy.deepcopy(registry.DATASETS[dataset].metric_defaults.get(family, {})))
     values.update(copy.deepcopy((config.get("metrics") or {}).get(family) or {}))
     for key, prop in props.items():
@@ -308,7 +306,7 @@ def resolve(partial: dict, *, where: str = "spec") -> dict:
     if spec["arch"] == "mlp":
         if spec["width"] is None:
             raise ConfigError(f"{where}: arch mlp needs width (hidden units per layer)")
-        for key in ("cnn_channels", "cnn_dense", "crop"):
+        for key in ("cnn_channels", "cnn_dense", "crop", "batchnorm_momentum"):
             spec[key] = None
     else:
         spec["width"] = spec["depth"] = None
