@@ -248,8 +248,8 @@ def _settings_properties(family: str) -> dict:
 
 def metric_settings(config: dict, family: str, dataset: str) -> dict:
     """The settings of one metric family for runs on one data set: the schema's defaults, then the data set's
-    (registry.Dataset.metric_defaults), then the config's `metrics:` block. Numbers are canonical floats where the schema says number, so `r: 8` and
-    `r: 8.0` are the same setting. {} for a family without settings."""
+    (registry.Dataset.metric_defaults), then the config's `metrics:` block. Numbers are canonical floats where
+    the schema says number, so `r: 8` and `r: 8.0` are the same setting. {} for a family without settings."""
     props = _settings_properties(family)
     values = {k: copy.deepcopy(p.get("default")) for k, p in props.items()}
     values.update(copy.deepcopy(registry.DATASETS[dataset].metric_defaults.get(family, {})))
