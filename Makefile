@@ -1,6 +1,7 @@
 # make run   — set up .venv if needed, then run the whole workflow on config.yaml (the digits default)
 # make test  — set up .venv if needed, then the linters (ruff, snakefmt, snakemake --lint) and the tests
 # make lint  — the linters alone
+# make lock  — requirements.lock, the exact versions every install uses, resolved afresh
 # make readme-scorecard — after make run: the README's results section becomes this run's scorecard
 # make bench — the benchmarks in benchmarks/ (ratios against baselines measured in the same run)
 PYTHON ?= python3
@@ -8,12 +9,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CORES  ?= all
 
-.PHONY: run test lint format bench dry-run readme-scorecard clean
+.PHONY: run test lint format bench dry-run readme-scorecard lock clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[test]'
 	touch $@
 
 run: $(VENV)/.installed
@@ -42,6 +43,16 @@ bench: $(VENV)/.installed
 
 dry-run: $(VENV)/.installed
 	$(BIN)/snakemake -n --quiet rules
+
+# The exact versions of every dependency (requirements.lock, used as pip constraints above), resolved
+# afresh from pyproject.toml in a temporary environment.
+lock:
+	rm -rf /tmp/memorization-lock && $(PYTHON) -m venv /tmp/memorization-lock
+	/tmp/memorization-lock/bin/pip install --quiet --upgrade pip
+	/tmp/memorization-lock/bin/pip install --quiet -e '.[test]'
+	(echo "# pip constraints: the exact versions make test and make run install (regenerate: make lock)"; \
+	 /tmp/memorization-lock/bin/pip freeze --exclude-editable) > requirements.lock
+	rm -rf /tmp/memorization-lock
 
 clean:
 	rm -rf results .snakemake

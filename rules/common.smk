@@ -15,12 +15,16 @@ os.environ.update(
     PYTHONPATH=os.pathsep.join(filter(None, [LIBRARY, os.environ.get("PYTHONPATH")]))
 )
 
-from memorization import registry  # noqa: E402
+from memorization import devices, registry  # noqa: E402
 from memorization import spec as specs  # noqa: E402
 from memorization.fingerprint import job_fingerprint  # noqa: E402
+from memorization.rundir import missing_files  # noqa: E402
 
 try:
     # --configfile/--config as Snakemake merged them, laid over a base config where there is one.
+    specs.check_files(
+        workflow.overwrite_configfiles
+    )  # duplicate keys, which Snakemake's reader drops
     _layered = specs.load_config(
         config, workdir=os.getcwd(), repository=workflow.basedir
     )
@@ -31,11 +35,35 @@ except (specs.ConfigError, FileNotFoundError) as err:
 config.clear()
 config.update(_layered)  # in place: job scripts see this object as snakemake.config
 
+# A device that cannot be had is an error before any job runs, where jobs run here. (On a cluster the
+# submitting host may have no GPU while the compute nodes do: the jobs check there.)
+if workflow.is_main_process and workflow.local_exec and not workflow.dryrun:
+    try:
+        devices.check(config["device"])
+    except RuntimeError as err:
+        raise WorkflowError(
+            f"invalid configuration: config key device: {err}"
+        ) from None
+
 # experiment → [resolved run spec]; run id → spec; data set id → its data keys
 EXPERIMENTS = specs.expand(config)
 RUNS = {specs.run_id(s): s for runs in EXPERIMENTS.values() for s in runs}
 DATASETS = {specs.dataset_id(s): specs.dataset_spec(s) for s in RUNS.values()}
 ANALYSES = config["analyses"]
+
+# A finished run whose checkpoints or evaluations went missing or changed since training is an error now,
+# before its metric jobs would read it: the message names the files and the command that retrains the run.
+_changed = {run: missing_files(f"results/runs/{run}") for run in RUNS}
+_changed = {run: problems for run, problems in _changed.items() if problems}
+if _changed:
+    raise WorkflowError(
+        "results changed since training: "
+        + "; ".join(p for problems in _changed.values() for p in problems[:3])
+        + ". Put the files back, or train again: "
+        + " ".join(
+            f"snakemake --forcerun results/runs/{run}/manifest.json" for run in _changed
+        )
+    )
 
 
 def one_of(names):
@@ -134,6 +162,14 @@ def mem_mb(wildcards, attempt):
 def runtime(wildcards, attempt):
     dataset = RUNS[wildcards.run]["dataset"]
     return JOB_SIZE.get(dataset, JOB_SIZE["other"])[1] * attempt
+
+
+def raw_files(dataset):
+    """The raw files of a data set under data_root that exist (none for digits, none before a download)."""
+    paths = [
+        os.path.join(config["data_root"], f) for f in registry.DATASETS[dataset].files
+    ]
+    return [p for p in paths if os.path.exists(p)]
 
 
 def run_dataset(wildcards):

@@ -1,5 +1,9 @@
 rule dataset:
-    """The clean train/validation splits of one registered data set, read once."""
+    """The clean train/validation splits of one registered data set, read once. Its raw files are its inputs
+    where they exist (not before a download), so the cache is rebuilt when they change.
+    """
+    input:
+        lambda w: raw_files(w.name),
     output:
         "results/data/clean/{name}.npz",
     log:

@@ -4,7 +4,7 @@ rule metric:
     """
     input:
         dataset=run_dataset,
-        run="results/runs/{run}/spec.json",
+        run="results/runs/{run}/manifest.json",
     output:
         "results/metrics/{run}/{family}.parquet",
     log:

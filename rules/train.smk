@@ -5,7 +5,7 @@ rule train:
     input:
         dataset=run_dataset,
     output:
-        spec="results/runs/{run}/spec.json",
+        manifest="results/runs/{run}/manifest.json",
         training="results/runs/{run}/training.parquet",
         convergence="results/runs/{run}/convergence.parquet",
     log:

@@ -131,9 +131,55 @@ def test_noise_is_fixed_by_the_noise_seed():
     assert (a.y_train != c.y_train).any()
 
 
-def test_train_size_larger_than_the_split_is_a_clear_error():
-    with pytest.raises(D.DataError, match="train_size 5000 is larger than the digits training split"):
-        noisy(train_size=5000)
+def test_train_size_larger_than_the_split_is_a_clear_error(tmp_path):
+    from memorization.spec import ConfigError
+
+    with pytest.raises(ConfigError, match="train_size 5000 is larger than the digits training split"):
+        noisy(train_size=5000)  # refused when the config is read, before any job
+    write_mnist(tmp_path, n_train=60)  # a stand-in MNIST of 50 training images: the data check still holds
+    spec = dataset_spec(resolve({"dataset": "mnist", "train_size": 100}))
+    with pytest.raises(D.DataError, match="train_size 100 is larger than the mnist training split \\(50 examples\\)"):
+        D.build_noisy_dataset(spec, root=str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda f: f.write_bytes(f.read_bytes()[:1000]), "cannot be read"),  # a copy cut short
+        (lambda f: f.write_bytes(b""), "cannot be read"),
+        (lambda f: f.write_bytes(b"not an npz at all"), "cannot be read"),
+    ],
+)
+def test_a_damaged_data_file_names_itself_and_the_fix(tmp_path, damage, message):
+    path = tmp_path / "d.npz"
+    noisy().save(path)
+    damage(path)
+    with pytest.raises(D.DataError, match=f"{path} {message}.*delete {path} and run snakemake again"):
+        D.NoisyDataset.load(path)
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda raw: (raw / "train-images-idx3-ubyte").write_bytes(b"garbage"), "cannot be read"),
+        (lambda raw: (raw / "train-labels-idx1-ubyte").write_bytes(b""), "cannot be read"),
+        (
+            lambda raw: (raw / "train-labels-idx1-ubyte").write_bytes(struct.pack(">II", 2049, 53) + bytes(53)),
+            "60 images but 53 labels",
+        ),
+        (
+            lambda raw: (raw / "train-labels-idx1-ubyte").write_bytes(struct.pack(">II", 2049, 60) + bytes([12] * 60)),
+            "labels from 12 to 12, not 0 to 9",
+        ),
+    ],
+)
+def test_damaged_or_inconsistent_mnist_files_are_refused_with_the_folder_and_the_fix(tmp_path, damage, message):
+    write_mnist(tmp_path, n_train=60)
+    damage(tmp_path / "MNIST" / "raw")
+    with pytest.raises(D.DataError) as err:
+        D.load_clean("mnist", root=str(tmp_path))
+    assert message in str(err.value) and str(tmp_path / "MNIST" / "raw") in str(err.value)
+    assert "download: true" in str(err.value)
 
 
 def test_dataset_file_round_trips_without_pickle(tmp_path):

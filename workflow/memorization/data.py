@@ -13,6 +13,7 @@ Splits (docs/science.md §1.1, §7):
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,11 +55,26 @@ class NoisyDataset:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> NoisyDataset:
-        with np.load(path, allow_pickle=False) as f:
-            fields = {k: f[k] for k in f.files}
+        fields = read_arrays(path, [f.name for f in dataclasses.fields(cls)])
         fields["n_classes"] = int(fields["n_classes"])
         fields["pixel_range"] = float(fields["pixel_range"])
         return cls(**fields)
+
+
+def read_arrays(path: str | os.PathLike, names: list[str]) -> dict[str, np.ndarray]:
+    """The named arrays of a .npz this workflow wrote, without pickle. A file that cannot be read or lacks
+    an array (a kill mid-write on a full disk, a copy cut short) is an error naming the file and the fix."""
+    fix = f"delete {path} and run snakemake again to rebuild it"
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            missing = [n for n in names if n not in f.files]
+            if missing:
+                raise DataError(f"{path} lacks the arrays {missing}; {fix}")
+            return {n: f[n] for n in names}
+    except DataError:
+        raise
+    except Exception as err:  # BadZipFile, EOFError, OSError, ValueError: the file is damaged
+        raise DataError(f"{path} cannot be read ({type(err).__name__}: {err}); {fix}") from err
 
 
 # ----------------------------------------------------------------------------- raw data sets
@@ -80,26 +96,49 @@ def _torchvision(name: str, root: str, download: bool, train: bool):
     import torchvision
 
     cls = {"mnist": torchvision.datasets.MNIST, "cifar10": torchvision.datasets.CIFAR10}[name]
+    where = Path(root).resolve() / Path(DATASETS[name].files[0]).parent
+    files = ", ".join(Path(f).name for f in DATASETS[name].files)
     try:
         return cls(root=root, train=train, download=download)
-    except RuntimeError as err:
-        where = Path(root).resolve() / ("MNIST/raw" if name == "mnist" else "cifar-10-batches-py")
-        files = (
-            "train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte"
-            if name == "mnist"
-            else "data_batch_1..5, test_batch, batches.meta"
-        )
+    except RuntimeError as err:  # torchvision's "Dataset not found"
         raise DataError(
-            f"{name} not found or unreadable under {where} (torchvision said: {err}). "
-            f"Expected files: {files}. Either set `download: true` in the config to let torchvision fetch them, "
-            f"or copy them there, or point `data_root` at the directory that holds them."
+            f"{name} not found under {where} (torchvision said: {err}). Expected files: {files}. Either set "
+            f"`download: true` in the config to let torchvision fetch them, or copy them there, or point "
+            f"`data_root` at the directory that holds them."
         ) from err
+    except Exception as err:  # a damaged file: torchvision's own checks raise bare asserts and ValueErrors
+        raise DataError(
+            f"{name} files under {where} cannot be read ({type(err).__name__}: {err or 'a format check failed'}). "
+            f"Replace them with the official files ({files}): delete them and set `download: true`, or copy "
+            f"them again."
+        ) from err
+
+
+def _consistent(name: str, root: str, split: Split, shape: tuple, n_classes: int) -> Split:
+    """Refuse raw data that torchvision read but that cannot be the official files."""
+    where = Path(root).resolve() / Path(DATASETS[name].files[0]).parent
+    problems = []
+    if len(split.x) != len(split.y):
+        problems.append(f"{len(split.x)} images but {len(split.y)} labels")
+    if tuple(split.x.shape[1:]) != shape:
+        problems.append(f"images of shape {tuple(split.x.shape[1:])}, not {shape}")
+    if len(split.y) and (split.y.min() < 0 or split.y.max() >= n_classes):
+        problems.append(f"labels from {split.y.min()} to {split.y.max()}, not 0 to {n_classes - 1}")
+    if len(split.y) == 0:
+        problems.append("no images")
+    if problems:
+        raise DataError(
+            f"{name} under {where} is not consistent: {'; '.join(problems)}. Replace the files with "
+            f"the official ones (delete them and set `download: true`, or copy them again)."
+        )
+    return split
 
 
 def load_mnist(root: str = "data", download: bool = False) -> tuple[Split, Split, int]:
     ds = _torchvision("mnist", root, download, train=True)
     x = (ds.data.numpy().astype(np.float32) / 255.0)[:, None]
     y = ds.targets.numpy().astype(np.int64)
+    _consistent("mnist", root, Split(x, y), (1, 28, 28), 10)
     n_train = len(x) - len(x) // 6  # 50k / 10k for the official 60k file
     return Split(x[:n_train], y[:n_train]), Split(x[n_train:], y[n_train:]), 10
 
@@ -119,7 +158,7 @@ def load_cifar10(root: str = "data", download: bool = False) -> tuple[Split, Spl
     def split(train: bool) -> Split:
         ds = _torchvision("cifar10", root, download, train=train)
         x = ds.data.astype(np.float32).transpose(0, 3, 1, 2) / 255.0  # NHWC uint8 → NCHW [0, 1]
-        return Split(x, np.asarray(ds.targets, dtype=np.int64))
+        return _consistent("cifar10", root, Split(x, np.asarray(ds.targets, dtype=np.int64)), (3, 32, 32), 10)
 
     return split(True), split(False), 10
 
@@ -144,8 +183,8 @@ def save_clean(dataset: str, path: str | os.PathLike, *, root: str = "data", dow
 
 def load_clean_file(path: str | os.PathLike) -> tuple[Split, Split, int]:
     """What `save_clean` wrote, loaded without pickle."""
-    with np.load(path, allow_pickle=False) as f:
-        return Split(f["x_train"], f["y_train"]), Split(f["x_val"], f["y_val"]), int(f["n_classes"])
+    f = read_arrays(path, ["x_train", "y_train", "x_val", "y_val", "n_classes"])
+    return Split(f["x_train"], f["y_train"]), Split(f["x_val"], f["y_val"]), int(f["n_classes"])
 
 
 # ----------------------------------------------------------------------------- noise (docs/science.md §2)

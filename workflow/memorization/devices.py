@@ -42,6 +42,20 @@ def _physical_ids(count: int) -> list[str]:
     return [f"{host}-{i}" for i in range(count)]
 
 
+def check(preference: str, count_gpus: Callable[[], int] = _cuda_count) -> None:
+    """Refuse a device preference this machine cannot satisfy, saying what it has. "auto" and "cpu" always
+    work; "cuda" needs a GPU; "cuda:k" needs at least k + 1 (torch is imported only for these)."""
+    if not preference.startswith("cuda"):
+        return
+    count = count_gpus()
+    if count == 0:
+        raise RuntimeError(f"{preference} was asked for, but no CUDA GPU is visible here; use device: auto or cpu")
+    if ":" in preference and int(preference.split(":")[1]) >= count:
+        raise RuntimeError(
+            f"{preference} was asked for, but this machine has {count} GPU(s): cuda:0 to cuda:{count - 1}"
+        )
+
+
 @contextmanager
 def lease(
     preference: str = "auto",

@@ -39,30 +39,43 @@ def train(
     spec: dict,
     dataset: str,
     *,
-    spec_out: str,
+    manifest_out: str,
     training_out: str,
     convergence_out: str,
     device: str = "auto",
     lock_dir: str = "/tmp/memorization-gpu-leases",
     threads: int = 1,
+    version: str = "",
 ) -> None:
     import torch
 
     from . import devices
     from .data import NoisyDataset
+    from .rundir import write_manifest
     from .tables import write_frame
     from .train import run_tables, train_run
 
     torch.set_num_threads(max(1, threads))
-    run_dir = Path(spec_out).parent
+    run_dir = Path(manifest_out).parent
     data = NoisyDataset.load(dataset)
     with devices.lease(device, lock_dir) as dev:
         print(f"training {len(spec['seeds'])} seed(s) of run {run_dir.name} on {dev}", flush=True)
-        train_run(spec, data, run_dir, device=dev)
+        train_run(spec, data, run_dir, device=dev, version=version)
     training, convergence = run_tables(spec, data, run_dir)
-    write_frame(training, training_out)
-    write_frame(convergence, convergence_out)
-    Path(spec_out).write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n")
+    write_frame(training, training_out, run_metadata(run_dir.name, spec, training))
+    write_frame(convergence, convergence_out, run_metadata(run_dir.name, spec, convergence))
+    (run_dir / "spec.json").write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n")
+    write_manifest(run_dir)
+
+
+def run_metadata(run_id: str, spec: dict, frame) -> dict[str, str]:
+    """What a per-run table file says of itself, checked when experiment tables are assembled: which run
+    wrote it, for which seeds, and how many rows it holds (a short or foreign file is refused there)."""
+    return {
+        "memorization.run_id": run_id,
+        "memorization.seeds": json.dumps(list(spec["seeds"])),
+        "memorization.rows": str(len(frame)),
+    }
 
 
 def metric(
@@ -83,10 +96,17 @@ def metric(
 
     from . import devices, registry
     from .data import NoisyDataset
+    from .rundir import missing_files
     from .tables import write_frame
 
     torch.set_num_threads(max(1, threads))
     registry.load_analyses(analyses)
+    problems = missing_files(run_dir)
+    if problems:
+        raise FileNotFoundError(
+            f"run {Path(run_dir).name} changed since training: {'; '.join(problems)}. Train it again with "
+            f"`snakemake --forcerun {Path(run_dir) / 'manifest.json'}`, or put the files back"
+        )
     entry = registry.table(family)
     compute = registry.resolve(entry.compute)
     data = NoisyDataset.load(dataset)
@@ -95,7 +115,7 @@ def metric(
         frame = compute(spec, data, run_dir, settings, device=dev)
     if "train_size" not in frame:
         frame.insert(1, "train_size", len(data.y_train))
-    write_frame(frame, out)
+    write_frame(frame, out, run_metadata(Path(run_dir).name, spec, frame))
 
 
 def summary(name: str, source: str, out: str, analyses=()) -> None:
@@ -103,10 +123,12 @@ def summary(name: str, source: str, out: str, analyses=()) -> None:
     import pandas as pd
 
     from . import registry
-    from .tables import write_frame
+    from .tables import read_provenance, write_frame
 
     registry.load_analyses(analyses)
-    write_frame(registry.resolve(registry.table(name).compute)(pd.read_parquet(source)), out)
+    frame = registry.resolve(registry.table(name).compute)(pd.read_parquet(source))
+    meta = read_provenance(source)
+    write_frame(frame, out, {**meta, "memorization.rows": str(len(frame))})
 
 
 def experiment_table(
@@ -126,7 +148,7 @@ def experiment_table(
     frames = []
     for path in inputs:
         rid = Path(path).parent.name
-        frame = pd.read_parquet(path)
+        frame = tables.read_run_table(path, rid, run_specs[rid]["seeds"])
         frames.append(tables.with_identity(frame, tables.identity_values(experiment, rid, run_specs[rid])))
     tables.write_table(pd.concat(frames, ignore_index=True), out, table=table, specs=run_specs, figures=figures)
 

@@ -14,8 +14,9 @@ from tqdm import tqdm
 from .data import NoisyDataset
 from .lass import csr
 from .models import Arch, forward
+from .rundir import checkpoint_path
 from .sensitivity import class_sensitivity, loss_sensitivity
-from .train import checkpoint_path, completed_plan, load_state
+from .train import completed_plan, load_state
 
 
 def _checkpoints(spec: dict, n_train: int, run_dir, which="all", skip_initial: bool = False) -> list[int]:

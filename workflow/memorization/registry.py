@@ -39,7 +39,7 @@ class Dataset:
     load: str  # "module:function" (root, download) -> (train Split, validation Split, number of classes)
     n_train: int  # examples in the training split (train_size may not exceed it)
     description: str
-    needs_files: bool = True  # read from data_root (else bundled with a Python package)
+    files: tuple[str, ...] = ()  # the raw files under data_root it is read from (none: bundled with a package)
     standardize: bool = False  # per-channel standardisation with the clean training statistics
     spec_defaults: dict = field(default_factory=dict)
     metric_defaults: dict = field(default_factory=dict)
@@ -57,6 +57,9 @@ class Dataset:
 # - Hidden widths: 256 units (the paper's 4096 on 64-pixel inputs is ~60x the cost per step for nothing).
 DIGITS_LASS = {"r": 8.0, "alpha": 6.67, "beta": 5.33}
 
+MNIST_FILES = tuple(
+    f"MNIST/raw/{f}-ubyte" for f in ("train-images-idx3", "train-labels-idx1", "t10k-images-idx3", "t10k-labels-idx1")
+)
 DATASETS: dict[str, Dataset] = {}
 
 
@@ -72,7 +75,6 @@ for _dataset in (
         1297,
         "scikit-learn's 1,797 bundled 8x8 digits, 17 grey levels scaled to [0, 1]; a fixed permutation, "
         "1,297 train / 500 validate. No download; the embedded default.",
-        needs_files=False,
         spec_defaults={
             "width": 256,
             "cnn_channels": 16,
@@ -95,12 +97,14 @@ for _dataset in (
         "memorization.data:load_mnist",
         50000,
         "MNIST's 60k training file: the first 50k train, the last 10k validate (as mnist.pkl.gz).",
+        files=MNIST_FILES,
     ),
     Dataset(
         "mnist14",
         "memorization.data:load_mnist14",
         50000,
         "MNIST averaged over 2x2 blocks to 14x14 (the authors' loss-sensitivity set-up).",
+        files=MNIST_FILES,
         spec_defaults={"width": 32},
     ),
     Dataset(
@@ -109,6 +113,10 @@ for _dataset in (
         50000,
         "CIFAR-10: the 50k training images train, the 10k test batch validates; per-channel "
         "standardisation with the clean training statistics.",
+        files=tuple(
+            f"cifar-10-batches-py/{f}"
+            for f in (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta")
+        ),
         standardize=True,
         spec_defaults={"crop": 2},
     ),

@@ -18,6 +18,7 @@ import copy
 import hashlib
 import itertools
 import json
+import math
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -103,12 +104,35 @@ def _float_keys() -> frozenset[str]:
 # ----------------------------------------------------------------------------- layering
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key that appears twice in one mapping (plain YAML keeps the last and
+    silently drops the first: a second experiment of the same name would replace the first)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                continue  # `<<: *anchor` merges keys that the mapping's own keys may override
+            key = key_node.value
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping",
+                    node.start_mark,
+                    f"the key {key!r} appears twice (first on line {seen[key] + 1})",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
 def _read_yaml(path: Path) -> dict:
     try:
-        loaded = yaml.safe_load(path.read_text())
+        loaded = yaml.load(path.read_text(), Loader=_StrictLoader)
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else str(path)
+        if isinstance(err, yaml.constructor.ConstructorError):
+            raise ConfigError(f"{where}: {err.problem}") from None
         raise ConfigError(f"{where}: not valid YAML ({err.problem or err.context})") from None
     if loaded is None:
         return {}
@@ -168,6 +192,25 @@ def load_config(given: dict, *, workdir: str | Path = ".", repository: str | Pat
         config = merge(config, layer)
     config["experiments"] = {k: v for k, v in (config.get("experiments") or {}).items() if v is not None}
     return _coerce_text(config)
+
+
+def check_files(paths) -> None:
+    """Read config files as this module does (duplicate keys refused, YAML errors with file and line): the
+    files Snakemake itself loaded for --configfile, whose own reader keeps the last of duplicate keys."""
+    for path in paths:
+        _read_yaml(Path(path))
+
+
+def _finite(value, where: str = "") -> None:
+    """Refuse NaN and infinities anywhere in a config (JSON schema's bounds do not catch NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"config key {where or '<top level>'}: {value} is not a finite number")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _finite(v, f"{where}.{k}" if where else str(k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _finite(v, f"{where}[{i}]")
 
 
 def _coerce_text(config: dict) -> dict:
@@ -267,6 +310,7 @@ def validate(config: dict) -> dict:
     whole schema; ours names the key path (``experiments.fig1.grid.data[1].lr``) and the allowed values.
     """
     config = copy.deepcopy(config or {})
+    _finite(config)
     _check(config, schema(), "")
     for key, prop in schema()["properties"].items():
         if "default" in prop:
@@ -299,6 +343,12 @@ def resolve(partial: dict, *, where: str = "spec") -> dict:
             spec[f"{kind}_fraction"] = 0.0
         elif spec[f"{kind}_fraction"] == 0.0:
             raise ConfigError(f"{where}: {kind} is {spec[kind]!r} with {kind}_fraction 0; use {kind}: none instead")
+    n_train = registry.DATASETS[dataset].n_train
+    if spec["train_size"] is not None and spec["train_size"] > n_train:
+        raise ConfigError(
+            f"{where}: train_size {spec['train_size']} is larger than the {dataset} training split "
+            f"({n_train} examples); lower train_size (or leave it out for the whole split)"
+        )
     if spec["label_noise"] == "identity" and spec["label_noise_fraction"] != 1.0:
         raise ConfigError(
             f"{where}: label_noise identity gives every example its own class, so label_noise_fraction must be 1"
@@ -392,3 +442,28 @@ def expand(config: dict) -> dict[str, list[dict]]:
                     runs.append(run)
         experiments[name] = runs
     return experiments
+
+
+def main(argv=None) -> None:
+    """python -m memorization.spec CONFIG...: check config files as the workflow will, before running it.
+    Snakemake's own reader of --configfile names no line for a YAML mistake; this does."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m memorization.spec", description=main.__doc__.split("\n")[0])
+    ap.add_argument("configs", nargs="+", help="config files, as given to snakemake --configfile (merged in order)")
+    args = ap.parse_args(argv)
+    repository = Path(__file__).resolve().parents[2]
+    try:
+        given = {}
+        for path in args.configs:
+            given = merge(given, _read_yaml(Path(path)))
+        config = validate(load_config(given, workdir=Path.cwd(), repository=repository))
+    except ConfigError as err:
+        raise SystemExit(f"invalid configuration: {err}") from None
+    experiments = expand(config)
+    runs = {run_id(r) for rs in experiments.values() for r in rs}
+    print(f"valid: {len(experiments)} experiments, {len(runs)} runs")
+
+
+if __name__ == "__main__":
+    main()

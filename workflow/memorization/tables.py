@@ -119,6 +119,28 @@ def write_table(
     write_frame(conform(frame, table), path, provenance(specs, figures), arrow_schema(table))
 
 
+def read_run_table(path: str | os.PathLike, run_id: str, seeds) -> pd.DataFrame:
+    """One run's rows of a table, as its job wrote them, checked before they join an experiment table: the
+    file must say it was written for this run and these seeds, hold the rows it says, every seed and no
+    other, and, where rows are per step, the same steps for every seed."""
+    meta = read_provenance(path)
+    fix = f"delete {path} and run snakemake again to recompute it"
+    if meta.get("memorization.run_id") != run_id or json.loads(meta.get("memorization.seeds", "null")) != list(seeds):
+        raise ValueError(f"{path} was not written by the job of run {run_id} with seeds {list(seeds)}; {fix}")
+    frame = pd.read_parquet(path)
+    if str(len(frame)) != meta.get("memorization.rows"):
+        raise ValueError(f"{path} holds {len(frame)} rows, its job wrote {meta.get('memorization.rows')}; {fix}")
+    if sorted(frame["seed"].unique().tolist()) != sorted(seeds):
+        raise ValueError(
+            f"{path} has rows of seeds {sorted(frame['seed'].unique().tolist())}, expected {sorted(seeds)}; {fix}"
+        )
+    if "step" in frame:
+        per_seed = frame.groupby("seed")["step"].apply(lambda s: tuple(sorted(s)))
+        if per_seed.nunique() != 1:
+            raise ValueError(f"{path}: the seeds have different rows per step (an incomplete file); {fix}")
+    return frame
+
+
 def read_table(path: str | os.PathLike) -> pd.DataFrame:
     return pd.read_parquet(path)
 

@@ -22,6 +22,7 @@ from .lass import lass, to_input_units
 from .models import Arch, example_losses, forward, init_params, seed_for
 from .regularizers import NONE as NO_REG
 from .regularizers import Regularizer, adversarial_mix, layer_noise
+from .rundir import checkpoint_path, end_path, eval_path
 
 EVAL_BATCH = 2048
 # Seeds train as one batched computation in groups of at most this many stacked parameters (execution
@@ -298,9 +299,41 @@ def initial_state(arch: Arch, seeds: list[int], device) -> tuple[dict, dict, dic
     return params, buffers, {k: torch.zeros_like(v) for k, v in params.items()}
 
 
-def end_path(run_dir: Path) -> Path:
-    """Written when a run completes: the step it ended at (earlier than planned if it stopped at fit)."""
-    return Path(run_dir) / "end.json"
+def resume_state(run_dir: Path, fingerprint: str, device) -> dict | None:
+    """The newest state to resume from: `state.pt` or the latest checkpoint, whichever is later among those
+    that can be read and were written for this spec and code. A file that cannot be read (a kill while the
+    disk was full, say) is reported and passed over: it never blocks the run, at worst training starts over."""
+
+    def readable(path: Path) -> dict | None:
+        try:
+            state = load_state(path, device)
+        except Exception as err:  # any unreadable file is passed over, whatever the reason
+            print(
+                f"warning: {path} cannot be read ({type(err).__name__}: {err}); resuming from an earlier state",
+                file=sys.stderr,
+                flush=True,
+            )
+            return None
+        return state if isinstance(state, dict) and state.get("spec") == fingerprint else None
+
+    state_file = run_dir / "state.pt"
+    best = readable(state_file) if state_file.exists() else None
+    for path in sorted((run_dir / "checkpoints").glob("step_*.pt"), reverse=True):
+        if best is not None and int(path.stem.split("_")[1]) <= best["step"]:
+            break
+        found = readable(path)
+        if found is not None:
+            return found
+    return best
+
+
+def finished(run_dir: Path, fingerprint: str) -> bool:
+    """Whether the run finished training with this spec and code, and its last checkpoint is there."""
+    try:
+        end = json.loads(end_path(run_dir).read_text())
+    except (OSError, ValueError):
+        return False
+    return end.get("fingerprint") == fingerprint and checkpoint_path(run_dir, end["step"]).is_file()
 
 
 def completed_plan(spec: dict, n_train: int, run_dir) -> Plan:
@@ -311,14 +344,6 @@ def completed_plan(spec: dict, n_train: int, run_dir) -> Plan:
         raise FileNotFoundError(f"{path} is missing: run {Path(run_dir).name} has not finished training")
     end = json.loads(path.read_text())["step"]
     return plan if end == plan.total_steps else plan.ended_at(end)
-
-
-def checkpoint_path(run_dir: Path, step: int) -> Path:
-    return Path(run_dir) / "checkpoints" / f"step_{step:09d}.pt"
-
-
-def eval_path(run_dir: Path, step: int) -> Path:
-    return Path(run_dir) / "evals" / f"step_{step:09d}.npz"
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -332,11 +357,14 @@ def train_run(
     device: torch.device | str = "cpu",
     progress: bool = True,
     group_params: int | None = None,
+    version: str = "",
 ) -> None:
     """Train every seed of `spec` on `data`; write evaluations and checkpoints under `run_dir`.
 
-    Resumable: a `state.pt` is written at every evaluation and checkpoint; a later call with the same
-    arguments continues from it. It is removed when the run completes.
+    Resumable: the state is saved at every evaluation (`state.pt`) and checkpoint; a later call with the same
+    arguments continues from the newest readable one (`resume_state`). A finished run (`end.json` written by
+    the same spec and code `version`) is not trained again: a job interrupted after training but before
+    Snakemake recorded it only rewrites its tables.
     """
     run_dir = Path(run_dir)
     for sub in ("checkpoints", "evals"):
@@ -349,16 +377,17 @@ def train_run(
     y_val = torch.as_tensor(data.y_val, device=device)
     arch = Arch.from_spec(spec, data.x_train.shape[1:], data.n_classes)
     plan = Plan.from_spec(spec, len(x_train))
-    fingerprint = json.dumps(spec, sort_keys=True)
+    fingerprint = json.dumps({"spec": spec, "code": version}, sort_keys=True)
+    if finished(run_dir, fingerprint):
+        print(f"run {run_dir.name} finished training already (end.json): not trained again", file=sys.stderr)
+        return
     per_seed = sum(v[0].numel() for v in init_params(arch, seeds[:1])[0].values())
     groups = seed_groups(len(seeds), per_seed, group_params or GROUP_PARAMS[device.type])
 
     reg = Regularizer.from_spec(spec)
     end_path(run_dir).unlink(missing_ok=True)  # a rerun recomputes the end
     state_file = run_dir / "state.pt"
-    state = load_state(state_file, device) if state_file.exists() else None
-    if state is not None and state["spec"] != fingerprint:
-        state = None  # left by another spec or code path: start over rather than mix
+    state = resume_state(run_dir, fingerprint, device)
     # What the training loop reports (train mode, regulariser active), summed over the current epoch's
     # batches: (S, 2) = (loss, accuracy) sums, and the number of batches so far in the epoch.
     epoch_sums, epoch_batches = torch.zeros((len(seeds), 2), device=device), 0
@@ -395,6 +424,7 @@ def train_run(
     def record(step: int, final: bool = False) -> None:
         if step in eval_at:
             tr_loss, tr_correct = evaluate(arch, params, buffers, x_train, y_train, groups, spec["loss"])
+            diverged(tr_loss.mean(1), epoch_sums[:, 0], step)
             va_loss, va_correct = evaluate(arch, params, buffers, x_val, y_val, groups, spec["loss"])
             tmp = eval_path(run_dir, step).with_suffix(".tmp.npz")
             batches = (epoch_sums / epoch_batches).cpu().numpy() if epoch_batches else np.full((len(seeds), 2), np.nan)
@@ -409,14 +439,23 @@ def train_run(
                 correct=tr_correct.cpu().numpy(),
             )
             os.replace(tmp, eval_path(run_dir, step))
-        if step in checkpoint_at or final:  # the resume state is then the checkpoint itself: link, don't rewrite
+        if step in checkpoint_at or final:  # the checkpoint is then the resume state (a file of its own)
             save_state(checkpoint_path(run_dir, step))
-            tmp = state_file.with_name("state.pt.tmp")
-            tmp.unlink(missing_ok=True)
-            os.link(checkpoint_path(run_dir, step), tmp)
-            os.replace(tmp, state_file)
+            state_file.unlink(missing_ok=True)
         elif step in eval_at:
             save_state(state_file)
+
+    def diverged(eval_loss: torch.Tensor, batch_sums: torch.Tensor, step: int) -> None:
+        """Stop with a clear error once a seed's loss is no longer finite: NaN does not recover."""
+        bad = ~(torch.isfinite(eval_loss) & torch.isfinite(batch_sums))
+        if bad.any():
+            which = [seeds[i] for i in torch.nonzero(bad).flatten().tolist()]
+            epoch = step // plan.steps_per_epoch
+            raise FloatingPointError(
+                f"training diverged: the loss of seed(s) {which} is not finite at step {step} (epoch {epoch}) "
+                f"of run {run_dir.name}. Lower the learning rate (lr {learning_rate(spec, epoch):g}) or the "
+                f"regulariser's strength; the evaluations up to here are kept in {run_dir / 'evals'}"
+            )
 
     if step == 0:
         record(0)
@@ -461,7 +500,7 @@ def train_run(
         print(f"every seed fits its training set at epoch {stop / plan.steps_per_epoch:g}: stopped", file=sys.stderr)
     bar.close()
     tmp = end_path(run_dir).with_suffix(".tmp")
-    tmp.write_text(json.dumps({"step": stop}) + "\n")
+    tmp.write_text(json.dumps({"step": stop, "fingerprint": fingerprint}) + "\n")
     os.replace(tmp, end_path(run_dir))
     state_file.unlink(missing_ok=True)
 

@@ -9,10 +9,11 @@ from memorization.jobs import train
 train(
     snakemake.params.spec,
     snakemake.input.dataset,
-    spec_out=snakemake.output.spec,
+    manifest_out=snakemake.output.manifest,
     training_out=snakemake.output.training,
     convergence_out=snakemake.output.convergence,
     device=snakemake.config["device"],
     lock_dir=snakemake.config["gpu_lock_dir"],
     threads=snakemake.threads,
+    version=snakemake.params.code,
 )

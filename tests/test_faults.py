@@ -1,0 +1,271 @@
+"""Faults that lose nothing: damaged resume states, diverging training, changed run files, short tables, and
+mistakes caught before any job runs."""
+
+import os
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from memorization import spec as S
+from memorization.data import build_noisy_dataset
+from memorization.jobs import experiment_table, run_metadata
+from memorization.rundir import checkpoint_path, end_path, eval_path
+from memorization.tables import write_frame
+from memorization.train import load_state, train_run
+
+from .conftest import ROOT, SNAKEMAKE, completed_workdir, dry_run_jobs, snakemake, write_config
+
+
+def make(**keys):
+    spec = S.resolve({"dataset": "digits", "train_size": 96, "width": 16, "epochs": 4, "lr": 0.05, **keys})
+    spec["seeds"] = [0, 1]
+    return spec, build_noisy_dataset(S.dataset_spec(spec))
+
+
+def interrupted(tmp_path, spec, data, at_step):
+    """A run killed after `at_step` steps: its files as the training loop leaves them there."""
+    whole = tmp_path / "whole"
+    train_run(spec, data, whole, progress=False)
+    part = tmp_path / "part"
+
+    class Stop(Exception):
+        pass
+
+    import memorization.train as T
+
+    original = T.train_step
+    calls = {"n": 0}
+
+    def counting(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > at_step:
+            raise Stop
+        return original(*args, **kwargs)
+
+    T.train_step = counting
+    try:
+        with pytest.raises(Stop):
+            train_run(spec, data, part, progress=False)
+    finally:
+        T.train_step = original
+    return whole, part
+
+
+def test_a_damaged_resume_state_falls_back_to_the_last_checkpoint_and_ends_as_an_uninterrupted_run(tmp_path, capfd):
+    spec, data = make(checkpoints={"unit": "epoch", "every": 2})  # checkpoints at epochs 0, 2, 4; evals every epoch
+    whole, part = interrupted(tmp_path, spec, data, at_step=3 * 3 + 1)  # 3 steps/epoch: into epoch 4
+    state = part / "state.pt"
+    assert state.exists() and os.stat(state).st_nlink == 1  # a file of its own, never a checkpoint's link
+    good = checkpoint_path(part, 6).read_bytes()
+    state.write_bytes(state.read_bytes()[:100])  # a kill while the disk was full
+    train_run(spec, data, part, progress=False)
+    assert "state.pt cannot be read" in capfd.readouterr().err
+    assert checkpoint_path(part, 6).read_bytes() == good  # the checkpoint was not touched
+    for step in (6, 12):
+        a, b = load_state(checkpoint_path(whole, step)), load_state(checkpoint_path(part, step))
+        for name in a["params"]:
+            torch.testing.assert_close(a["params"][name], b["params"][name], rtol=0, atol=0)
+    with np.load(eval_path(whole, 12)) as x, np.load(eval_path(part, 12)) as y:
+        np.testing.assert_array_equal(x["correct"], y["correct"])
+
+
+def test_every_state_damaged_means_a_fresh_start_not_a_blocked_run(tmp_path):
+    spec, data = make()
+    _, part = interrupted(tmp_path, spec, data, at_step=5)
+    for path in [part / "state.pt", *part.glob("checkpoints/*.pt")]:
+        path.write_bytes(b"")
+    train_run(spec, data, part, progress=False)
+    assert end_path(part).exists() and load_state(checkpoint_path(part, 12))["step"] == 12
+
+
+def test_a_finished_run_is_not_trained_again_unless_its_code_changed(tmp_path, capfd):
+    spec, data = make()
+    train_run(spec, data, tmp_path, progress=False, version="v1")
+    stamp = checkpoint_path(tmp_path, 12).stat().st_mtime_ns
+    train_run(spec, data, tmp_path, progress=False, version="v1")  # e.g. a job Snakemake marked incomplete
+    assert "finished training already" in capfd.readouterr().err
+    assert checkpoint_path(tmp_path, 12).stat().st_mtime_ns == stamp
+    train_run(spec, data, tmp_path, progress=False, version="v2")
+    assert checkpoint_path(tmp_path, 12).stat().st_mtime_ns != stamp
+
+
+def test_training_that_diverges_stops_with_a_clear_error(tmp_path):
+    spec, data = make(lr=1e9, momentum=0.9)
+    with pytest.raises(FloatingPointError, match=r"training diverged: the loss of seed\(s\) \[0, 1\] is not finite"):
+        train_run(spec, data, tmp_path, progress=False)
+    assert eval_path(tmp_path, 0).exists()  # what was computed is kept
+
+
+def test_a_short_or_foreign_run_table_is_refused_when_tables_are_assembled(tmp_path):
+    spec = S.resolve({"width": 8})
+    spec["seeds"] = [0, 1]
+    rows = pd.DataFrame(
+        {
+            "seed": [0, 0, 1, 1],
+            "train_size": 10,
+            "step": [0, 5, 0, 5],
+            "gini": 0.5,
+            "window": 10,
+            "stride": 2,
+            "norm": "l1",
+            "horizon": None,
+        }
+    )
+    run = tmp_path / "abc" / "gini.parquet"
+    write_frame(rows, run, run_metadata("abc", spec, rows))
+    out = tmp_path / "table.parquet"
+    experiment_table("e", "gini", {"abc": spec}, [str(run)], str(out))  # the whole file is accepted
+    assert len(pd.read_parquet(out)) == 4
+    for frame, meta, message in (
+        (rows.iloc[:3], run_metadata("abc", spec, rows), "holds 3 rows, its job wrote 4"),
+        (rows.iloc[:3], None, "was not written by the job of run abc"),
+        (rows.iloc[:3], run_metadata("abc", spec, rows.iloc[:3]), "the seeds have different rows per step"),
+        (rows[rows["seed"] == 0], run_metadata("abc", spec, rows[rows["seed"] == 0]), "expected \\[0, 1\\]"),
+    ):
+        write_frame(frame, run, meta)
+        with pytest.raises(ValueError, match=message):
+            experiment_table("e", "gini", {"abc": spec}, [str(run)], str(out))
+
+
+TINY = {
+    "experiments": {
+        "e": {
+            "spec": {"train_size": 40, "width": 8, "epochs": 2},
+            "seeds": 2,
+            "grid": {"data": [{}, {"label_noise": "random"}]},
+            "tables": ["training", "examples", "filters"],
+        }
+    }
+}
+
+
+@pytest.fixture(scope="module")
+def done(tmp_path_factory):
+    return completed_workdir(tmp_path_factory, "faults", TINY)
+
+
+def test_a_changed_checkpoint_is_noticed_before_anything_runs(done):
+    run = next(done.glob("results/runs/*/manifest.json")).parent
+    checkpoint = sorted(run.glob("checkpoints/*.pt"))[-1]
+    saved = checkpoint.read_bytes()
+    try:
+        checkpoint.unlink()
+        proc = snakemake(done, "-n", check=False)
+        assert proc.returncode != 0
+        assert f"{checkpoint.relative_to(done)} is missing" in proc.output
+        assert f"snakemake --forcerun results/runs/{run.name}/manifest.json" in proc.output
+        checkpoint.write_bytes(saved[:-10])
+        assert "when training wrote it" in snakemake(done, "-n", check=False).output
+    finally:
+        checkpoint.write_bytes(saved)
+    assert "Nothing to be done" in snakemake(done).output
+
+
+def test_retraining_a_run_reruns_what_reads_it(done):
+    run = next(done.glob("results/runs/*/manifest.json")).parent
+    jobs = dry_run_jobs(done, None, "--forcerun", f"results/runs/{run.name}/manifest.json")
+    rules = sorted(r for r, _ in jobs)
+    assert rules.count("train") == 1 and rules.count("metric") == 2  # examples and filters of that run
+    assert all(run.name in o for r, o in jobs if r in ("train", "metric"))
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ({"experiments": {"e": {"spec": {"lr": float("nan")}}}}, "experiments.e.spec.lr: nan is not a finite number"),
+        ({"experiments": {"e": {"seeds": 1000000}}}, "1000000 is greater than the maximum of 10000"),
+        ({"experiments": {"e": {"spec": {"train_size": 2000}}}}, "train_size 2000 is larger than the digits"),
+        ({"device": "cuda", "experiments": {"e": {}}}, "config key device: cuda was asked for, but no CUDA GPU"),
+        ({"device": "cuda:3", "experiments": {"e": {}}}, "config key device: cuda:3 was asked for"),
+    ],
+)
+def test_mistakes_stop_the_workflow_before_any_job(tmp_path, config, message):
+    write_config(tmp_path, config)
+    proc = snakemake(tmp_path, check=False)
+    assert proc.returncode != 0 and message in proc.output
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_duplicate_key_in_a_config_file_is_named_with_its_line(tmp_path):
+    (tmp_path / "config.yaml").write_text("experiments:\n  e: {seeds: 1}\n  e: {seeds: 2}\n")
+    proc = snakemake(tmp_path, "-n", check=False)
+    assert proc.returncode != 0
+    assert "config.yaml, line 3, column 3: the key 'e' appears twice (first on line 2)" in proc.output
+    (tmp_path / "bad.yaml").write_text("experiments:\n  e: {seeds: 1\n")
+    check = subprocess.run(
+        [str(SNAKEMAKE.with_name("python")), "-m", "memorization.spec", "bad.yaml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert check.returncode != 0 and "bad.yaml, line 3, column 1: not valid YAML" in check.stderr
+
+
+def test_an_error_inside_a_job_is_shown_with_the_default_profile(tmp_path):
+    """profiles/default shows failed jobs' logs: the user sees the job's own message, not just its path."""
+    write_config(tmp_path, {"experiments": {"e": {"spec": {"width": 8, "lr": 1e9, "momentum": 0.9, "epochs": 3}}}})
+    cmd = [
+        str(SNAKEMAKE),
+        "-s",
+        str(ROOT / "Snakefile"),
+        "-d",
+        str(tmp_path),
+        "--configfile",
+        str(tmp_path / "config.yaml"),
+        "--workflow-profile",
+        str(ROOT / "profiles" / "default"),
+        "--cores",
+        "1",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    assert proc.returncode != 0 and "training diverged" in proc.stdout + proc.stderr
+
+
+def test_interrupting_snakemake_alone_does_not_retrain_finished_runs(tmp_path):
+    """Ctrl-C to Snakemake (not to its jobs): jobs it had not recorded as finished are rerun, and a run that
+    had finished training is not trained again (its job rewrites only its tables)."""
+    config = {
+        "experiments": {
+            "e": {
+                "spec": {"train_size": 200, "width": 16, "epochs": 30},
+                "seeds": 2,
+                "grid": {"lr": [0.01, 0.02, 0.03, 0.04]},
+            }
+        }
+    }
+    write_config(tmp_path, config)
+    cmd = [
+        str(SNAKEMAKE),
+        "-s",
+        str(ROOT / "Snakefile"),
+        "-d",
+        str(tmp_path),
+        "--configfile",
+        str(tmp_path / "config.yaml"),
+        "--workflow-profile",
+        "none",
+        "--cores",
+        "1",
+    ]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    )
+    deadline = time.time() + 120
+    while not list(tmp_path.glob("results/runs/*/end.json")):
+        assert time.time() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    proc.wait(60)
+    finished = {p.parent.name for p in tmp_path.glob("results/runs/*/end.json")}
+    snakemake(tmp_path, "--rerun-incomplete")
+    for run in finished:
+        log = (tmp_path / "results/logs/train" / f"{run}.log").read_text()
+        assert log.count("training 2 seed(s)") >= 1 and "resuming" not in log.split("training 2 seed(s)")[-1]
+        if log.count("training 2 seed(s)") > 1:  # its job ran again: it did not train again
+            assert "finished training already" in log
+    assert len(list(tmp_path.glob("results/runs/*/manifest.json"))) == 4

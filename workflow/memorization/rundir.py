@@ -1,0 +1,63 @@
+"""The layout of a run's directory, results/runs/<run_id>/, and its manifest. Standard library only: the
+workflow reads it when it builds the DAG.
+
+    spec.json        the run's resolved spec
+    checkpoints/     step_<9 digits>.pt: parameters, BatchNorm buffers, momentum and the loop's running sums
+    evals/           step_<9 digits>.npz: losses, accuracies and per-example correctness at each evaluation
+    state.pt         the resume state between checkpoints, while training
+    end.json         the step training ended at (earlier than planned if it stopped at fit), when finished
+    manifest.json    the checkpoints and evaluations a finished run's downstream jobs read, with their sizes
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+
+def checkpoint_path(run_dir, step: int) -> Path:
+    return Path(run_dir) / "checkpoints" / f"step_{step:09d}.pt"
+
+
+def eval_path(run_dir, step: int) -> Path:
+    return Path(run_dir) / "evals" / f"step_{step:09d}.npz"
+
+
+def end_path(run_dir) -> Path:
+    """Written when a run completes: the step it ended at (earlier than planned if it stopped at fit)."""
+    return Path(run_dir) / "end.json"
+
+
+def manifest_path(run_dir) -> Path:
+    return Path(run_dir) / "manifest.json"
+
+
+def write_manifest(run_dir) -> None:
+    """The files a finished run's downstream jobs read (checkpoints and evaluations), with their sizes: the
+    training rule's output, so a retrained run reruns what reads it, and `missing_files` can tell when one
+    has gone or changed since."""
+    run_dir = Path(run_dir)
+    files = sorted([*run_dir.glob("checkpoints/step_*.pt"), *run_dir.glob("evals/step_*.npz")])
+    listing = {str(f.relative_to(run_dir)): f.stat().st_size for f in files}
+    tmp = manifest_path(run_dir).with_suffix(".tmp")
+    tmp.write_text(json.dumps({"files": listing}, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, manifest_path(run_dir))
+
+
+def missing_files(run_dir) -> list[str]:
+    """The files of a finished run's manifest that are missing or changed size since training ([] if none,
+    or if the run has no manifest yet)."""
+    run_dir = Path(run_dir)
+    try:
+        listing = json.loads(manifest_path(run_dir).read_text())["files"]
+    except (OSError, ValueError, KeyError):
+        return []
+    problems = []
+    for rel, size in listing.items():
+        path = run_dir / rel
+        if not path.is_file():
+            problems.append(f"{path} is missing")
+        elif path.stat().st_size != size:
+            problems.append(f"{path} has {path.stat().st_size} bytes, {size} when training wrote it")
+    return problems
