@@ -91,7 +91,15 @@ def test_a_lass_setting_reruns_only_the_csr_jobs(done, tmp_path):
     changed = copy.deepcopy(METRICS)
     changed["metrics"]["csr"]["r"] = 4
     jobs = dry_run_jobs(done, write_config(tmp_path, changed))
-    assert sorted(rule for rule, _ in jobs) == ["all", "experiment_table", "figure", "findings", "metric", "metric", "scorecard"]
+    assert sorted(rule for rule, _ in jobs) == [
+        "all",
+        "experiment_table",
+        "figure",
+        "findings",
+        "metric",
+        "metric",
+        "scorecard",
+    ]
     outputs = [o for _, o in jobs if o]
     assert sum(o.endswith("/csr.parquet") and o.startswith("results/metrics/") for o in outputs) == 2
     assert "results/tables/sens/csr.parquet" in outputs
