@@ -10,6 +10,7 @@ engine's time also includes writing its checkpoint, resume-state and evaluation 
 """
 
 import argparse
+import math
 import tempfile
 import time
 
@@ -95,6 +96,84 @@ def main():
     print(f"  engine (seeds batched)        {engine:7.2f} s   mean train acc {engine_acc:.3f}")
     print(f"  plain DataLoader loop         {plain:7.2f} s   mean train acc {plain_acc:.3f}")
     print(f"  ratio plain / engine          {plain / engine:7.1f}x")
+    roofline(spec, data, engine, args)
+
+
+def matmul_rate(a, b, device, repeats=20) -> float:
+    """GFLOP/s of a (batched) matrix product on this device."""
+    op = torch.bmm if a.dim() == 3 else torch.mm
+    for _ in range(3):
+        op(a, b)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        op(a, b)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return (
+        2
+        * a.shape[-2]
+        * a.shape[-1]
+        * b.shape[-1]
+        * (a.shape[0] if a.dim() == 3 else 1)
+        * repeats
+        / (time.perf_counter() - t0)
+        / 1e9
+    )
+
+
+def roofline(spec, data, engine_seconds, args) -> None:
+    """The engine's achieved GFLOP/s against this device's measured matmul peak, and where the time goes."""
+    w, S = args.width, args.seeds
+    weights = 64 * w + w * w + w * 10
+    steps = math.ceil(len(data.y_train) / spec["batch_size"])
+    examples = len(data.y_train) + len(data.y_val)
+    # a training step: forward 2·B·weights, backward twice that; each evaluation: forward over both splits
+    flops = S * (steps * 6 * spec["batch_size"] * weights + 2 * examples * 2 * weights)
+    dev = args.device
+    peak = matmul_rate(torch.randn(2048, 2048, device=dev), torch.randn(2048, 2048, device=dev), dev)
+    shape = matmul_rate(torch.randn(S, 32, w, device=dev), torch.randn(S, w, w, device=dev), dev)
+    achieved = flops / engine_seconds / 1e9
+    print(
+        f"  roofline: {flops / 1e9:.0f} GFLOP in {engine_seconds:.2f} s = {achieved:.0f} GFLOP/s, "
+        f"{achieved / peak:.0%} of this device's matmul peak ({peak:.0f} GFLOP/s, 2048^2); a bare bmm of the "
+        f"step's largest shape ({S} x 32x{w} @ {w}x{w}) reaches {shape:.0f} ({shape / peak:.0%})"
+    )
+    profiled = [torch.profiler.ProfilerActivity.CPU]
+    with tempfile.TemporaryDirectory() as run_dir, torch.profiler.profile(activities=profiled) as prof:
+        train_run(spec, data, run_dir, device=dev, progress=False)
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    groups = {
+        "matrix products": ("aten::bmm", "aten::mm", "aten::addmm", "aten::baddbmm"),
+        "elementwise (bias, ReLU, SGD update, loss)": (
+            "aten::add",
+            "aten::add_",
+            "aten::relu",
+            "aten::threshold_backward",
+            "aten::sub_",
+            "aten::mul",
+            "aten::_log_softmax",
+            "aten::nll_loss",
+            "aten::_log_softmax_backward_data",
+            "aten::sum",
+        ),
+        "copies and indexing (batches, reshapes)": (
+            "aten::copy_",
+            "aten::index",
+            "aten::clone",
+            "aten::cat",
+            "aten::stack",
+            "aten::index_put_",
+        ),
+        "random numbers (initialisation, batch order)": ("aten::uniform_", "aten::randperm"),
+    }
+    shares = {name: sum(e.self_cpu_time_total for e in events if e.key in ops) / total for name, ops in groups.items()}
+    shares["everything else (autograd, Python, file writes, small ops)"] = 1 - sum(shares.values())
+    print("  where the engine's time goes (torch.profiler, self time):")
+    for name, share in sorted(shares.items(), key=lambda kv: -kv[1]):
+        print(f"    {share:5.0%}  {name}")
 
 
 if __name__ == "__main__":

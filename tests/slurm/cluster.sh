@@ -97,10 +97,16 @@ SECONDS=0
 run_slurm "$WORK/gpu"
 echo "through SLURM, GPU partition (the profile as shipped): ${SECONDS} s"
 "$BIN/python" "$ROOT/tests/slurm/compare_tables.py" "$WORK/local" "$WORK/gpu"
+# every training job was given a (fake) GPU by SLURM, and said so in its log
+trained=$(ls "$WORK"/gpu/results/logs/train/*.log | wc -l)
+granted=$(grep -l "GPUs granted by the environment:.*CUDA_VISIBLE_DEVICES=[0-9]" "$WORK"/gpu/results/logs/train/*.log | wc -l)
+[ "$trained" -gt 0 ] && [ "$granted" = "$trained" ] || { echo "only $granted of $trained training jobs got a GPU"; exit 1; }
+echo "$granted of $trained training jobs were given a GPU by SLURM"
 
 SECONDS=0
 run_slurm "$WORK/cpu" --set-resources train:gpu=0 metric:gpu=0
 echo "through SLURM, CPU-only partition (set-resources gpu: 0): ${SECONDS} s"
 "$BIN/python" "$ROOT/tests/slurm/compare_tables.py" "$WORK/local" "$WORK/cpu"
+if grep -l "GPUs granted by the environment" "$WORK"/cpu/results/logs/train/*.log; then echo "a job got a GPU"; exit 1; fi
 rm -rf "$WORK/local" "$WORK/gpu" "$WORK/cpu"
 echo "SLURM test passed"

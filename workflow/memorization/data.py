@@ -138,7 +138,7 @@ def load_mnist(root: str = "data", download: bool = False) -> tuple[Split, Split
     ds = _torchvision("mnist", root, download, train=True)
     x = (ds.data.numpy().astype(np.float32) / 255.0)[:, None]
     y = ds.targets.numpy().astype(np.int64)
-    _consistent("mnist", root, Split(x, y), (1, 28, 28), 10)
+    _consistent("mnist", root, Split(x, y), DATASETS["mnist"].shape, DATASETS["mnist"].n_classes)
     n_train = len(x) - len(x) // 6  # 50k / 10k for the official 60k file
     return Split(x[:n_train], y[:n_train]), Split(x[n_train:], y[n_train:]), 10
 
@@ -158,7 +158,8 @@ def load_cifar10(root: str = "data", download: bool = False) -> tuple[Split, Spl
     def split(train: bool) -> Split:
         ds = _torchvision("cifar10", root, download, train=train)
         x = ds.data.astype(np.float32).transpose(0, 3, 1, 2) / 255.0  # NHWC uint8 → NCHW [0, 1]
-        return _consistent("cifar10", root, Split(x, np.asarray(ds.targets, dtype=np.int64)), (3, 32, 32), 10)
+        d = DATASETS["cifar10"]
+        return _consistent("cifar10", root, Split(x, np.asarray(ds.targets, dtype=np.int64)), d.shape, d.n_classes)
 
     return split(True), split(False), 10
 

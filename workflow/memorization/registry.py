@@ -39,6 +39,9 @@ class Dataset:
     load: str  # "module:function" (root, download) -> (train Split, validation Split, number of classes)
     n_train: int  # examples in the training split (train_size may not exceed it)
     description: str
+    shape: tuple[int, int, int] = (1, 28, 28)  # (C, H, W) of an image
+    n_val: int = 10000  # examples in the validation split
+    n_classes: int = 10
     files: tuple[str, ...] = ()  # the raw files under data_root it is read from (none: bundled with a package)
     standardize: bool = False  # per-channel standardisation with the clean training statistics
     spec_defaults: dict = field(default_factory=dict)
@@ -75,6 +78,8 @@ for _dataset in (
         1297,
         "scikit-learn's 1,797 bundled 8x8 digits, 17 grey levels scaled to [0, 1]; a fixed permutation, "
         "1,297 train / 500 validate. No download; the embedded default.",
+        shape=(1, 8, 8),
+        n_val=500,
         spec_defaults={
             "width": 256,
             "cnn_channels": 16,
@@ -104,6 +109,7 @@ for _dataset in (
         "memorization.data:load_mnist14",
         50000,
         "MNIST averaged over 2x2 blocks to 14x14 (the authors' loss-sensitivity set-up).",
+        shape=(1, 14, 14),
         files=MNIST_FILES,
         spec_defaults={"width": 32},
     ),
@@ -113,6 +119,7 @@ for _dataset in (
         50000,
         "CIFAR-10: the 50k training images train, the 10k test batch validates; per-channel "
         "standardisation with the clean training statistics.",
+        shape=(3, 32, 32),
         files=tuple(
             f"cifar-10-batches-py/{f}"
             for f in (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta")

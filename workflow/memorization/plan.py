@@ -1,0 +1,357 @@
+"""The cost plan: the device time of every job of a config, predicted before anything runs.
+
+    python -m memorization.plan CONFIG [--devices N] [--device cpu|cuda] [--compare results/]
+
+How: each distinct model shape (architecture, input, classes, batch, seeds stacked, regulariser) is timed for
+a short while on the current device (a few hundred training steps, evaluation batches, LASS iterations, a
+short differentiable replay), and the timings are cached per device (`--cache`). Job costs then follow from
+the specs: training = steps x step time + evaluations x examples x evaluation time; runs that stop at 100%
+training accuracy are counted to their cap (an upper bound, marked); loss sensitivity = per checkpoint T, T
+replayed steps plus T x outputs backward steps; CSR = checkpoints x seeds x points x iterations (an upper
+bound: points whose prediction flips stop early); every job also pays the start of its process. Wall time on
+N devices: the jobs packed longest first onto N devices (training and metric jobs on devices; the small
+local jobs on the side).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import registry
+from . import spec as specs
+
+JOB_START = {"torch": 3.0, "light": 1.5}  # seconds to start a job process and import its libraries (measured)
+CALIBRATION_STEPS = 200
+
+
+@dataclass(frozen=True)
+class Job:
+    experiment: str
+    kind: str  # train | metric:<table> | table | figure
+    run: str
+    seconds: float
+    bounded: bool = False  # an upper bound (a run that may stop at fit, a search that may stop early)
+
+
+# ----------------------------------------------------------------------------- shapes and calibration
+
+
+def data_shape(spec: dict) -> tuple[tuple[int, int, int], int, int, int]:
+    """(input shape, classes, training examples, validation examples) of a run, from the registry alone."""
+    d = registry.DATASETS[spec["dataset"]]
+    n_train = spec["train_size"] or d.n_train
+    identity = spec["label_noise"] == "identity"
+    return d.shape, (n_train if identity else d.n_classes), n_train, (0 if identity else d.n_val)
+
+
+def shape_key(spec: dict) -> str:
+    """What the speed of a run's steps depends on."""
+    shape, classes, _, _ = data_shape(spec)
+    keys = ("arch", "width", "depth", "cnn_channels", "cnn_dense", "crop", "batch_size", "loss", "regularizer")
+    parts = {k: spec[k] for k in keys} | {"shape": shape, "classes": classes, "seeds": len(spec["seeds"])}
+    if spec["regularizer"] == "dropout_adversarial":
+        parts["adversarial_max_iter"] = spec["adversarial_max_iter"]
+    return json.dumps(parts, sort_keys=True)
+
+
+def measure(spec: dict, device: str, steps: int = CALIBRATION_STEPS) -> dict[str, float]:
+    """Seconds per training step, per evaluated example, per LASS iteration and point, per replayed step and
+    per backward output step, for the shape of `spec`, on synthetic data."""
+    import torch
+
+    from .lass import lass
+    from .models import Arch, forward
+    from .regularizers import Regularizer
+    from .sensitivity import replay_losses, sensitivity_norms
+    from .train import evaluate, initial_state, train_step
+
+    shape, classes, _, _ = data_shape(spec)
+    seeds = list(spec["seeds"])
+    S, B = len(seeds), spec["batch_size"]
+    arch = Arch.from_spec(spec, shape, classes)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(S, B, *shape, generator=gen).to(device)
+    y = torch.randint(classes, (S, B), generator=gen).to(device)
+    params, buffers, velocity = initial_state(arch, seeds, device)
+    reg = Regularizer.from_spec(spec)
+
+    def timed(fn, repeats: int) -> float:
+        fn()  # warm-up: allocator, kernels
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(repeats):
+            fn()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        return (time.perf_counter() - start) / repeats
+
+    step_repeats = max(5, steps // (10 if reg.adversarial else 1))
+    out = {
+        "step": timed(
+            lambda: train_step(
+                arch,
+                params,
+                buffers,
+                velocity,
+                x,
+                y,
+                lr=1e-3,
+                momentum=0.9,
+                groups=[slice(0, S)],
+                loss=spec["loss"],
+                reg=reg,
+                seeds=seeds,
+            ),
+            step_repeats,
+        )
+    }
+    xe, ye = torch.rand(2048, *shape, generator=gen).to(device), torch.randint(classes, (2048,), generator=gen)
+    out["eval_example"] = timed(lambda: evaluate(arch, params, buffers, xe, ye.to(device)), 5) / 2048
+    one = {k: v[:1] for k, v in params.items()}
+    one_b = {k: v[:1] for k, v in buffers.items()}
+    points = xe[:512]
+    out["lass_point_iteration"] = timed(
+        lambda: lass(
+            lambda t: forward(arch, one, one_b, t, train=False)[0][0], points, alpha=1e-9, beta=0.0, r=1e-9, max_iter=5
+        ),
+        3,
+    ) / (5 * 512)
+    if classes <= 1000 and not reg.adversarial:
+        replay_spec = {
+            **spec,
+            "steps": 20,
+            "epochs": None,
+            "sampling": "replacement",
+            "train_size": min(data_shape(spec)[2], 256),
+        }
+        xt = torch.rand(replay_spec["train_size"], *shape, generator=gen).to(device)
+        yt = torch.randint(classes, (replay_spec["train_size"],), generator=gen).to(device)
+        steps_out = [10, 15, 19]
+
+        def replay():
+            return replay_losses(replay_spec, xt, yt, classes, steps_out)
+
+        replayed = timed(replay, 2)
+        batches, L = replay()
+        backward = timed(lambda: sensitivity_norms(batches, L, len(yt)), 2)
+        out["replay_step"] = replayed / 20
+        out["backward_output_step"] = backward / (len(steps_out) * S * 20)  # per output, seed and replayed step
+    return out
+
+
+def default_cache(device: str) -> Path:
+    root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "memorization"
+    return root / f"calibration-{device_name(device)}.json"
+
+
+def device_name(device: str) -> str:
+    if device.startswith("cuda"):
+        import torch
+
+        return torch.cuda.get_device_name(torch.device(device)).replace(" ", "_")
+    import platform
+
+    return f"cpu-{platform.machine()}-{os.cpu_count()}cores"
+
+
+def calibrations(runs: list[dict], device: str, cache: Path, measure_fn=measure) -> dict[str, dict]:
+    """Timings per shape key, measured once per device and kept in `cache` (a JSON file)."""
+    known = json.loads(cache.read_text()) if cache.exists() else {}
+    for spec in runs:
+        key = shape_key(spec)
+        if key not in known:
+            known[key] = measure_fn(spec, device)
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            cache.write_text(json.dumps(known, indent=1, sort_keys=True))
+    return known
+
+
+# ----------------------------------------------------------------------------- job costs
+
+
+def _steps(spec: dict) -> tuple[int, int, list[int], list[int]]:
+    """(total steps, steps per epoch, evaluation steps, checkpoint steps) as planned (the cap for a run that
+    stops at fit)."""
+    from .train import Plan
+
+    plan = Plan.from_spec(spec, data_shape(spec)[2])
+    return plan.total_steps, plan.steps_per_epoch, list(plan.eval_steps), list(plan.checkpoint_steps)
+
+
+def training_seconds(spec: dict, t: dict) -> float:
+    total, _, evals, _ = _steps(spec)
+    _, _, n_train, n_val = data_shape(spec)
+    return total * t["step"] + len(evals) * (n_train + n_val) * t["eval_example"] + JOB_START["torch"]
+
+
+def metric_seconds(family: str, spec: dict, settings: dict, t: dict) -> float:
+    from .sensitivity import window_steps
+
+    _, _, evals, checkpoints = _steps(spec)
+    S = len(spec["seeds"])
+    _, classes, n_train, n_val = data_shape(spec)
+    seconds = JOB_START["torch"]
+    if family in ("sensitivity", "class_sensitivity"):
+        at = [c for c in checkpoints if c > 0]
+        at = (
+            at[-1:]
+            if settings["at"] == "last"
+            else (at if settings["at"] == "all" else [c for c in at if c in settings["at"]])
+        )
+        outputs_per_step = 1 if family == "sensitivity" else classes
+        for T in at:
+            replayed = T if settings["horizon"] is None else min(T, settings["horizon"] + settings["window"])
+            outputs = len(window_steps(T, settings["window"], settings["stride"])) * outputs_per_step
+            seconds += replayed * t.get("replay_step", math.nan) + outputs * S * replayed * t.get(
+                "backward_output_step", math.nan
+            )
+    elif family == "csr":
+        sizes = {"val": n_val, "train": n_train}
+        points = sum(min(settings["points"] or sizes[s], sizes[s]) for s in settings["splits"])
+        seconds += len(checkpoints) * S * points * settings["max_iter"] * t["lass_point_iteration"]
+    # examples and filters read the run's files: their job start dominates
+    return seconds
+
+
+def jobs(config: dict, timings: dict[str, dict]) -> list[Job]:
+    """Every training and metric job of a config (each run once, under the first experiment that has it),
+    and the small local jobs (data sets, tables, figures), with predicted seconds."""
+    out, seen = [], set()
+    for name, runs in specs.expand(config).items():
+        exp = config["experiments"][name]
+        tables = set(exp.get("tables", ["training"])) | {
+            t for f in exp.get("figures", []) for t in registry.figure(f).tables
+        }
+        for spec in runs:
+            rid = specs.run_id(spec)
+            t = timings[shape_key(spec)]
+            if rid not in seen:
+                seen.add(rid)
+                out.append(Job(name, "train", rid, training_seconds(spec, t), bounded=spec["stop_when_fit"]))
+                for table in sorted(tables):
+                    entry = registry.table(table)
+                    if entry.stage == "metric":
+                        settings = specs.metric_settings(config, table, spec["dataset"])
+                        out.append(
+                            Job(
+                                name,
+                                f"metric:{table}",
+                                rid,
+                                metric_seconds(table, spec, settings, t),
+                                bounded=table == "csr" or spec["stop_when_fit"],
+                            )
+                        )
+        out += [Job(name, "table", table, JOB_START["light"]) for table in tables]
+    for fig in {f for e in config["experiments"].values() for f in e.get("figures", [])}:
+        out.append(Job("", "figure", fig, JOB_START["light"]))
+    return out
+
+
+def wall_time(job_list: list[Job], devices: int) -> float:
+    """The device jobs packed longest first onto `devices` devices, and the local jobs on one more core."""
+    loads = [0.0] * max(1, devices)
+    for job in sorted(
+        (j for j in job_list if j.kind == "train" or j.kind.startswith("metric")), key=lambda j: -j.seconds
+    ):
+        loads[loads.index(min(loads))] += job.seconds
+    local = sum(j.seconds for j in job_list if j.kind in ("table", "figure"))
+    return max(max(loads), local)
+
+
+def summary(job_list: list[Job]) -> dict[tuple[str, str], float]:
+    totals: dict[tuple[str, str], float] = defaultdict(float)
+    for job in job_list:
+        kind = job.kind.split(":")[0] if job.kind.startswith("metric") else job.kind
+        totals[(job.experiment or "(figures)", job.kind if kind == "metric" else kind)] += job.seconds
+    return dict(totals)
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 600 else f"{seconds / 3600:.1f} h"
+
+
+def report(config: dict, job_list: list[Job], devices: int, device: str) -> str:
+    lines = [
+        f"Cost plan on {device_name(device)} ({devices} device(s) in parallel)",
+        "",
+        f"{'experiment':<22} {'job kind':<26} {'jobs':>5} {'device time':>12}",
+    ]
+    counts: dict[tuple[str, str], int] = defaultdict(int)
+    for job in job_list:
+        counts[(job.experiment or "(figures)", job.kind)] += 1
+    for (exp, kind), seconds in sorted(summary(job_list).items()):
+        bound = (
+            " <=" if any(j.bounded for j in job_list if (j.experiment or "(figures)", j.kind) == (exp, kind)) else ""
+        )
+        lines.append(f"{exp:<22} {kind:<26} {counts[(exp, kind)]:>5} {bound:>3}{_hours(seconds):>9}")
+    total = sum(j.seconds for j in job_list)
+    lines += [
+        "",
+        f"total device time {_hours(total)}; wall time on {devices} device(s) {_hours(wall_time(job_list, devices))}",
+        "<= marks upper bounds: runs that stop at 100% training accuracy counted to their cap, LASS counted "
+        "to its iteration cap",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def compare(job_list: list[Job], results: Path) -> str:
+    """Predicted against measured (Snakemake's benchmark files of an actual run), per experiment and total."""
+    measured: dict[tuple[str, str], float] = {}
+    for job in job_list:
+        if job.kind == "train":
+            path = results / "benchmarks" / "train" / f"{job.run}.tsv"
+        elif job.kind.startswith("metric:"):
+            path = results / "benchmarks" / "metrics" / job.run / f"{job.kind.split(':')[1]}.tsv"
+        else:
+            continue
+        if path.exists():
+            measured[(job.experiment, job.kind, job.run)] = float(path.read_text().splitlines()[1].split("\t")[0])
+    by_exp: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    for job in job_list:
+        key = (job.experiment, job.kind, job.run)
+        if key in measured:
+            by_exp[job.experiment][0] += job.seconds
+            by_exp[job.experiment][1] += measured[key]
+    lines = [f"{'experiment':<22} {'planned':>9} {'measured':>9} {'ratio':>6}"]
+    for exp, (planned, got) in sorted(by_exp.items()):
+        lines.append(f"{exp:<22} {planned:>8.0f}s {got:>8.0f}s {planned / got:>6.2f}")
+    planned, got = sum(v[0] for v in by_exp.values()), sum(v[1] for v in by_exp.values())
+    lines.append(f"{'total':<22} {planned:>8.0f}s {got:>8.0f}s {planned / got:>6.2f}")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m memorization.plan", description=__doc__.split("\n")[0])
+    ap.add_argument("config", help="a config file (as given to snakemake --configfile)")
+    ap.add_argument("--devices", type=int, default=1, help="devices (GPUs, or CPU job slots) working in parallel")
+    ap.add_argument("--device", default=None, help="calibrate on this device (default: cuda if present, else cpu)")
+    ap.add_argument("--cache", help="calibration cache file (default: ~/.cache/memorization/calibration-<device>.json)")
+    ap.add_argument("--compare", help="a results/ folder of an actual run: compare with its benchmark files")
+    args = ap.parse_args(argv)
+    import torch
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    torch.set_num_threads(1 if device == "cpu" else torch.get_num_threads())  # as the jobs run
+    given = specs._read_yaml(Path(args.config))
+    config = specs.validate(
+        specs.load_config(given, workdir=Path.cwd(), repository=Path(__file__).resolve().parents[2])
+    )
+    runs = [r for rs in specs.expand(config).values() for r in rs]
+    timings = calibrations(runs, device, Path(args.cache) if args.cache else default_cache(device))
+    job_list = jobs(config, timings)
+    print(report(config, job_list, args.devices, device), end="")
+    if args.compare:
+        print("\n" + compare(job_list, Path(args.compare)), end="")
+
+
+if __name__ == "__main__":
+    main()
