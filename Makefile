@@ -4,12 +4,13 @@
 # make lock  — requirements.lock, the exact versions every install uses, resolved afresh
 # make readme-scorecard — after make run: the README's results section becomes this run's scorecard
 # make bench — the benchmarks in benchmarks/ (ratios against baselines measured in the same run)
+# make plan  — the predicted device and wall time of a config (CONFIG=..., DEVICES=...)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 CORES  ?= all
 
-.PHONY: run test lint format bench dry-run readme-scorecard lock clean
+.PHONY: run test lint format bench plan dry-run readme-scorecard lock clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +41,14 @@ readme-scorecard: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/fig1_engine_vs_dataloader.py
+	$(BIN)/python benchmarks/lass_batched_vs_loop.py
+	$(BIN)/python benchmarks/gpu.py
+
+# The predicted cost of a config before running it (CONFIG=configs/paper.yaml DEVICES=2 make plan).
+CONFIG  ?= config.yaml
+DEVICES ?= 2
+plan: $(VENV)/.installed
+	$(BIN)/python -m memorization.plan $(CONFIG) --devices $(DEVICES)
 
 dry-run: $(VENV)/.installed
 	$(BIN)/snakemake -n --quiet rules
