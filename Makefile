@@ -10,7 +10,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CORES  ?= all
 
-.PHONY: run test lint format bench plan dry-run readme-scorecard lock clean
+.PHONY: run test lint format bench plan dry-run readme-scorecard readme-plan lock clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,7 @@ test: lint
 # After `make run`: the README's results section becomes this run's scorecard.
 readme-scorecard: $(VENV)/.installed
 	$(BIN)/python -m memorization.claims results/tables --readme README.md > /dev/null
+	$(BIN)/python -m memorization.plan --time-of . --readme README.md > /dev/null
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/fig1_engine_vs_dataloader.py
@@ -49,6 +50,10 @@ CONFIG  ?= config.yaml
 DEVICES ?= 2
 plan: $(VENV)/.installed
 	$(BIN)/python -m memorization.plan $(CONFIG) --devices $(DEVICES)
+
+# The README's plan of configs/paper.yaml on this machine (calibrates the paper's model shapes: minutes).
+readme-plan: $(VENV)/.installed
+	$(BIN)/python -m memorization.plan configs/paper.yaml --devices 2 --readme README.md > /dev/null
 
 dry-run: $(VENV)/.installed
 	$(BIN)/snakemake -n --quiet rules

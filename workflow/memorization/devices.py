@@ -69,8 +69,11 @@ def lease(
     preference: "auto" (a GPU when there is one), "cpu", "cuda" (any GPU) or "cuda:k" (that GPU).
     When every GPU is leased the call waits, saying so in the job's log, until one is free.
     """
-    granted = [f"{k}={os.environ[k]}" for k in ("SLURM_STEP_GPUS", "SLURM_JOB_GPUS", "CUDA_VISIBLE_DEVICES")
-               if os.environ.get(k)]
+    granted = [
+        f"{k}={os.environ[k]}"
+        for k in ("SLURM_STEP_GPUS", "SLURM_JOB_GPUS", "CUDA_VISIBLE_DEVICES")
+        if os.environ.get(k)
+    ]
     if granted:  # what a scheduler gave this job (SLURM sets CUDA_VISIBLE_DEVICES under --gpus)
         print(f"GPUs granted by the environment: {' '.join(granted)}", file=sys.stderr, flush=True)
     count = 0 if preference == "cpu" else count_gpus()

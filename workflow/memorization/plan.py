@@ -60,89 +60,87 @@ def shape_key(spec: dict) -> str:
     return json.dumps(parts, sort_keys=True)
 
 
-def measure(spec: dict, device: str, steps: int = CALIBRATION_STEPS) -> dict[str, float]:
+def measure(spec: dict, device: str, steps: int = CALIBRATION_STEPS, budget: float = 3.0) -> dict[str, float]:
     """Seconds per training step, per evaluated example, per LASS iteration and point, per replayed step and
-    per backward output step, for the shape of `spec`, on synthetic data."""
+    per backward output step, for the shape of `spec`, on synthetic data: each timed over up to `steps` calls
+    or about `budget` seconds (a paper-sized CNN step takes seconds on a CPU). Seeds are stacked in the
+    groups training uses (train.seed_groups); one group is timed and counted once per group."""
     import torch
 
     from .lass import lass
-    from .models import Arch, forward
+    from .models import Arch, forward, init_params
     from .regularizers import Regularizer
     from .sensitivity import replay_losses, sensitivity_norms
-    from .train import evaluate, initial_state, train_step
+    from .train import GROUP_PARAMS, evaluate, initial_state, seed_groups, train_step
 
     shape, classes, _, _ = data_shape(spec)
-    seeds = list(spec["seeds"])
-    S, B = len(seeds), spec["batch_size"]
     arch = Arch.from_spec(spec, shape, classes)
+    per_seed = sum(v[0].numel() for v in init_params(arch, [0])[0].values())
+    groups = seed_groups(len(spec["seeds"]), per_seed, GROUP_PARAMS["cuda" if device.startswith("cuda") else "cpu"])
+    seeds = list(spec["seeds"])[groups[0]]
+    S, B = len(seeds), spec["batch_size"]
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(S, B, *shape, generator=gen).to(device)
     y = torch.randint(classes, (S, B), generator=gen).to(device)
     params, buffers, velocity = initial_state(arch, seeds, device)
     reg = Regularizer.from_spec(spec)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
 
     def timed(fn, repeats: int) -> float:
+        """Seconds per call: a warm-up call, then up to `repeats` calls or about `budget` seconds."""
         fn()  # warm-up: allocator, kernels
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        for _ in range(repeats):
+        sync()
+        start, done = time.perf_counter(), 0
+        while done < repeats and (done < 2 or time.perf_counter() - start < budget):
             fn()
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        return (time.perf_counter() - start) / repeats
+            done += 1
+        sync()
+        return (time.perf_counter() - start) / done
 
-    step_repeats = max(5, steps // (10 if reg.adversarial else 1))
-    out = {
-        "step": timed(
-            lambda: train_step(
-                arch,
-                params,
-                buffers,
-                velocity,
-                x,
-                y,
-                lr=1e-3,
-                momentum=0.9,
-                groups=[slice(0, S)],
-                loss=spec["loss"],
-                reg=reg,
-                seeds=seeds,
-            ),
-            step_repeats,
+    def step():
+        train_step(
+            arch,
+            params,
+            buffers,
+            velocity,
+            x,
+            y,
+            lr=1e-3,
+            momentum=0.9,
+            groups=[slice(0, S)],
+            loss=spec["loss"],
+            reg=reg,
+            seeds=seeds,
         )
-    }
+
     xe, ye = torch.rand(2048, *shape, generator=gen).to(device), torch.randint(classes, (2048,), generator=gen)
-    out["eval_example"] = timed(lambda: evaluate(arch, params, buffers, xe, ye.to(device)), 5) / 2048
-    one = {k: v[:1] for k, v in params.items()}
-    one_b = {k: v[:1] for k, v in buffers.items()}
-    points = xe[:512]
-    out["lass_point_iteration"] = timed(
-        lambda: lass(
-            lambda t: forward(arch, one, one_b, t, train=False)[0][0], points, alpha=1e-9, beta=0.0, r=1e-9, max_iter=5
-        ),
-        3,
-    ) / (5 * 512)
-    if classes <= 1000 and not reg.adversarial:
-        replay_spec = {
-            **spec,
-            "steps": 20,
-            "epochs": None,
-            "sampling": "replacement",
-            "train_size": min(data_shape(spec)[2], 256),
-        }
-        xt = torch.rand(replay_spec["train_size"], *shape, generator=gen).to(device)
-        yt = torch.randint(classes, (replay_spec["train_size"],), generator=gen).to(device)
-        steps_out = [10, 15, 19]
+    one, one_b = {k: v[:1] for k, v in params.items()}, {k: v[:1] for k, v in buffers.items()}
 
-        def replay():
-            return replay_losses(replay_spec, xt, yt, classes, steps_out)
+    def search():
+        lass(
+            lambda t: forward(arch, one, one_b, t, train=False)[0][0],
+            xe[:512],
+            alpha=1e-9,
+            beta=0.0,
+            r=1e-9,
+            max_iter=5,
+        )
 
-        replayed = timed(replay, 2)
-        batches, L = replay()
-        backward = timed(lambda: sensitivity_norms(batches, L, len(yt)), 2)
+    out = {
+        "step": timed(step, steps) * len(groups),
+        "eval_example": timed(lambda: evaluate(arch, params, buffers, xe, ye.to(device)), 5) * len(groups) / 2048,
+        "lass_point_iteration": timed(search, 3) / (5 * 512),
+    }
+    if per_seed * len(spec["seeds"]) <= 1 << 22 and not reg.adversarial:  # the replay's nets are small
+        n = min(data_shape(spec)[2], 256)
+        replay_spec = {**spec, "steps": 20, "epochs": None, "sampling": "replacement", "train_size": n}
+        xt, yt = torch.rand(n, *shape, generator=gen).to(device), torch.randint(classes, (n,), generator=gen)
+        outputs = [10, 15, 19]
+        replayed = timed(lambda: replay_losses(replay_spec, xt, yt.to(device), classes, outputs), 2)
+        batches, L = replay_losses(replay_spec, xt, yt.to(device), classes, outputs)
+        backward = timed(lambda: sensitivity_norms(batches, L, n), 2)
         out["replay_step"] = replayed / 20
-        out["backward_output_step"] = backward / (len(steps_out) * S * 20)  # per output, seed and replayed step
+        out["backward_output_step"] = backward / (len(outputs) * len(spec["seeds"]) * 20)  # per output, seed, step
     return out
 
 
@@ -327,16 +325,72 @@ def compare(job_list: list[Job], results: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def where_time_went(workdir) -> str:
+    """The time of an actual run, from its files: Snakemake's elapsed time (its newest log in
+    .snakemake/log/) and the job times of the `benchmark:` files, summed per job kind."""
+    workdir = Path(workdir)
+    logs = sorted((workdir / ".snakemake" / "log").glob("*.snakemake.log"))
+    elapsed = (
+        next(
+            (
+                line.split(": ", 1)[1].split(".")[0]
+                for line in reversed(logs[-1].read_text().splitlines())
+                if line.startswith("Elapsed time")
+            ),
+            "?",
+        )
+        if logs
+        else "?"
+    )
+    kinds: dict[str, list[float]] = defaultdict(list)
+    for path in (workdir / "results" / "benchmarks").glob("**/*.tsv"):
+        kind = "train" if path.parent.name == "train" else f"metric:{path.stem}"
+        kinds[kind].append(float(path.read_text().splitlines()[1].split("\t")[0]))
+    lines = [
+        f"Snakemake's elapsed time: {elapsed}. Job time (from the `benchmark:` files), per job kind:",
+        "",
+        "| jobs | count | job-seconds |",
+        "|---|---|---|",
+    ]
+    for kind, times in sorted(kinds.items(), key=lambda kv: -sum(kv[1])):
+        lines.append(f"| {kind} | {len(times)} | {sum(times):.0f} |")
+    lines.append(f"| all of them | {sum(len(t) for t in kinds.values())} | {sum(sum(t) for t in kinds.values()):.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+README_BEGIN = "<!-- plan: generated by `make readme-plan` -->\n"
+README_END = "<!-- end of plan -->"
+TIME_BEGIN = "<!-- time: generated by `make readme-scorecard` -->\n"
+TIME_END = "<!-- end of time -->"
+
+
+def into_readme(path, block: str, begin: str = README_BEGIN, end: str = README_END) -> None:
+    """Replace a generated section of the README."""
+    text = Path(path).read_text()
+    start, stop = text.index(begin) + len(begin), text.index(end)
+    Path(path).write_text(text[:start] + block + text[stop:])
+
+
 def main(argv=None) -> None:
     import argparse
 
     ap = argparse.ArgumentParser(prog="python -m memorization.plan", description=__doc__.split("\n")[0])
-    ap.add_argument("config", help="a config file (as given to snakemake --configfile)")
+    ap.add_argument("config", nargs="?", help="a config file (as given to snakemake --configfile)")
+    ap.add_argument("--time-of", help="instead: where the time of the run in this working directory went")
     ap.add_argument("--devices", type=int, default=1, help="devices (GPUs, or CPU job slots) working in parallel")
     ap.add_argument("--device", default=None, help="calibrate on this device (default: cuda if present, else cpu)")
     ap.add_argument("--cache", help="calibration cache file (default: ~/.cache/memorization/calibration-<device>.json)")
     ap.add_argument("--compare", help="a results/ folder of an actual run: compare with its benchmark files")
+    ap.add_argument("--readme", help="also write the plan into this README's generated plan section")
     args = ap.parse_args(argv)
+    if args.time_of:
+        text = where_time_went(args.time_of)
+        if args.readme:
+            into_readme(args.readme, text, TIME_BEGIN, TIME_END)
+        print(text, end="")
+        return
+    if not args.config:
+        ap.error("give a config file (or --time-of DIR)")
     import torch
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -348,7 +402,12 @@ def main(argv=None) -> None:
     runs = [r for rs in specs.expand(config).values() for r in rs]
     timings = calibrations(runs, device, Path(args.cache) if args.cache else default_cache(device))
     job_list = jobs(config, timings)
-    print(report(config, job_list, args.devices, device), end="")
+    text = report(config, job_list, args.devices, device)
+    print(text, end="")
+    if args.readme:
+        into_readme(
+            args.readme, f"`python -m memorization.plan {args.config} --devices {args.devices}`:\n\n```\n{text}```\n"
+        )
     if args.compare:
         print("\n" + compare(job_list, Path(args.compare)), end="")
 
