@@ -269,3 +269,25 @@ def test_interrupting_snakemake_alone_does_not_retrain_finished_runs(tmp_path):
         if log.count("training 2 seed(s)") > 1:  # its job ran again: it did not train again
             assert "finished training already" in log
     assert len(list(tmp_path.glob("results/runs/*/manifest.json"))) == 4
+
+
+def test_the_clean_cache_is_rebuilt_when_the_raw_files_change(tmp_path):
+    """MNIST's raw files are inputs of its clean cache: replacing them (e.g. after a damaged download was
+    fixed) rebuilds the cache and everything trained on it; a damaged file stops that job, naming it."""
+    from .test_data import write_mnist
+
+    write_mnist(tmp_path / "data", n_train=60)
+    config = {
+        "data_root": str(tmp_path / "data"),
+        "experiments": {"m": {"spec": {"dataset": "mnist", "train_size": 20, "width": 8}}},
+    }
+    write_config(tmp_path, config)
+    snakemake(tmp_path)
+    assert "Nothing to be done" in snakemake(tmp_path).output
+    labels = tmp_path / "data" / "MNIST" / "raw" / "train-labels-idx1-ubyte"
+    labels.write_bytes(labels.read_bytes()[:4] + (53).to_bytes(4, "big") + labels.read_bytes()[8:-7])  # 53 for 60
+    rules = sorted(r for r, _ in dry_run_jobs(tmp_path, None))
+    assert rules[:2] == ["all", "dataset"] and "train" in rules
+    proc = snakemake(tmp_path, "--show-failed-logs", check=False)
+    assert proc.returncode != 0 and "60 images but 53 labels" in proc.output
+    assert not (tmp_path / "results" / "data" / "clean" / "mnist.npz").exists()  # nothing bad was cached

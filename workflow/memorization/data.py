@@ -98,14 +98,15 @@ def _torchvision(name: str, root: str, download: bool, train: bool):
     cls = {"mnist": torchvision.datasets.MNIST, "cifar10": torchvision.datasets.CIFAR10}[name]
     where = Path(root).resolve() / Path(DATASETS[name].files[0]).parent
     files = ", ".join(Path(f).name for f in DATASETS[name].files)
+    missing = [f for f in DATASETS[name].files if not (Path(root) / f).exists()]
+    if missing and not download:
+        raise DataError(
+            f"{name} not found under {where}: {', '.join(Path(f).name for f in missing)} missing. Expected files: "
+            f"{files}. Either set `download: true` in the config to let torchvision fetch them, or copy them there, "
+            f"or point `data_root` at the directory that holds them."
+        )
     try:
         return cls(root=root, train=train, download=download)
-    except RuntimeError as err:  # torchvision's "Dataset not found"
-        raise DataError(
-            f"{name} not found under {where} (torchvision said: {err}). Expected files: {files}. Either set "
-            f"`download: true` in the config to let torchvision fetch them, or copy them there, or point "
-            f"`data_root` at the directory that holds them."
-        ) from err
     except Exception as err:  # a damaged file: torchvision's own checks raise bare asserts and ValueErrors
         raise DataError(
             f"{name} files under {where} cannot be read ({type(err).__name__}: {err or 'a format check failed'}). "
