@@ -28,6 +28,7 @@ from . import spec as specs
 
 JOB_START = {"torch": 3.0, "light": 1.5}  # seconds to start a job process and import its libraries (measured)
 CALIBRATION_STEPS = 200
+CALIBRATION_VERSION = 2  # bump when `measure` measures something new: older cache entries are measured again
 
 
 @dataclass(frozen=True)
@@ -135,12 +136,18 @@ def measure(spec: dict, device: str, steps: int = CALIBRATION_STEPS, budget: flo
         n = min(data_shape(spec)[2], 256)
         replay_spec = {**spec, "steps": 20, "epochs": None, "sampling": "replacement", "train_size": n}
         xt, yt = torch.rand(n, *shape, generator=gen).to(device), torch.randint(classes, (n,), generator=gen)
-        outputs = [10, 15, 19]
-        replayed = timed(lambda: replay_losses(replay_spec, xt, yt.to(device), classes, outputs), 2)
-        batches, L = replay_losses(replay_spec, xt, yt.to(device), classes, outputs)
-        backward = timed(lambda: sensitivity_norms(batches, L, n), 2)
+        # the batched backward of the outputs: a cost per pass and per output, from passes of 2 and 12 steps
+        few, many = [18, 19], list(range(8, 20))
+        replayed = timed(lambda: replay_losses(replay_spec, xt, yt.to(device), classes, many), 2)
+        times = {}
+        for outputs in (few, many):
+            batches, L = replay_losses(replay_spec, xt, yt.to(device), classes, outputs)
+            times[len(outputs)] = timed(lambda b=batches, L=L: sensitivity_norms(b, L, n, chunk=256), 2) / 20
+        S = len(spec["seeds"])
+        per_output = max(0.0, (times[len(many)] - times[len(few)]) / ((len(many) - len(few)) * S))
         out["replay_step"] = replayed / 20
-        out["backward_output_step"] = backward / (len(outputs) * len(spec["seeds"]) * 20)  # per output, seed, step
+        out["backward_output_step"] = per_output  # per output and replayed step
+        out["backward_pass_step"] = max(0.0, times[len(few)] - len(few) * S * per_output)  # per pass and step
     return out
 
 
@@ -160,15 +167,19 @@ def device_name(device: str) -> str:
 
 
 def calibrations(runs: list[dict], device: str, cache: Path, measure_fn=measure) -> dict[str, dict]:
-    """Timings per shape key, measured once per device and kept in `cache` (a JSON file)."""
+    """Timings per shape key, measured once per device and kept in `cache` (a JSON file; entries of an older
+    CALIBRATION_VERSION are measured again)."""
     known = json.loads(cache.read_text()) if cache.exists() else {}
+    timings = {}
     for spec in runs:
         key = shape_key(spec)
-        if key not in known:
-            known[key] = measure_fn(spec, device)
+        stored = f"v{CALIBRATION_VERSION} {key}"
+        if stored not in known:
+            known[stored] = measure_fn(spec, device)
             cache.parent.mkdir(parents=True, exist_ok=True)
             cache.write_text(json.dumps(known, indent=1, sort_keys=True))
-    return known
+        timings[key] = known[stored]
+    return timings
 
 
 # ----------------------------------------------------------------------------- job costs
@@ -206,9 +217,12 @@ def metric_seconds(family: str, spec: dict, settings: dict, t: dict) -> float:
         outputs_per_step = 1 if family == "sensitivity" else classes
         for T in at:
             replayed = T if settings["horizon"] is None else min(T, settings["horizon"] + settings["window"])
-            outputs = len(window_steps(T, settings["window"], settings["stride"])) * outputs_per_step
-            seconds += replayed * t.get("replay_step", math.nan) + outputs * S * replayed * t.get(
-                "backward_output_step", math.nan
+            outputs = len(window_steps(T, settings["window"], settings["stride"])) * outputs_per_step * S
+            passes = math.ceil(outputs / settings["chunk"])
+            seconds += replayed * (
+                t.get("replay_step", math.nan)
+                + passes * t.get("backward_pass_step", math.nan)
+                + outputs * t.get("backward_output_step", math.nan)
             )
     elif family == "csr":
         sizes = {"val": n_val, "train": n_train}
@@ -230,22 +244,22 @@ def jobs(config: dict, timings: dict[str, dict]) -> list[Job]:
         for spec in runs:
             rid = specs.run_id(spec)
             t = timings[shape_key(spec)]
-            if rid not in seen:
+            if rid not in seen:  # a run shared by experiments trains once
                 seen.add(rid)
                 out.append(Job(name, "train", rid, training_seconds(spec, t), bounded=spec["stop_when_fit"]))
-                for table in sorted(tables):
-                    entry = registry.table(table)
-                    if entry.stage == "metric":
-                        settings = specs.metric_settings(config, table, spec["dataset"])
-                        out.append(
-                            Job(
-                                name,
-                                f"metric:{table}",
-                                rid,
-                                metric_seconds(table, spec, settings, t),
-                                bounded=table == "csr" or spec["stop_when_fit"],
-                            )
+            for table in sorted(tables):
+                if registry.table(table).stage == "metric" and (rid, table) not in seen:  # and each metric once
+                    seen.add((rid, table))
+                    settings = specs.metric_settings(config, table, spec["dataset"])
+                    out.append(
+                        Job(
+                            name,
+                            f"metric:{table}",
+                            rid,
+                            metric_seconds(table, spec, settings, t),
+                            bounded=table == "csr" or spec["stop_when_fit"],
                         )
+                    )
         out += [Job(name, "table", table, JOB_START["light"]) for table in tables]
     for fig in {f for e in config["experiments"].values() for f in e.get("figures", [])}:
         out.append(Job("", "figure", fig, JOB_START["light"]))
