@@ -38,29 +38,7 @@ def tiny():
 def loss_after_updates(spec, x_updates, x_loss, y, step):
     """L_step for each seed: train `step` updates on x_updates (the training code path), then evaluate the
     batch of that step on x_loss. With x_loss unperturbed this is the loss with the direct path cut."""
-    arch = Arch.from_spec(spec, tuple(x_updates.shape[1:]), 10)
-    plan = Plan.from_spec(spec, len(y))
-    params, buffers = init_params(arch, spec["seeds"])
-    params = {k: v.double() for k, v in params.items()}
-    velocity = {k: torch.zeros_like(v) for k, v in params.items()}
-    groups = [slice(0, len(spec["seeds"]))]
-    for s in range(step):
-        idx = plan.batch(plan.epoch_order(spec["seeds"], s // plan.steps_per_epoch), s)
-        train_step(
-            arch,
-            params,
-            buffers,
-            velocity,
-            x_updates[idx],
-            y[idx],
-            lr=learning_rate(spec, 0),
-            momentum=spec["momentum"],
-            groups=groups,
-            loss=spec["loss"],
-        )
-    idx = plan.batch(plan.epoch_order(spec["seeds"], step // plan.steps_per_epoch), step)
-    logits, _ = forward(arch, params, buffers, x_loss[idx], train=True)
-    return example_losses(logits, y[idx], spec["loss"]).mean(1)
+    return example_losses_after_updates(spec, x_updates, x_loss, y, step)[0].mean(1)
 
 
 def batches_up_to(spec, n, seed_pos, step):
