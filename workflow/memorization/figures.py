@@ -80,9 +80,12 @@ def save(fig, stem: str | os.PathLike, findings: list[str] = (), *, stamp: bool 
     return paths
 
 
-def _plain_log_axis(ax, base: int = 10) -> None:
-    """A log x-axis whose ticks read as plain numbers (50, 1000), not 5x10^1."""
+def _plain_log_axis(ax, base: int = 10, ticks=None) -> None:
+    """A log x-axis whose ticks read as plain numbers (50, 1000), not 5x10^1; at `ticks` if given (the data's
+    own x values: within one decade a log axis would otherwise label a single tick)."""
     ax.set_xscale("log", base=base)
+    if ticks is not None:
+        ax.set_xticks(sorted(set(ticks)))
     ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
 
@@ -210,7 +213,7 @@ def fig03_gini(gini_table: pd.DataFrame):
                 f"{title}: Gini real > random inputs at {int(above.sum())} of {len(above)} checkpoints"
                 f" (last, T={stats.index[-1]}: {stats[real[0]].iloc[-1]:.3f} vs {stats[rand[0]].iloc[-1]:.3f})"
             )
-        _plain_log_axis(ax)
+        _plain_log_axis(ax, ticks=f["step"])
         ax.set_xlabel("SGD steps")
         ax.set_ylabel(r"Gini coefficient of $\bar{g}_x$")
         ax.set_title(title)
