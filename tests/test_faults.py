@@ -197,6 +197,9 @@ def test_a_duplicate_key_in_a_config_file_is_named_with_its_line(tmp_path):
     assert proc.returncode != 0
     assert "config.yaml, line 3, column 3: the key 'e' appears twice (first on line 2)" in proc.output
     (tmp_path / "bad.yaml").write_text("experiments:\n  e: {seeds: 1\n")
+    # given as `--config base=FILE`, a config is read by the workflow itself: YAML errors name their line
+    proc = snakemake(tmp_path, "-n", "--config", "base=bad.yaml", check=False, configfile=False)
+    assert proc.returncode != 0 and "bad.yaml, line 3, column 1: not valid YAML" in proc.output
     check = subprocess.run(
         [str(SNAKEMAKE.with_name("python")), "-m", "memorization.spec", "bad.yaml"],
         cwd=tmp_path,
