@@ -10,7 +10,6 @@ once. A claim whose figure was not run is "not run", not false.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -454,23 +453,6 @@ def write(card: pd.DataFrame, parquet: str | os.PathLike, md: str | os.PathLike,
     Path(page).write_text(html(card))
 
 
-def tables_by_figure(tables_dir: str | os.PathLike) -> dict[str, dict[str, pd.DataFrame]]:
-    """The tables under `tables_dir` (results/tables/<experiment>/) grouped by the figures they feed, as their
-    metadata says (what `python -m memorization.figures` draws from)."""
-    from .tables import read_provenance
-
-    found: dict[str, dict[str, list[pd.DataFrame]]] = {}
-    for path in sorted(Path(tables_dir).glob("*/*.parquet")):
-        for fig in json.loads(read_provenance(path).get("memorization.figures", "[]")):
-            if fig in registry.FIGURES and path.stem in registry.figure(fig).tables:
-                found.setdefault(fig, {}).setdefault(path.stem, []).append(pd.read_parquet(path))
-    return {
-        fig: {t: pd.concat(f, ignore_index=True) for t, f in by_table.items()}
-        for fig, by_table in found.items()
-        if set(registry.figure(fig).tables) <= set(by_table)
-    }
-
-
 def claims_markdown() -> str:
     """The registered claims as a Markdown table (docs/science.md §6 holds a copy; a test keeps it current)."""
     lines = ["| claim | figure | the paper | statistic | holds when |", "|---|---|---|---|---|"]
@@ -496,6 +478,8 @@ def main(argv=None) -> None:
         return
     if not args.tables_dir:
         ap.error("give the tables directory (or --list)")
+    from .tables import tables_by_figure
+
     card = scorecard(tables_by_figure(args.tables_dir))
     if args.out:
         out = Path(args.out)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from .analysis import (
     noise_kind,
     per_run_summary,
 )
-from .tables import read_provenance  # noqa: E402
+from .tables import tables_by_figure  # noqa: E402
 
 ORDER = ["real data", "random labels", "random inputs"]
 REGULARIZER_ORDER = [
@@ -573,20 +572,12 @@ def figures_from_tables(
     tables_dir: str | os.PathLike, out_dir: str | os.PathLike, *, stamp: bool = False
 ) -> list[Path]:
     """Draw every figure that the tables under `tables_dir` (laid out as results/tables/<experiment>/) feed,
-    into `out_dir`, from the tables alone: no runs, checkpoints or Snakemake needed. Each table names the
-    figures it feeds in its metadata, so tables of unrelated experiments are not mixed in."""
-    found: dict[str, dict[str, list[pd.DataFrame]]] = {}
-    for path in sorted(Path(tables_dir).glob("*/*.parquet")):
-        for fig in json.loads(read_provenance(path).get("memorization.figures", "[]")):
-            if fig in registry.FIGURES and path.stem in registry.figure(fig).tables:
-                found.setdefault(fig, {}).setdefault(path.stem, []).append(pd.read_parquet(path))
+    into `out_dir`, from the tables alone: no runs, checkpoints or Snakemake needed."""
     written = []
-    for fig, by_table in sorted(found.items()):
-        if set(registry.figure(fig).tables) <= set(by_table):
-            frames = {t: pd.concat(f, ignore_index=True) for t, f in by_table.items()}
-            stem = Path(out_dir) / fig
-            draw(fig, frames, stem, stamp=stamp)
-            written += [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
+    for fig, frames in tables_by_figure(tables_dir).items():
+        stem = Path(out_dir) / fig
+        draw(fig, frames, stem, stamp=stamp)
+        written += [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
     return written
 
 

@@ -155,15 +155,12 @@ def experiment_table(
 
 def figure(name: str, inputs: list[str], out_png: str, findings_out: str, *, stamp: bool = False, analyses=()) -> None:
     """One figure from its tables, and what this run shows (the findings) as text beside it."""
-    import pandas as pd
 
     from . import figures, registry
+    from .tables import frames_by_table
 
     registry.load_analyses(analyses)
-    by_table: dict[str, list] = {}
-    for path in inputs:
-        by_table.setdefault(Path(path).stem, []).append(pd.read_parquet(path))
-    frames = {t: pd.concat(f, ignore_index=True) for t, f in by_table.items()}
+    frames = frames_by_table(inputs)
     findings = figures.draw(name, frames, Path(out_png).with_suffix(""), stamp=stamp)
     Path(findings_out).write_text("".join(f"{line}\n" for line in findings))
 
@@ -177,17 +174,12 @@ def findings_page(figure_names: list[str], findings: list[str], out: str) -> Non
 
 def scorecard(inputs: dict[str, list[str]], parquet: str, md: str, page: str, analyses=()) -> None:
     """The reproduction scorecard from the tables of each figure that has claims (figure -> table paths)."""
-    import pandas as pd
 
     from . import claims, registry
+    from .tables import frames_by_table
 
     registry.load_analyses(analyses)
-    tables = {}
-    for fig, paths in inputs.items():
-        by_table: dict[str, list] = {}
-        for path in paths:
-            by_table.setdefault(Path(path).stem, []).append(pd.read_parquet(path))
-        tables[fig] = {t: pd.concat(f, ignore_index=True) for t, f in by_table.items()}
+    tables = {fig: frames_by_table(paths) for fig, paths in inputs.items()}
     card = claims.scorecard(tables)
     claims.write(card, parquet, md, page)
     print(claims.markdown(card))

@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .registry import ARROW_TYPES, IDENTITY, TABLES, table
+from .registry import ARROW_TYPES, FIGURES, IDENTITY, TABLES, table
 
 IDENTITY_COLUMNS = tuple(c.name for c in IDENTITY)
 
@@ -117,6 +117,30 @@ def write_table(
 ) -> None:
     """Check the contract's columns, fix types, write Parquet with provenance."""
     write_frame(conform(frame, table), path, provenance(specs, figures), arrow_schema(table))
+
+
+def frames_by_table(paths) -> dict[str, pd.DataFrame]:
+    """Table files concatenated per table (the file name's stem): the frames a figure or a claim reads."""
+    parts: dict[str, list[pd.DataFrame]] = {}
+    for path in paths:
+        parts.setdefault(Path(path).stem, []).append(pd.read_parquet(path))
+    return {name: pd.concat(frames, ignore_index=True) for name, frames in parts.items()}
+
+
+def tables_by_figure(tables_dir: str | os.PathLike) -> dict[str, dict[str, pd.DataFrame]]:
+    """The tables under `tables_dir` (laid out as results/tables/<experiment>/) grouped by the figures they
+    feed, as each file's metadata says, for every figure whose tables are all there: what a colleague's copy
+    of the tables can be drawn into and scored on, so tables of unrelated experiments are not mixed in."""
+    paths: dict[str, list[Path]] = {}
+    for path in sorted(Path(tables_dir).glob("*/*.parquet")):
+        for fig in json.loads(read_provenance(path).get("memorization.figures", "[]")):
+            if fig in FIGURES and path.stem in FIGURES[fig].tables:
+                paths.setdefault(fig, []).append(path)
+    return {
+        fig: frames_by_table(found)
+        for fig, found in sorted(paths.items())
+        if set(FIGURES[fig].tables) <= {p.stem for p in found}
+    }
 
 
 def read_run_table(path: str | os.PathLike, run_id: str, seeds) -> pd.DataFrame:
