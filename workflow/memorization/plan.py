@@ -28,7 +28,7 @@ from . import spec as specs
 
 JOB_START = {"torch": 3.0, "light": 1.5}  # seconds to start a job process and import its libraries (measured)
 CALIBRATION_STEPS = 200
-CALIBRATION_VERSION = 3  # bump when `measure` measures something new: older cache entries are measured again
+CALIBRATION_VERSION = 4  # bump when `measure` measures something new: older cache entries are measured again
 
 
 @dataclass(frozen=True)
@@ -152,11 +152,11 @@ def measure(spec: dict, device: str, steps: int = CALIBRATION_STEPS, budget: flo
         for outputs in (few, many):
             batches, L = replay_losses(replay_spec, xt, yt.to(device), classes, outputs)
             times[len(outputs)] = timed(lambda b=batches, L=L: sensitivity_norms(b, L, n, chunk=256), 2) / 20
-        S = len(spec["seeds"])
-        per_output = max(0.0, (times[len(many)] - times[len(few)]) / ((len(many) - len(few)) * S))
+        # one backward row per output step serves every seed (sensitivity.input_jacobian)
+        per_output = max(0.0, (times[len(many)] - times[len(few)]) / (len(many) - len(few)))
         out["replay_step"] = replayed / 20
-        out["backward_output_step"] = per_output  # per output and replayed step
-        out["backward_pass_step"] = max(0.0, times[len(few)] - len(few) * S * per_output)  # per pass and step
+        out["backward_output_step"] = per_output  # per output step (all seeds) and replayed step
+        out["backward_pass_step"] = max(0.0, times[len(few)] - len(few) * per_output)  # per pass and step
     return out
 
 
@@ -226,7 +226,7 @@ def metric_seconds(family: str, spec: dict, settings: dict, t: dict) -> float:
         outputs_per_step = 1 if family == "sensitivity" else classes
         for T in at:
             replayed = T if settings["horizon"] is None else min(T, settings["horizon"] + settings["window"])
-            outputs = len(window_steps(T, settings["window"], settings["stride"])) * outputs_per_step * S
+            outputs = len(window_steps(T, settings["window"], settings["stride"])) * outputs_per_step  # all seeds
             passes = math.ceil(outputs / settings["chunk"])
             seconds += replayed * (
                 t.get("replay_step", math.nan)

@@ -151,19 +151,25 @@ def replay_losses(
 
 
 def input_jacobian(batches, L: torch.Tensor, n_train: int, *, chunk: int = 64):
-    """Yield (flat output indices, J) for chunks of the flattened outputs of L, by batched backward, where
-    J[c, s, n] = ∂L_c/∂x_n for seed s's copy of training input n: shape (chunk, S, N, ...)."""
-    flat = L.reshape(-1)
+    """Yield (row indices, J) for chunks of the M·K outputs (m, k) of L (shape (M, S, K)), by batched
+    backward, where J[c, s, n] = ∂L_{m,s,k}/∂x_n for seed s's copy of training input n: (chunk, S, N, ...).
+
+    One backward row serves every seed: the seeds are independent copies of the run stacked along axis 1
+    (their own parameters, batches, BatchNorm statistics and noise), so the gradient of Σ_s L_{m,s,k} with
+    respect to seed s's inputs is that of L_{m,s,k} alone. S seeds then cost one backward pass per output
+    step instead of S (the graph itself is vectorised over seeds)."""
+    M, S, K = L.shape
+    per_row = L.sum(1).reshape(-1)  # row m·K + k: Σ_s L_{m,s,k}
     leaves = [xb for _, xb in batches]
-    S, shape = L.shape[1], (leaves[0].shape[2:] if leaves else ())
-    eye = torch.eye(len(flat), dtype=flat.dtype, device=flat.device)
-    seed_offset = torch.arange(S, device=flat.device)[:, None] * n_train
-    for start in range(0, len(flat), chunk):
-        rows = torch.arange(start, min(start + chunk, len(flat)))
-        jac = torch.zeros((len(rows), S * n_train, *shape), dtype=flat.dtype, device=flat.device)
+    shape = leaves[0].shape[2:] if leaves else ()
+    eye = torch.eye(len(per_row), dtype=L.dtype, device=L.device)
+    seed_offset = torch.arange(S, device=L.device)[:, None] * n_train
+    for start in range(0, len(per_row), chunk):
+        rows = torch.arange(start, min(start + chunk, len(per_row)))
+        jac = torch.zeros((len(rows), S * n_train, *shape), dtype=L.dtype, device=L.device)
         if leaves:
             grads = torch.autograd.grad(
-                flat, leaves, grad_outputs=eye[rows], is_grads_batched=True, retain_graph=True, allow_unused=True
+                per_row, leaves, grad_outputs=eye[rows], is_grads_batched=True, retain_graph=True, allow_unused=True
             )
             for (idx, _), g in zip(batches, grads):
                 if g is not None:  # an example used at several steps sums its influences
@@ -174,12 +180,10 @@ def input_jacobian(batches, L: torch.Tensor, n_train: int, *, chunk: int = 64):
 def sensitivity_norms(batches, L: torch.Tensor, n_train: int, norm: str = "l1", chunk: int = 64) -> torch.Tensor:
     """‖∂L_{m,s,k}/∂x_{s,n}‖ for every output (m, s, k) and example n of the same seed: (M, S, K, N)."""
     M, S, K = L.shape
-    out = torch.zeros(M * S * K, n_train, dtype=L.dtype, device=L.device)
+    out = torch.zeros(M * K, S, n_train, dtype=L.dtype, device=L.device)
     for rows, jac in input_jacobian(batches, L, n_train, chunk=chunk):
-        s = (rows // K) % S  # output m,s,k only depends on seed s's inputs
-        sub = jac[torch.arange(len(rows)), s]
-        out[rows] = input_norm(sub, norm, sub.dim() - 2)
-    return out.view(M, S, K, n_train)
+        out[rows] = input_norm(jac, norm, jac.dim() - 3)
+    return out.view(M, K, S, n_train).transpose(1, 2)
 
 
 def loss_sensitivity(
