@@ -43,7 +43,7 @@ def test_job_costs_follow_from_the_specs_and_the_timings():
     assert csr.seconds == pytest.approx(4 * 2 * 10 * 4 * 0.002 + plan.JOB_START["torch"]) and csr.bounded
     assert plan.wall_time(jobs, 1) == pytest.approx(sum(j.seconds for j in jobs if j.kind != "table"))
     assert plan.wall_time(jobs, 8) == pytest.approx(max(j.seconds for j in jobs if j.kind != "table"))
-    text = plan.report(config, jobs, 2, "cpu")
+    text = plan.report(jobs, 2, "cpu")
     assert "a" in text and "metric:csr" in text and "wall time on 2 device(s)" in text
 
 

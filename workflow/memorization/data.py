@@ -141,7 +141,7 @@ def load_mnist(root: str = "data", download: bool = False) -> tuple[Split, Split
     y = ds.targets.numpy().astype(np.int64)
     _consistent("mnist", root, Split(x, y), DATASETS["mnist"].shape, DATASETS["mnist"].n_classes)
     n_train = len(x) - len(x) // 6  # 50k / 10k for the official 60k file
-    return Split(x[:n_train], y[:n_train]), Split(x[n_train:], y[n_train:]), 10
+    return Split(x[:n_train], y[:n_train]), Split(x[n_train:], y[n_train:]), DATASETS["mnist"].n_classes
 
 
 def _avg_pool2(x: np.ndarray) -> np.ndarray:
@@ -162,7 +162,7 @@ def load_cifar10(root: str = "data", download: bool = False) -> tuple[Split, Spl
         d = DATASETS["cifar10"]
         return _consistent("cifar10", root, Split(x, np.asarray(ds.targets, dtype=np.int64)), d.shape, d.n_classes)
 
-    return split(True), split(False), 10
+    return split(True), split(False), DATASETS["cifar10"].n_classes
 
 
 def load_clean(dataset: str, *, root: str = "data", download: bool = False) -> tuple[Split, Split, int]:

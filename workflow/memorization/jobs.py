@@ -155,7 +155,6 @@ def experiment_table(
 
 def figure(name: str, inputs: list[str], out_png: str, findings_out: str, *, stamp: bool = False, analyses=()) -> None:
     """One figure from its tables, and what this run shows (the findings) as text beside it."""
-
     from . import figures, registry
     from .tables import frames_by_table
 
@@ -174,7 +173,6 @@ def findings_page(figure_names: list[str], findings: list[str], out: str) -> Non
 
 def scorecard(inputs: dict[str, list[str]], parquet: str, md: str, page: str, analyses=()) -> None:
     """The reproduction scorecard from the tables of each figure that has claims (figure -> table paths)."""
-
     from . import claims, registry
     from .tables import frames_by_table
 

@@ -286,32 +286,28 @@ def wall_time(job_list: list[Job], devices: int) -> float:
     return max(max(loads), local)
 
 
-def summary(job_list: list[Job]) -> dict[tuple[str, str], float]:
-    totals: dict[tuple[str, str], float] = defaultdict(float)
+def by_kind(job_list: list[Job]) -> dict[tuple[str, str], list[Job]]:
+    """The jobs grouped by (experiment, job kind), in that order."""
+    groups: dict[tuple[str, str], list[Job]] = defaultdict(list)
     for job in job_list:
-        kind = job.kind.split(":")[0] if job.kind.startswith("metric") else job.kind
-        totals[(job.experiment or "(figures)", job.kind if kind == "metric" else kind)] += job.seconds
-    return dict(totals)
+        groups[(job.experiment or "(figures)", job.kind)].append(job)
+    return dict(sorted(groups.items()))
 
 
 def _hours(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 600 else f"{seconds / 3600:.1f} h"
 
 
-def report(config: dict, job_list: list[Job], devices: int, device: str) -> str:
+def report(job_list: list[Job], devices: int, device: str) -> str:
     lines = [
         f"Cost plan on {device_name(device)} ({devices} device(s) in parallel)",
         "",
         f"{'experiment':<22} {'job kind':<26} {'jobs':>5} {'device time':>12}",
     ]
-    counts: dict[tuple[str, str], int] = defaultdict(int)
-    for job in job_list:
-        counts[(job.experiment or "(figures)", job.kind)] += 1
-    for (exp, kind), seconds in sorted(summary(job_list).items()):
-        bound = (
-            " <=" if any(j.bounded for j in job_list if (j.experiment or "(figures)", j.kind) == (exp, kind)) else ""
-        )
-        lines.append(f"{exp:<22} {kind:<26} {counts[(exp, kind)]:>5} {bound:>3}{_hours(seconds):>9}")
+    for (exp, kind), group in by_kind(job_list).items():
+        bound = " <=" if any(j.bounded for j in group) else ""
+        seconds = sum(j.seconds for j in group)
+        lines.append(f"{exp:<22} {kind:<26} {len(group):>5} {bound:>3}{_hours(seconds):>9}")
     total = sum(j.seconds for j in job_list)
     lines += [
         "",
@@ -320,6 +316,11 @@ def report(config: dict, job_list: list[Job], devices: int, device: str) -> str:
         "to its iteration cap",
     ]
     return "\n".join(lines) + "\n"
+
+
+def benchmark_seconds(path: Path) -> float:
+    """The wall seconds of a job from its Snakemake `benchmark:` file (column `s` of its one row)."""
+    return float(path.read_text().splitlines()[1].split("\t")[0])
 
 
 def compare(job_list: list[Job], results: Path) -> str:
@@ -333,7 +334,7 @@ def compare(job_list: list[Job], results: Path) -> str:
         else:
             continue
         if path.exists():
-            measured[(job.experiment, job.kind, job.run)] = float(path.read_text().splitlines()[1].split("\t")[0])
+            measured[(job.experiment, job.kind, job.run)] = benchmark_seconds(path)
     by_exp: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
     for job in job_list:
         key = (job.experiment, job.kind, job.run)
@@ -353,22 +354,14 @@ def where_time_went(workdir) -> str:
     .snakemake/log/) and the job times of the `benchmark:` files, summed per job kind."""
     workdir = Path(workdir)
     logs = sorted((workdir / ".snakemake" / "log").glob("*.snakemake.log"))
-    elapsed = (
-        next(
-            (
-                line.split(": ", 1)[1].split(".")[0]
-                for line in reversed(logs[-1].read_text().splitlines())
-                if line.startswith("Elapsed time")
-            ),
-            "?",
-        )
-        if logs
-        else "?"
-    )
+    elapsed = "?"
+    for line in logs[-1].read_text().splitlines() if logs else []:
+        if line.startswith("Elapsed time"):
+            elapsed = line.split(": ", 1)[1].split(".")[0]
     kinds: dict[str, list[float]] = defaultdict(list)
     for path in (workdir / "results" / "benchmarks").glob("**/*.tsv"):
         kind = "train" if path.parent.name == "train" else f"metric:{path.stem}"
-        kinds[kind].append(float(path.read_text().splitlines()[1].split("\t")[0]))
+        kinds[kind].append(benchmark_seconds(path))
     lines = [
         f"Snakemake's elapsed time: {elapsed}. Job time (from the `benchmark:` files), per job kind:",
         "",
@@ -425,7 +418,7 @@ def main(argv=None) -> None:
     runs = [r for rs in specs.expand(config).values() for r in rs]
     timings = calibrations(runs, device, Path(args.cache) if args.cache else default_cache(device))
     job_list = jobs(config, timings)
-    text = report(config, job_list, args.devices, device)
+    text = report(job_list, args.devices, device)
     print(text, end="")
     if args.readme:
         into_readme(
