@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from memorization import spec as S
+from memorization import configuration as S
 from memorization.data import build_noisy_dataset
 from memorization.train import train_run
 

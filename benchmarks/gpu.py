@@ -105,7 +105,7 @@ def _train_step_rate(spec, shape, classes, repeats):
     import torch
 
     from memorization.models import Arch
-    from memorization.train import initial_state, train_step
+    from memorization.sgd import initial_state, train_step
 
     seeds = list(spec["seeds"])
     arch = Arch.from_spec(spec, shape, classes)
@@ -119,7 +119,7 @@ def _train_step_rate(spec, shape, classes, repeats):
 
 
 def mlp_step(out, left):
-    from memorization import spec as S
+    from memorization import configuration as S
 
     peak = out.get("matmul_peak", {}).get("fp32_tflops")
     params = 784 * 4096 + 4096 * 4096 + 4096 * 10
@@ -137,7 +137,7 @@ def mlp_step(out, left):
 
 
 def cnn_step(out, left):
-    from memorization import spec as S
+    from memorization import configuration as S
 
     spec = {**S.resolve({"dataset": "cifar10", "arch": "cnn", "batch_size": 128}), "seeds": [0, 1, 2]}
     return {"ms_per_step_3_seeds": round(_train_step_rate(spec, (3, 32, 32), 10, 20) * 1e3, 2)}
@@ -146,7 +146,7 @@ def cnn_step(out, left):
 def lass_rate(out, left):
     import torch
 
-    from memorization import spec as S
+    from memorization import configuration as S
     from memorization.lass import lass
     from memorization.models import Arch, forward, init_params
 
@@ -170,7 +170,7 @@ def lass_rate(out, left):
 def replay(out, left):
     import torch
 
-    from memorization import spec as S
+    from memorization import configuration as S
     from memorization.sensitivity import loss_sensitivity
 
     result = {}

@@ -13,11 +13,13 @@ import time
 
 import torch
 
-from memorization import spec as S
+from memorization import configuration as S
 from memorization.data import build_noisy_dataset
 from memorization.lass import csr
 from memorization.models import Arch, forward
-from memorization.train import checkpoint_path, load_state, train_run
+from memorization.rundir import checkpoint_path
+from memorization.sgd import load_state
+from memorization.train import train_run
 
 
 def main():

@@ -16,21 +16,19 @@ os.environ.update(
 )
 
 from memorization import devices, registry  # noqa: E402
-from memorization import spec as specs  # noqa: E402
+from memorization import configuration  # noqa: E402
 from memorization.fingerprint import job_fingerprint  # noqa: E402
-from memorization.rundir import missing_files  # noqa: E402
+from memorization.rundir import METRIC_BENCHMARK, TRAIN_BENCHMARK, missing_files  # noqa: E402
 
 try:
     # --configfile/--config as Snakemake merged them, laid over a base config where there is one.
-    specs.check_files(
+    configuration.check_files(
         workflow.overwrite_configfiles
     )  # duplicate keys, which Snakemake's reader drops
-    _layered = specs.load_config(
+    _layered = configuration.load(
         config, workdir=os.getcwd(), repository=workflow.basedir
     )
-    registry.load_analyses(_layered.get("analyses", []))
-    _layered = specs.validate(_layered)
-except (specs.ConfigError, FileNotFoundError) as err:
+except (configuration.ConfigError, FileNotFoundError) as err:
     raise WorkflowError(f"invalid configuration: {err}") from None
 config.clear()
 config.update(_layered)  # in place: job scripts see this object as snakemake.config
@@ -46,9 +44,9 @@ if workflow.is_main_process and workflow.local_exec and not workflow.dryrun:
         ) from None
 
 # experiment → [resolved run spec]; run id → spec; data set id → its data keys
-EXPERIMENTS = specs.expand(config)
-RUNS = {specs.run_id(s): s for runs in EXPERIMENTS.values() for s in runs}
-DATASETS = {specs.dataset_id(s): specs.dataset_spec(s) for s in RUNS.values()}
+EXPERIMENTS = configuration.expand(config)
+RUNS = {configuration.run_id(s): s for runs in EXPERIMENTS.values() for s in runs}
+DATASETS = {configuration.dataset_id(s): configuration.dataset_spec(s) for s in RUNS.values()}
 ANALYSES = config["analyses"]
 
 # A finished run whose checkpoints or evaluations went missing or changed since training is an error now,
@@ -84,20 +82,11 @@ def code(job, *implementations):
     return job_fingerprint(job, implementations)
 
 
-def experiment_tables(name):
-    """Tables an experiment writes: those it asks for plus those its figures read."""
-    exp = config["experiments"][name]
-    wanted = list(exp.get("tables", ["training"]))
-    for fig in exp.get("figures", []):
-        wanted += [t for t in registry.figure(fig).tables if t not in wanted]
-    return wanted
-
-
 def all_tables():
     return [
         f"results/tables/{name}/{table}.parquet"
         for name in EXPERIMENTS
-        for table in experiment_tables(name)
+        for table in configuration.experiment_tables(config, name)
     ]
 
 
@@ -116,6 +105,15 @@ def figure_inputs(figure):
         for name in figure_experiments(figure)
         for table in registry.figure(figure).tables
     ]
+
+
+def figure_code(figure, claims=False):
+    """The functions a figure job runs (its statistic, drawing and findings), or a scorecard job (its
+    statistic and its claims)."""
+    entry = registry.figure(figure)
+    if claims:
+        return (entry.compute, *(c.evaluate for c in registry.claims_of(figure)))
+    return (entry.compute, entry.draw, entry.findings)
 
 
 def scorecard_figures():
@@ -148,20 +146,15 @@ def table_source(run, table):
     return f"results/{folder}/{run}/{table}.parquet"
 
 
-# Memory (MB) and run time (minutes) of one job's first attempt; a retry (`retries: 1` on the training and
-# metric rules, for a job killed for memory or time) gets twice as much. Digits jobs are small; at paper
-# scale a 2x4096 MLP, a CIFAR-10 CNN or a 100k-step loss-sensitivity replay need far more.
-JOB_SIZE = {"digits": (2000, 30), "other": (16000, 720)}
-
-
+# Memory (MB) and run time (minutes) of one job's first attempt, a property of the run's data set
+# (registry.Dataset); a retry (`retries: 1` on the training and metric rules, for a job killed for memory
+# or time) gets twice as much.
 def mem_mb(wildcards, attempt):
-    dataset = RUNS[wildcards.run]["dataset"]
-    return JOB_SIZE.get(dataset, JOB_SIZE["other"])[0] * attempt
+    return registry.DATASETS[RUNS[wildcards.run]["dataset"]].job_mem_mb * attempt
 
 
 def runtime(wildcards, attempt):
-    dataset = RUNS[wildcards.run]["dataset"]
-    return JOB_SIZE.get(dataset, JOB_SIZE["other"])[1] * attempt
+    return registry.DATASETS[RUNS[wildcards.run]["dataset"]].job_minutes * attempt
 
 
 def raw_files(dataset):
@@ -173,4 +166,4 @@ def raw_files(dataset):
 
 
 def run_dataset(wildcards):
-    return f"results/data/{specs.dataset_id(RUNS[wildcards.run])}.npz"
+    return f"results/data/{configuration.dataset_id(RUNS[wildcards.run])}.npz"

@@ -20,7 +20,7 @@ rule figure:
     params:
         caption=lambda w: registry.figure(w.figure).caption,
         stamp=config["stamp_findings"],
-        code=lambda w: code("figure", registry.figure(w.figure).draw),
+        code=lambda w: code("figure", *figure_code(w.figure)),
         analyses=ANALYSES,
     script:
         "../workflow/scripts/figure.py"
@@ -59,7 +59,10 @@ rule scorecard:
         "../envs/memorization.yaml"
     params:
         inputs={fig: figure_inputs(fig) for fig in scorecard_figures()},
-        code=code("scorecard", *(c.evaluate for c in registry.CLAIMS.values())),
+        code=code(
+            "scorecard",
+            *(f for fig in scorecard_figures() for f in figure_code(fig, claims=True)),
+        ),
         analyses=ANALYSES,
     script:
         "../workflow/scripts/scorecard.py"

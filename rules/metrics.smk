@@ -6,27 +6,27 @@ rule metric:
         dataset=run_dataset,
         run="results/runs/{run}/manifest.json",
     output:
-        "results/metrics/{run}/{family}.parquet",
+        "results/metrics/{run}/{table}.parquet",
     log:
-        "results/logs/metrics/{run}/{family}.log",
+        "results/logs/metrics/{run}/{table}.log",
     benchmark:
-        "results/benchmarks/metrics/{run}/{family}.tsv"
+        METRIC_BENCHMARK
     wildcard_constraints:
-        family=one_of(registry.tables_of_stage("metric")),
+        table=one_of(registry.tables_of_stage("metric")),
     retries: 1
     conda:
         "../envs/memorization.yaml"
     threads: 1  # the job sets torch to this many threads
     resources:
-        gpu=lambda w: int(registry.table(w.family).device),
+        gpu=lambda w: int(registry.table(w.table).device),
         mem_mb=mem_mb,
         runtime=runtime,
     params:
         spec=lambda w: RUNS[w.run],
-        settings=lambda w: specs.metric_settings(
-            config, w.family, RUNS[w.run]["dataset"]
+        settings=lambda w: configuration.metric_settings(
+            config, w.table, RUNS[w.run]["dataset"]
         ),
-        code=lambda w: code("metric", registry.table(w.family).compute),
+        code=lambda w: code("metric", registry.table(w.table).compute),
         analyses=ANALYSES,
     script:
         "../workflow/scripts/metric.py"
@@ -36,18 +36,18 @@ rule summary:
     """A summary table (registry stage "summary", e.g. the Gini coefficient of the loss sensitivity) of one
     run, computed from another of its tables."""
     input:
-        lambda w: table_source(w.run, registry.table(w.summary).source),
+        lambda w: table_source(w.run, registry.table(w.table).source),
     output:
-        "results/metrics/{run}/{summary}.parquet",
+        "results/metrics/{run}/{table}.parquet",
     log:
-        "results/logs/metrics/{run}/{summary}.log",
+        "results/logs/metrics/{run}/{table}.log",
     wildcard_constraints:
-        summary=one_of(registry.tables_of_stage("summary")),
+        table=one_of(registry.tables_of_stage("summary")),
     localrule: True
     conda:
         "../envs/memorization.yaml"
     params:
-        code=lambda w: code("summary", registry.table(w.summary).compute),
+        code=lambda w: code("summary", registry.table(w.table).compute),
         analyses=ANALYSES,
     script:
         "../workflow/scripts/summary.py"

@@ -11,7 +11,7 @@ rule train:
     log:
         "results/logs/train/{run}.log",
     benchmark:
-        "results/benchmarks/train/{run}.tsv"
+        TRAIN_BENCHMARK
     retries: 1
     conda:
         "../envs/memorization.yaml"

@@ -1,9 +1,11 @@
-"""The scorecard: claims registered once, evaluated from tables only, holding and failing as they should."""
+"""The scorecard: claims registered once in their figure's room, evaluated on the figure's statistic from
+tables only, holding and failing as they should."""
 
 import pandas as pd
 import pytest
 
 from memorization import claims, registry
+from memorization.papers.arpit2017 import fig10_regularizers
 
 
 def gini_rows(real, random, half=None):
@@ -30,59 +32,91 @@ def gini_rows(real, random, half=None):
     return pd.DataFrame(rows)
 
 
+def evaluate(claim: str, tables) -> dict:
+    rows = claims.evaluate_figure(registry.CLAIMS[claim].figure, tables)
+    return next(r for r in rows if r["claim"] == claim)
+
+
 def test_a_claim_holds_or_fails_on_its_tables():
-    claim = registry.CLAIMS["fig03_real_above_random"]
-    holds = claims.evaluate(claim, {"gini": gini_rows([0.6, 0.5, 0.4], [0.5, 0.4, 0.3])})
+    holds = evaluate("fig03_real_above_random", {"gini": gini_rows([0.6, 0.5, 0.4], [0.5, 0.4, 0.3])})
     assert holds["holds"] is True and holds["value"].startswith("3 of 3 checkpoints")
-    fails = claims.evaluate(claim, {"gini": gini_rows([0.6, 0.3, 0.4], [0.5, 0.4, 0.3])})
+    fails = evaluate("fig03_real_above_random", {"gini": gini_rows([0.6, 0.3, 0.4], [0.5, 0.4, 0.3])})
     assert fails["holds"] is False and fails["value"].startswith("2 of 3")
-    assert claims.evaluate(claim, None)["value"] == "not run"
+    assert evaluate("fig03_real_above_random", None)["value"] == "not run"
+    # a claim whose conditions the tables lack is not computable, not false; its figure's other claims still are
+    lacking = evaluate("fig03_half_between", {"gini": gini_rows([0.6, 0.5, 0.4], [0.5, 0.4, 0.3])})
+    assert lacking["holds"] is None and lacking["value"].startswith("not computable from these tables (KeyError")
 
 
 def test_a_run_shared_by_two_experiments_is_counted_once():
     frame = gini_rows([0.6, 0.5, 0.4], [0.5, 0.4, 0.3], [0.7, 0.45, 0.35])
     doubled = pd.concat([frame, frame.assign(experiment="other")[frame["run_id"] == "half"]])
-    verdict = claims.evaluate(registry.CLAIMS["fig03_half_between"], {"gini": doubled})
+    verdict = evaluate("fig03_half_between", {"gini": doubled})
     assert verdict["value"] == "2 of 3 checkpoints" and verdict["holds"] is True
 
 
 def test_a_claim_registered_elsewhere_joins_the_scorecard():
-    def loss_falls(tables):
-        t = tables["training"].sort_values("epoch")
-        return claims.Verdict(
-            f"{t['train_loss'].iloc[0]:.1f} -> {t['train_loss'].iloc[-1]:.1f}",
-            bool(t["train_loss"].iloc[-1] < t["train_loss"].iloc[0]),
-        )
+    def widest_is_best(capacity):  # on Fig. 5's statistic
+        curve = capacity.curve("no noise")
+        return claims.Verdict(f"{curve.idxmax()} of {curve.index.max()}", bool(curve.idxmax() == curve.index.max()))
 
     claim = registry.register_claim(
         registry.Claim(
-            "test_loss_falls",
+            "test_widest_is_best",
             "fig05_capacity",
-            "Training lowers the loss.",
-            "training loss first and last",
-            "lower at the end",
-            loss_falls,
+            "The widest network validates best.",
+            "the width of the best validation accuracy, of the widest",
+            "the widest",
+            widest_is_best,
         )
     )
     try:
-        falling = pd.DataFrame({"run_id": "a", "seed": 0, "epoch": [0.0, 1.0], "train_loss": [2.0, 1.0]})
-        card = claims.scorecard({"fig05_capacity": {"training": falling}})
-        row = card.set_index("claim").loc["test_loss_falls"]
-        assert row["holds"] == True and row["value"] == "2.0 -> 1.0"  # noqa: E712 (a numpy/pandas bool)
-        rising = falling.assign(train_loss=[1.0, 3.0])
-        assert claims.evaluate(claim, {"training": rising})["holds"] is False
-        assert "| `test_loss_falls` | fig05_capacity | Training lowers the loss." in claims.markdown(card)
+        rows = [
+            {
+                "run_id": f"w{w}",
+                "seed": 0,
+                "step": 1,
+                "epoch": 1.0,
+                "width": w,
+                "train_size": 10,
+                "val_acc": acc,
+                "train_acc": 1.0,
+            }
+            | {"train_loss": 0.1, "input_noise": "none", "input_noise_fraction": 0.0, "label_noise": "none"}
+            | {"label_noise_fraction": 0.0}
+            for w, acc in ((8, 0.9), (16, 0.95))
+        ]
+        card = claims.scorecard({"fig05_capacity": {"training": pd.DataFrame(rows)}})
+        row = card.set_index("claim").loc["test_widest_is_best"]
+        assert row["holds"] == True and row["value"] == "16 of 16"  # noqa: E712 (a numpy/pandas bool)
+        assert card.set_index("claim").loc["fig05_noise_needs_capacity", "value"] == "noise 0: 16"  # the same curve
+        narrower = pd.DataFrame(rows).assign(val_acc=[0.95, 0.9])
+        assert evaluate("test_widest_is_best", {"training": narrower})["holds"] is False
+        assert "| `test_widest_is_best` | fig05_capacity | The widest network validates best." in claims.markdown(card)
         assert card.set_index("claim").loc["fig03_real_above_random", "value"] == "not run"
+        assert claim.name in list(card["claim"])
     finally:
-        del registry.CLAIMS["test_loss_falls"]
+        del registry.CLAIMS["test_widest_is_best"]
 
 
 def test_every_claim_names_a_registered_figure_and_an_implementation():
     for claim in registry.CLAIMS.values():
         assert claim.figure in registry.FIGURES
-        assert callable(registry.resolve(claim.evaluate)), claim.name
+        assert callable(claim.evaluate), claim.name
     with pytest.raises(ValueError, match="not registered"):
         registry.register_claim(registry.Claim("x", "fig99", "", "", "", lambda t: None))
+
+
+def test_figures_and_claims_are_registered_by_their_rooms():
+    """Each paper figure and its claims come from one file, the room: no implementation found by name."""
+    import inspect
+
+    for name, fig in registry.FIGURES.items():
+        if not name.startswith("fig"):
+            continue
+        files = {inspect.getsourcefile(f) for f in (fig.compute, fig.draw, fig.findings)}
+        files |= {inspect.getsourcefile(c.evaluate) for c in registry.claims_of(name)}
+        assert len(files) == 1 and "/papers/arpit2017/fig" in files.pop(), name
 
 
 def test_fig10_thresholds_are_the_papers():
@@ -103,13 +137,15 @@ def test_fig10_thresholds_are_the_papers():
                     "train_loss": 1.0,
                     "val_acc": val,
                     "input_noise": "none",
+                    "input_noise_fraction": 0.0,
                     "label_noise": noise,
                     "label_noise_fraction": 1.0 if noise == "random" else 0.0,
                     "regularizer": reg,
                     "reg_strength": s,
                 }
             )
-    verdict = claims.fig10_dropout_hinders_memorisation({"training": pd.DataFrame(rows)})
+    points = fig10_regularizers.regulariser_points(pd.DataFrame(rows))
+    verdict = fig10_regularizers.dropout_hinders_memorisation(points)
     assert not verdict.holds  # dropout cuts 35 points, but dropout + adversarial only 28
     assert "dropout 0.6: cut 0.350" in verdict.value and "dropout_adversarial 0.3: cut 0.280" in verdict.value
 

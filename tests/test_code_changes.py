@@ -45,15 +45,32 @@ def rules_after_editing(repo, module, edit):
 
 def test_comments_docstrings_and_formatting_rerun_nothing(repo):
     def cosmetic(source):
-        reworded = source.replace('"""Training:', '"""Training (reworded):', 1)
-        return "# a comment\n" + reworded.replace("run_dir = Path(run_dir)", "run_dir = Path( run_dir )\n", 1)
+        reworded = source.replace('"""The training loop:', '"""The training loop (reworded):', 1)
+        assert reworded != source
+        spaced = reworded.replace(
+            "run_dir, device = Path(run_dir), torch.device(device)",
+            "run_dir, device = (Path( run_dir ),  torch.device(device))",
+        )
+        assert spaced != reworded
+        return "# a comment\n" + spaced
 
     assert rules_after_editing(repo, "train.py", cosmetic) == []
 
 
 def test_editing_a_figure_reruns_only_the_figures(repo):
     rules = rules_after_editing(repo, "figures.py", lambda s: s + "\nSOMETHING_NEW = 1\n")
-    assert rules == ["all", "figure", "findings"]  # the scorecard reads tables, not figures
+    assert rules == ["all", "figure", "findings"]  # the scorecard reads the statistic, not the drawing
+
+
+def test_editing_a_figure_room_reruns_its_figure_and_the_scorecard_as_each_reads_it(repo):
+    room = "papers/arpit2017/fig01_difficulty.py"
+    drawing = rules_after_editing(repo, room, lambda s: s.replace('lw=2, label=f"{cond}', 'lw=2.5, label=f"{cond}'))
+    assert drawing == ["all", "figure", "findings"]
+    claim = rules_after_editing(repo, room, lambda s: s.replace("0.5 <= r <= 2.0", "0.5 <= r <= 2.5"))
+    assert claim == ["all", "scorecard"]
+    statistic = rules_after_editing(repo, room, lambda s: s.replace("else 99, c", "else 98, c"))
+    assert statistic == ["all", "figure", "findings", "scorecard"]
+    assert rules_after_editing(repo, "papers/arpit2017/fig03_gini.py", lambda s: s + "\nX = 1\n") == []
 
 
 def test_editing_the_training_code_reruns_training_and_what_follows(repo):

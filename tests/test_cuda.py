@@ -4,13 +4,14 @@ float rounding), LASS keeps its box, the lease hands out real devices. benchmark
 import pytest
 import torch
 
-from memorization import spec as S
+from memorization import configuration as S
 from memorization.data import build_noisy_dataset
 from memorization.devices import lease
 from memorization.lass import csr
 from memorization.models import Arch, forward, init_params
 from memorization.rundir import checkpoint_path
-from memorization.train import load_state, train_run
+from memorization.sgd import load_state
+from memorization.train import train_run
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from memorization import data as D
-from memorization.spec import dataset_spec, resolve
+from memorization.configuration import dataset_spec, resolve
 
 
 def write_mnist(root, n_train=60, n_test=10, seed=0):
@@ -132,7 +132,7 @@ def test_noise_is_fixed_by_the_noise_seed():
 
 
 def test_train_size_larger_than_the_split_is_a_clear_error(tmp_path):
-    from memorization.spec import ConfigError
+    from memorization.configuration import ConfigError
 
     with pytest.raises(ConfigError, match="train_size 5000 is larger than the digits training split"):
         noisy(train_size=5000)  # refused when the config is read, before any job

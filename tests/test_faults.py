@@ -11,12 +11,13 @@ import pandas as pd
 import pytest
 import torch
 
-from memorization import spec as S
+from memorization import configuration as S
 from memorization.data import build_noisy_dataset
 from memorization.jobs import experiment_table, run_metadata
 from memorization.rundir import checkpoint_path, end_path, eval_path
+from memorization.sgd import load_state
 from memorization.tables import write_frame
-from memorization.train import load_state, train_run
+from memorization.train import train_run
 
 from .conftest import ROOT, SNAKEMAKE, completed_workdir, dry_run_jobs, snakemake, write_config
 

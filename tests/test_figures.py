@@ -5,6 +5,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from memorization import figures
+from memorization.stats import mean_band
 
 
 def gini_table():
@@ -49,10 +50,10 @@ def test_log_axes_read_as_plain_numbers_and_symbols_are_typeset():
 def test_bands_of_ratios_stay_inside_zero_and_one():
     frame = pd.DataFrame({"condition": "real data", "epoch": [0, 0, 1, 1], "csr": [0.0, 0.3, 0.9, 1.0]})
     fig, ax = plt.subplots()
-    figures._curves(ax, frame, "epoch", "csr", bounds=(0, 1))
+    figures.curves(ax, mean_band(frame, "epoch", "csr"), "epoch", bounds=(0, 1))
     band = ax.collections[0].get_paths()[0].vertices[:, 1]
     assert band.min() >= 0.0 and band.max() <= 1.0
-    figures._curves(ax, frame, "epoch", "csr")  # unclipped, the same data's band leaves [0, 1]
+    figures.curves(ax, mean_band(frame, "epoch", "csr"), "epoch")  # unclipped, the same data's band leaves [0, 1]
     band = ax.collections[1].get_paths()[0].vertices[:, 1]
     assert band.min() < 0.0 and band.max() > 1.0
     plt.close(fig)

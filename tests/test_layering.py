@@ -6,7 +6,7 @@ import copy
 import pytest
 import yaml
 
-from memorization import spec as S
+from memorization import configuration as S
 
 from .conftest import ROOT, dry_run_jobs, snakemake, write_config
 

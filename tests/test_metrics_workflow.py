@@ -64,7 +64,7 @@ def test_metric_tables_follow_the_contract(done):
     gini = table(done, "gini")
     assert gini["gini"].between(0, 1).all()
     # the gini table is the Gini of the sensitivity table, per (run, seed, step)
-    from memorization.analysis import gini as gini_of
+    from memorization.stats import gini as gini_of
 
     one = sens[(sens["seed"] == 1) & (sens["step"] == 30) & (sens["input_noise"] == "none")]
     expected = gini_of(one["sensitivity"].to_numpy())
@@ -155,10 +155,11 @@ def test_shared_tables_need_no_training_stack(done, tmp_path):
     script = (
         "import json, sys, importlib.util\n"
         "from memorization.figures import figures_from_tables\n"
-        "from memorization.tables import read_provenance, read_table\n"
+        "import pandas as pd\n"
+        "from memorization.tables import read_provenance\n"
         f"written = figures_from_tables({str(shared)!r}, {str(tmp_path / 'figs')!r})\n"
         f"specs = json.loads(read_provenance({str(shared / 'sens' / 'csr.parquet')!r})['memorization.run_specs'])\n"
-        f"rows = len(read_table({str(shared / 'sens' / 'csr.parquet')!r}))\n"
+        f"rows = len(pd.read_parquet({str(shared / 'sens' / 'csr.parquet')!r}))\n"
         "absent = [m for m in ('torch', 'snakemake', 'jsonschema', 'yaml', 'sklearn') if importlib.util.find_spec(m)]\n"
         "loaded = [m for m in ('torch', 'snakemake', 'jsonschema', 'yaml') if m in sys.modules]\n"
         "print(len(written), len(specs), rows, absent, loaded)\n"

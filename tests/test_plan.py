@@ -4,8 +4,8 @@ import json
 
 import pytest
 
+from memorization import configuration as S
 from memorization import plan
-from memorization import spec as S
 
 CONFIG = {
     "experiments": {

@@ -1,17 +1,19 @@
 """The registries: the schema's allowed values derive from them, an analysis registered from outside the
-package gets its jobs, table and figure, and the documented table contract is the registry's."""
+package (a data set, a metric table, a figure with its claim) gets its jobs, table, figure and scorecard row
+from every entry point, and the documented table contract is the registry's."""
 
 import shutil
+import subprocess
 
 import pandas as pd
 import pytest
 import torch
 
+from memorization import configuration as S
 from memorization import registry
-from memorization import spec as S
 from memorization.tables import contract_markdown
 
-from .conftest import ROOT, dry_run_jobs, snakemake, write_config
+from .conftest import ROOT, SNAKEMAKE, dry_run_jobs, snakemake, write_config
 
 TOY = ROOT / "tests" / "data" / "toy_analysis.py"
 CONFIG = {
@@ -19,7 +21,13 @@ CONFIG = {
     "metrics": {"weight_norm": {"scale": 2}},
     "experiments": {
         "toy": {
-            "spec": {"train_size": 50, "width": 8, "epochs": 2, "checkpoints": {"unit": "epoch", "every": 1}},
+            "spec": {
+                "dataset": "small_digits",
+                "train_size": 50,
+                "width": 8,
+                "epochs": 2,
+                "checkpoints": {"unit": "epoch", "every": 1},
+            },
             "seeds": 2,
             "tables": ["weight_norm"],
             "figures": ["fig_weight_norm"],
@@ -43,8 +51,14 @@ def test_allowed_values_come_from_the_registries():
 
 
 def test_registration_mistakes_are_refused():
+    draw = lambda s: None
     with pytest.raises(ValueError, match="not registered"):
-        registry.register_figure(registry.Figure("f", ("no_such_table",), "m:f", ""))
+        registry.register_figure(registry.Figure("f", ("no_such_table",), "", compute=draw, draw=draw))
+    with pytest.raises(ValueError, match="`draw` must be a function"):
+        registry.register_figure(registry.Figure("f", ("training",), "", compute=draw, draw="m:f"))
+    with pytest.raises(ValueError, match="figure 'fig99' is not registered"):
+        registry.register_claim(registry.Claim("c", "fig99", "", "", "", draw))
+    assert "f" not in registry.FIGURES and "c" not in registry.CLAIMS
     with pytest.raises(ValueError, match="needs `compute`"):
         registry.register_table(registry.Table("t", "metric", (), "run", ""))
     with pytest.raises(ValueError, match="identity columns already"):
@@ -52,7 +66,44 @@ def test_registration_mistakes_are_refused():
     assert "t" not in registry.TABLES
 
 
-def test_a_registered_analysis_gets_its_jobs_table_and_figure(tmp_path):
+def test_every_entry_point_reads_the_analyses(tmp_path):
+    """The config check and the cost plan know the analysis' data set, table and figure, as the workflow does."""
+    shutil.copy(TOY, tmp_path)
+    write_config(tmp_path, CONFIG)
+    python = str(SNAKEMAKE.with_name("python"))
+    check = subprocess.run(
+        [python, "-m", "memorization.spec", "config.yaml"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert check.returncode == 0 and "valid: 1 experiments, 1 runs" in check.stdout, check.stderr
+    plan = subprocess.run(
+        [python, "-m", "memorization.plan", "config.yaml", "--cache", str(tmp_path / "cal.json")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert plan.returncode == 0 and "metric:weight_norm" in plan.stdout, plan.stderr
+    write_config(tmp_path, {**CONFIG, "analyses": ["nowhere.py"]})
+    missing = subprocess.run(
+        [python, "-m", "memorization.spec", "config.yaml"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert missing.returncode != 0 and "nowhere.py (config key `analyses`) does not exist" in missing.stderr
+
+
+def test_a_data_set_that_returns_other_than_it_declares_is_refused(tmp_path):
+    from memorization.data import DataError, check_declared, load_digits
+
+    train, val, k = load_digits()
+    registry.load_analyses([TOY])
+    check_declared(
+        "small_digits", train.__class__(train.x[:200], train.y[:200]), val.__class__(val.x[:100], val.y[:100]), k
+    )
+    with pytest.raises(DataError, match=r"1297 examples in its train split, declared n_train=200.*Correct its"):
+        check_declared("small_digits", train, val.__class__(val.x[:100], val.y[:100]), k)
+    with pytest.raises(DataError, match="3 classes, declared n_classes=10"):
+        check_declared("digits", train, val, 3)
+
+
+def test_a_registered_analysis_gets_its_jobs_table_figure_and_claim(tmp_path):
     shutil.copy(TOY, tmp_path)
     write_config(tmp_path, CONFIG)
     planned = dry_run_jobs(tmp_path, None)
@@ -69,12 +120,31 @@ def test_a_registered_analysis_gets_its_jobs_table_and_figure(tmp_path):
     state = torch.load(sorted((tmp_path / "results/runs" / run / "checkpoints").glob("*.pt"))[-1], weights_only=True)
     assert last == pytest.approx(2 * float(state["params"]["fc0.weight"][1].norm()))  # the config's scale: 2
     assert (tmp_path / "results/figures/fig_weight_norm.png").stat().st_size > 5000
-    assert "largest norm" in (tmp_path / "results/figures/fig_weight_norm.findings.txt").read_text()
+    findings = (tmp_path / "results/figures/fig_weight_norm.findings.txt").read_text()
+    assert "largest norm" in findings
+    # the claim is scored on the figure's own statistic: the same numbers as its findings, from the table
+    per_seed = table.groupby(["seed", "step"])["norm"].mean().unstack(0)
+    growth = per_seed.iloc[-1] / per_seed.iloc[0]
+    value = f"last / first: {' '.join(f'{r:.4f}' for r in growth)}"
+    assert value in findings
+    card = pd.read_parquet(tmp_path / "results/scorecard.parquet").set_index("claim")
+    assert card.loc["toy_norm_grows", "value"] == value
+    assert bool(card.loc["toy_norm_grows", "holds"]) == bool((growth > 1).all())
+    assert "| `toy_norm_grows` | fig_weight_norm |" in (tmp_path / "results/scorecard.md").read_text()
 
-    # the analysis file is code the jobs run: editing it reruns its metric, not the training
-    (tmp_path / "toy_analysis.py").write_text(TOY.read_text() + "\nEXTRA = 1\n")
+    # what a job runs of the analysis file is its code: a new unrelated function reruns nothing ...
+    (tmp_path / "toy_analysis.py").write_text(TOY.read_text() + "\n\ndef unrelated():\n    return 1\n")
+    assert "Nothing to be done" in snakemake(tmp_path, "-n").output
+    # ... editing the metric reruns the metric and what reads it, not the data set or the training
+    edited = TOY.read_text().replace('settings["scale"] * float', 'settings["scale"] * 1.0 * float')
+    (tmp_path / "toy_analysis.py").write_text(edited)
     rules = sorted(r for r, _ in dry_run_jobs(tmp_path, None))
-    assert rules == ["all", "experiment_table", "figure", "findings", "metric"]
+    assert rules == ["all", "experiment_table", "figure", "findings", "metric", "scorecard"]
+    # ... and editing the claim reruns the scorecard alone
+    (tmp_path / "toy_analysis.py").write_text(edited.replace("(g > 1).all()", "(g > 1.0).all()"))
+    snakemake(tmp_path)
+    (tmp_path / "toy_analysis.py").write_text(edited.replace("(g > 1).all()", "(g >= 1.0).all()"))
+    assert sorted(r for r, _ in dry_run_jobs(tmp_path, None)) == ["all", "scorecard"]
 
 
 def test_the_documented_table_contract_is_the_registry():

@@ -7,22 +7,16 @@ import pandas as pd
 import pytest
 import torch
 
-from memorization import spec as S
+from memorization import configuration as S
 from memorization.data import build_noisy_dataset
 from memorization.lass import lass
+from memorization.metrics import run_tables
 from memorization.models import Arch, example_losses, forward, init_params, seed_for
 from memorization.regularizers import LayerNoise, Regularizer, adversarial_mix, layer_noise
+from memorization.rundir import checkpoint_path
 from memorization.sensitivity import replay_losses
-from memorization.train import (
-    Plan,
-    adversarial_losses,
-    checkpoint_path,
-    completed_plan,
-    load_state,
-    run_tables,
-    train_run,
-    train_step,
-)
+from memorization.sgd import Schedule, adversarial_losses, completed_schedule, load_state, train_step
+from memorization.train import train_run
 
 MLP = Arch("mlp", (1, 8, 8), 10, hidden=(64, 64))
 CNN = Arch("cnn", (1, 8, 8), 10, channels=4, dense=(16, 8))
@@ -100,7 +94,7 @@ def test_weight_decay_pulls_the_kernels_towards_zero_and_leaves_biases_and_batch
     for k in params:  # kernels: w' = w - lr (g + λ w), the difference is exactly lr·λ·w; biases: none
         expected = 0.1 * 0.5 * params[k] if k.endswith("weight") else torch.zeros_like(params[k])
         torch.testing.assert_close(plain[k] - decayed[k], expected, rtol=1e-4, atol=1e-6)
-    from memorization.train import decays
+    from memorization.sgd import decays
 
     assert [decays(n) for n in ("conv0.weight", "conv0.bias", "conv0.bn.weight", "fc1.bn.bias")] == [
         True,
@@ -164,8 +158,8 @@ def test_training_stops_when_every_seed_fits_and_records_the_cap(tmp_path):
     spec, data = make(epochs=300, stop_when_fit=True)
     spec = {**spec, "seeds": [0, 1]}
     train_run(spec, data, tmp_path, progress=False)
-    plan = completed_plan(spec, 60, tmp_path)
-    assert plan.total_steps < Plan.from_spec(spec, 60).total_steps  # stopped early
+    plan = completed_schedule(spec, 60, tmp_path)
+    assert plan.total_steps < Schedule.from_spec(spec, 60).total_steps  # stopped early
     assert checkpoint_path(tmp_path, plan.total_steps).exists()  # the stop is a checkpoint
     training, convergence = run_tables(spec, data, tmp_path)
     assert training["step"].max() == plan.total_steps
@@ -185,7 +179,7 @@ def test_a_run_that_never_fits_trains_to_the_cap(tmp_path):
     spec = {**spec, "seeds": [0]}
     train_run(spec, data, tmp_path, progress=False)
     _, convergence = run_tables(spec, data, tmp_path)
-    assert completed_plan(spec, 60, tmp_path).total_steps == Plan.from_spec(spec, 60).total_steps
+    assert completed_schedule(spec, 60, tmp_path).total_steps == Schedule.from_spec(spec, 60).total_steps
     assert pd.isna(convergence["epochs_to_fit"].iloc[0]) and convergence["max_epochs"].iloc[0] == 3
 
 
@@ -199,7 +193,7 @@ def test_replay_redraws_the_training_masks(tmp_path):
     arch = Arch.from_spec(spec, x.shape[1:], 10)
     params, buffers = init_params(arch, [0, 1])
     velocity = {k: torch.zeros_like(v) for k, v in params.items()}
-    plan = Plan.from_spec(spec, 60)
+    plan = Schedule.from_spec(spec, 60)
     r = Regularizer.from_spec(spec)
     for t, _, idx in plan.steps([0, 1], 0, 5):
         train_step(

@@ -2,12 +2,14 @@ import numpy as np
 import pytest
 import torch
 
-from memorization import spec as S
-from memorization.analysis import gini
+from memorization import configuration as S
 from memorization.data import build_noisy_dataset
 from memorization.models import Arch, example_losses, forward, init_params
+from memorization.rundir import checkpoint_path
 from memorization.sensitivity import class_sensitivity, input_jacobian, loss_sensitivity, replay_losses, window_steps
-from memorization.train import Plan, checkpoint_path, learning_rate, load_state, train_run, train_step
+from memorization.sgd import Schedule, learning_rate, load_state, train_step
+from memorization.stats import gini
+from memorization.train import train_run
 
 T = 12  # the loss whose sensitivity is checked is L_T, after T updates
 
@@ -42,7 +44,7 @@ def loss_after_updates(spec, x_updates, x_loss, y, step):
 
 
 def batches_up_to(spec, n, seed_pos, step):
-    plan = Plan.from_spec(spec, n)
+    plan = Schedule.from_spec(spec, n)
     return [
         set(plan.batch(plan.epoch_order(spec["seeds"], s // plan.steps_per_epoch), s)[seed_pos].tolist())
         for s in range(step + 1)
@@ -132,7 +134,7 @@ def test_gini_known_values_and_pairwise_definition():
 def example_losses_after_updates(spec, x_updates, x_loss, y, step):
     """Each batch example's own loss at step `step` (per seed), inputs of the loss batch from x_loss."""
     arch = Arch.from_spec(spec, tuple(x_updates.shape[1:]), 10)
-    plan = Plan.from_spec(spec, len(y))
+    plan = Schedule.from_spec(spec, len(y))
     params, buffers = init_params(arch, spec["seeds"])
     params = {k: v.double() for k, v in params.items()}
     velocity = {k: torch.zeros_like(v) for k, v in params.items()}

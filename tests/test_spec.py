@@ -1,6 +1,6 @@
 import pytest
 
-from memorization import spec as S
+from memorization import configuration as S
 
 from .conftest import TINY
 
@@ -93,7 +93,7 @@ def test_tiny_test_config_is_valid():
     ],
 )
 def test_schedules_always_end_at_the_last_step(schedule, expected):
-    from memorization.train import schedule_steps
+    from memorization.sgd import schedule_steps
 
     assert schedule_steps(schedule, steps_per_epoch=10, total_steps=50) == expected
 

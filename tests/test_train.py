@@ -2,10 +2,12 @@ import numpy as np
 import pytest
 import torch
 
-from memorization import spec as S
+from memorization import configuration as S
 from memorization.data import build_noisy_dataset
 from memorization.models import Arch, forward, init_params
-from memorization.train import Plan, checkpoint_path, evaluate, learning_rate, load_state, sgd_step, train_run
+from memorization.rundir import checkpoint_path
+from memorization.sgd import Schedule, evaluate, learning_rate, load_state, sgd_step
+from memorization.train import train_run
 
 
 def make(**keys):
@@ -41,7 +43,7 @@ def test_learning_rate_steps_down_every_k_epochs():
 
 def test_batch_plan_shuffles_each_epoch_and_samples_with_replacement_when_asked():
     spec, _ = make(batch_size=10)
-    plan = Plan.from_spec(spec, 96)
+    plan = Schedule.from_spec(spec, 96)
     assert plan.steps_per_epoch == 10 and plan.total_steps == 20 and plan.eval_steps == (0, 10, 20)
     order = plan.epoch_order([3, 4], epoch=0)
     assert sorted(order[0].tolist()) == list(range(96))  # a permutation: every example once per epoch
@@ -49,7 +51,7 @@ def test_batch_plan_shuffles_each_epoch_and_samples_with_replacement_when_asked(
     assert not torch.equal(order[0], plan.epoch_order([3], epoch=1)[0])  # and a new one each epoch
     assert plan.batch(order, 19).shape == (2, 6)  # the last batch of an epoch is the remainder
     spec, _ = make(batch_size=10, sampling="replacement", steps=7)
-    plan = Plan.from_spec(spec, 96)
+    plan = Schedule.from_spec(spec, 96)
     order = plan.epoch_order([0], 0)
     assert plan.total_steps == 7 and order.shape == (1, 100) and len(set(order[0].tolist())) < 96
 
@@ -63,7 +65,7 @@ def test_each_seed_of_a_batched_job_equals_its_solo_run(tmp_path, arch):
     alone = {**spec, "seeds": [1]}
     train_run(together, data, tmp_path / "together", progress=False)
     train_run(alone, data, tmp_path / "alone", progress=False)
-    last = Plan.from_spec(spec, len(data.y_train)).total_steps
+    last = Schedule.from_spec(spec, len(data.y_train)).total_steps
     a = load_state(checkpoint_path(tmp_path / "together", last))
     b = load_state(checkpoint_path(tmp_path / "alone", last))
     for group in ("params", "buffers"):
@@ -103,13 +105,13 @@ def test_the_training_loop_reports_the_train_mode_loss_averaged_over_the_epochs_
     """batch_loss/batch_acc: what a Keras-style loop prints (train mode, regulariser active, mean over the
     epoch's batches), recomputed here step by step from the initial state with the same train_step."""
     from memorization.regularizers import Regularizer
-    from memorization.train import initial_state, train_step
+    from memorization.sgd import initial_state, train_step
 
     spec, data = make(regularizer="dropout", reg_strength=0.5, momentum=0.9)
     spec = {**spec, "seeds": [0, 1]}
     train_run(spec, data, tmp_path, progress=False)
     arch = Arch.from_spec(spec, data.x_train.shape[1:], 10)
-    plan = Plan.from_spec(spec, len(data.y_train))
+    plan = Schedule.from_spec(spec, len(data.y_train))
     params, buffers, velocity = initial_state(arch, spec["seeds"], "cpu")
     x, y = torch.as_tensor(data.x_train), torch.as_tensor(data.y_train)
     reports = []

@@ -1,32 +1,57 @@
-"""A toy analysis, registered from outside the package as a user would (config key `analyses:`): a metric
-(the norm of each seed's first-layer weights at every checkpoint, times a setting), its table, its figure."""
+"""A toy analysis, registered from outside the package as a user would (config key `analyses:`): a data set,
+a metric (the norm of each seed's first-layer weights at every checkpoint, times a setting) and its table,
+and a figure with its statistic, findings and a claim: one file."""
 
 import pandas as pd
 
-from memorization.registry import Figure, Table, columns, register_figure, register_table
+from memorization.claims import Verdict
+from memorization.registry import (
+    Claim,
+    Dataset,
+    Figure,
+    Table,
+    columns,
+    prose,
+    register_claims,
+    register_dataset,
+    register_figure,
+    register_table,
+)
+
+
+def load_small_digits(root, download):
+    """The first 200 training and 100 validation digits of the bundled set."""
+    from memorization.data import Split, load_digits
+
+    train, val, n_classes = load_digits(root, download)
+    return Split(train.x[:200], train.y[:200]), Split(val.x[:100], val.y[:100]), n_classes
+
+
+register_dataset(
+    Dataset(
+        "small_digits",
+        load_small_digits,
+        200,
+        "The first 200 / 100 of scikit-learn's digits.",
+        shape=(1, 8, 8),
+        n_val=100,
+        job_mem_mb=1000,
+        job_minutes=10,
+    )
+)
 
 
 def weight_norm(spec, data, run_dir, settings, device="cpu"):
-    from memorization.train import checkpoint_path, completed_plan, load_state
+    from memorization.rundir import checkpoint_path
+    from memorization.sgd import completed_schedule, load_state
 
-    plan = completed_plan(spec, len(data.y_train), run_dir)
+    schedule = completed_schedule(spec, len(data.y_train), run_dir)
     rows = []
-    for step in plan.checkpoint_steps:
+    for step in schedule.checkpoint_steps:
         weights = load_state(checkpoint_path(run_dir, step))["params"]["fc0.weight"]
         for pos, seed in enumerate(spec["seeds"]):
             rows.append({"seed": seed, "step": step, "norm": settings["scale"] * float(weights[pos].norm())})
     return pd.DataFrame(rows)
-
-
-def fig_weight_norm(table):
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots()
-    for seed, g in table.groupby("seed"):
-        ax.plot(g["step"], g["norm"], label=f"seed {seed}")
-    ax.set_xlabel("step")
-    ax.set_ylabel("first-layer weight norm")
-    return fig, [f"largest norm {table['norm'].max():.4f}"]
 
 
 register_table(
@@ -40,4 +65,54 @@ register_table(
         settings={"scale": {"type": "number", "exclusiveMinimum": 0, "default": 1.0}},
     )
 )
-register_figure(Figure("fig_weight_norm", ("weight_norm",), fig_weight_norm, "**Toy.** First-layer weight norm."))
+
+
+def norms(table):
+    """The statistic: step x seed, the first-layer weight norm."""
+    return table.pivot_table(index="step", columns="seed", values="norm")
+
+
+def findings(n):
+    return [f"largest norm {n.max().max():.4f}", f"last / first: {' '.join(f'{r:.4f}' for r in growth(n))}"]
+
+
+def draw(n):
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    for seed in n.columns:
+        ax.plot(n.index, n[seed], label=f"seed {seed}")
+    ax.set_xlabel("step")
+    ax.set_ylabel("first-layer weight norm")
+    return fig
+
+
+def growth(n):
+    return n.iloc[-1] / n.iloc[0]
+
+
+def norm_grows(n):
+    g = growth(n)
+    return Verdict(f"last / first: {' '.join(f'{r:.4f}' for r in g)}", bool((g > 1).all()))
+
+
+register_figure(
+    Figure(
+        "fig_weight_norm",
+        ("weight_norm",),
+        prose("**Toy.** First-layer weight norm."),
+        compute=norms,
+        draw=draw,
+        findings=findings,
+    )
+)
+register_claims(
+    Claim(
+        "toy_norm_grows",
+        "fig_weight_norm",
+        "Training grows the first-layer weights.",
+        "first-layer weight norm at the last checkpoint / at the first, per seed",
+        "> 1 in every seed",
+        norm_grows,
+    )
+)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .registry import DATASETS, resolve
+from .registry import DATASETS, implementation
 
 
 class DataError(RuntimeError):
@@ -169,13 +169,35 @@ def load_clean(dataset: str, *, root: str = "data", download: bool = False) -> t
     """(train, validation, number of classes) in raw pixel space [0, 1], by the data set's registered loader."""
     if dataset not in DATASETS:
         raise DataError(f"unknown dataset {dataset!r}; registered: {', '.join(DATASETS)}")
-    return resolve(DATASETS[dataset].load)(root, download)
+    return implementation(DATASETS[dataset].load)(root, download)
+
+
+def check_declared(dataset: str, train: Split, val: Split, n_classes: int) -> None:
+    """What a loader returned against what its registry entry declares: the declarations size every job, the
+    cost plan and the `train_size` check before anything loads, so a mismatch is an error naming both. The
+    image shape and the class count must match; a split may hold fewer examples than declared (a partial copy
+    of the raw files), never more."""
+    d = DATASETS[dataset]
+    problems = []
+    if tuple(train.x.shape[1:]) != tuple(d.shape) or tuple(val.x.shape[1:]) != tuple(d.shape):
+        problems.append(f"images of shape {tuple(train.x.shape[1:])}, declared shape={tuple(d.shape)}")
+    if n_classes != d.n_classes:
+        problems.append(f"{n_classes} classes, declared n_classes={d.n_classes}")
+    for what, split, declared in (("n_train", train, d.n_train), ("n_val", val, d.n_val)):
+        if len(split.y) > declared:
+            problems.append(f"{len(split.y)} examples in its {what[2:]} split, declared {what}={declared}")
+    if problems:
+        raise DataError(
+            f"data set {dataset!r}: its loader returned {'; '.join(problems)}. Correct its registry.Dataset "
+            f"(n_train, n_val, shape, n_classes) to what the loader returns"
+        )
 
 
 def save_clean(dataset: str, path: str | os.PathLike, *, root: str = "data", download: bool = False) -> None:
     """The clean splits of a data set as one array-only .npz: read (and decoded) once, then shared by every
     noisy variant, so those jobs need neither torchvision nor scikit-learn."""
     train, val, n_classes = load_clean(dataset, root=root, download=download)
+    check_declared(dataset, train, val, n_classes)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp.npz")

@@ -51,9 +51,10 @@ def train(
 
     from . import devices
     from .data import NoisyDataset
+    from .metrics import run_tables
     from .rundir import write_manifest
     from .tables import write_frame
-    from .train import run_tables, train_run
+    from .train import train_run
 
     torch.set_num_threads(max(1, threads))
     run_dir = Path(manifest_out).parent
@@ -79,7 +80,7 @@ def run_metadata(run_id: str, spec: dict, frame) -> dict[str, str]:
 
 
 def metric(
-    family: str,
+    table: str,
     spec: dict,
     dataset: str,
     run_dir: str,
@@ -107,11 +108,11 @@ def metric(
             f"run {Path(run_dir).name} changed since training: {'; '.join(problems)}. Train it again with "
             f"`snakemake --forcerun {Path(run_dir) / 'manifest.json'}`, or put the files back"
         )
-    entry = registry.table(family)
-    compute = registry.resolve(entry.compute)
+    entry = registry.table(table)
+    compute = registry.implementation(entry.compute)
     data = NoisyDataset.load(dataset)
     with devices.lease(device if entry.device else "cpu", lock_dir) as dev:
-        print(f"{family} of run {Path(run_dir).name} ({len(spec['seeds'])} seeds) on {dev}: {settings}", flush=True)
+        print(f"{table} of run {Path(run_dir).name} ({len(spec['seeds'])} seeds) on {dev}: {settings}", flush=True)
         frame = compute(spec, data, run_dir, settings, device=dev)
     if "train_size" not in frame:
         frame.insert(1, "train_size", len(data.y_train))
@@ -126,7 +127,7 @@ def summary(name: str, source: str, out: str, analyses=()) -> None:
     from .tables import read_provenance, write_frame
 
     registry.load_analyses(analyses)
-    frame = registry.resolve(registry.table(name).compute)(pd.read_parquet(source))
+    frame = registry.implementation(registry.table(name).compute)(pd.read_parquet(source))
     meta = read_provenance(source)
     write_frame(frame, out, {**meta, "memorization.rows": str(len(frame))})
 

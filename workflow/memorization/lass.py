@@ -17,8 +17,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-PAPER = {"alpha": 0.25, "beta": 0.2, "r": 0.3}  # on the 0–255 pixel scale (the paper's footnotes 4 and 6)
-
 
 @dataclass
 class LassResult:

@@ -1,10 +1,14 @@
-"""Checkpoint-wise metric families of one run, all seeds at once, as tidy frames (without identity columns:
-the table stage adds them). One function per family; each takes the run's spec, its data set, its
-directory (checkpoints) and the family's settings."""
+"""The tables of one run, all seeds at once, as tidy frames (without identity columns: the table stage adds
+them): the training job's tables from its evaluations, and one function per metric table, each taking the
+run's spec, its data set, its directory (checkpoints, evaluations) and the table's settings. Beside each
+metric, its cost model for the plan (registry.Table.cost)."""
 
 from __future__ import annotations
 
+import math
+import os
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,30 +18,37 @@ from tqdm import tqdm
 from .data import NoisyDataset
 from .lass import csr
 from .models import Arch, forward
-from .rundir import checkpoint_path
-from .sensitivity import class_sensitivity, loss_sensitivity
-from .train import completed_plan, load_state
+from .rundir import checkpoint_path, eval_path
+from .sensitivity import class_sensitivity, loss_sensitivity, window_steps
+from .sgd import Schedule, completed_schedule, load_state
 
 
-def _checkpoints(spec: dict, n_train: int, run_dir, which="all", skip_initial: bool = False) -> list[int]:
-    """The run's checkpoint steps: all, the last, or those of a list of steps (others are skipped)."""
-    steps = list(completed_plan(spec, n_train, run_dir).checkpoint_steps)
-    if skip_initial:
-        steps = [s for s in steps if s > 0]
+def select_checkpoints(steps, which="all", skip_initial: bool = False) -> list[int]:
+    """Of a run's checkpoint steps: all, the last, or those of a list of steps (others are skipped)."""
+    steps = [s for s in steps if s > 0] if skip_initial else list(steps)
     if which == "last":
         return steps[-1:]
     return steps if which == "all" else [s for s in steps if s in set(which)]
+
+
+def _checkpoints(spec: dict, n_train: int, run_dir, which="all", skip_initial: bool = False) -> list[int]:
+    """The checkpoint steps a finished run has, selected."""
+    return select_checkpoints(completed_schedule(spec, n_train, run_dir).checkpoint_steps, which, skip_initial)
 
 
 def _progress(items, desc):
     return tqdm(items, desc=desc, file=sys.stderr, mininterval=2.0, ascii=True)
 
 
-SENSITIVITY_KEYS = ("window", "stride", "norm", "horizon")  # the settings every sensitivity row carries
+def _sensitivity_keys() -> tuple[str, ...]:
+    """The settings every sensitivity row carries (the registry's columns)."""
+    from .registry import SENSITIVITY_SETTINGS
+
+    return tuple(c.name for c in SENSITIVITY_SETTINGS)
 
 
 def _replay_settings(settings: dict) -> dict:
-    return {k: settings[k] for k in (*SENSITIVITY_KEYS, "chunk")}
+    return {k: settings[k] for k in (*_sensitivity_keys(), "chunk")}
 
 
 def sensitivity_frame(spec: dict, data: NoisyDataset, run_dir, settings: dict, device="cpu") -> pd.DataFrame:
@@ -56,7 +67,7 @@ def sensitivity_frame(spec: dict, data: NoisyDataset, run_dir, settings: dict, d
             "is_noisy": np.tile(data.is_noisy, len(seeds)),
         }
         frames.append(pd.DataFrame(rows))
-    return _with_settings(pd.concat(frames, ignore_index=True), settings, SENSITIVITY_KEYS)
+    return _with_settings(pd.concat(frames, ignore_index=True), settings, _sensitivity_keys())
 
 
 def class_sensitivity_frame(spec: dict, data: NoisyDataset, run_dir, settings: dict, device="cpu") -> pd.DataFrame:
@@ -83,13 +94,13 @@ def class_sensitivity_frame(spec: dict, data: NoisyDataset, run_dir, settings: d
             "value": m.detach().cpu().numpy().reshape(-1).astype(np.float64),
         }
         frames.append(pd.DataFrame(rows))
-    return _with_settings(pd.concat(frames, ignore_index=True), settings, (*SENSITIVITY_KEYS, "variant"))
+    return _with_settings(pd.concat(frames, ignore_index=True), settings, (*_sensitivity_keys(), "variant"))
 
 
 def csr_frame(spec: dict, data: NoisyDataset, run_dir, settings: dict, device="cpu") -> pd.DataFrame:
     """Critical sample ratio by LASS of every seed's model at every checkpoint, on each requested split."""
     arch = Arch.from_spec(spec, data.x_train.shape[1:], data.n_classes)
-    plan = completed_plan(spec, len(data.y_train), run_dir)
+    plan = completed_schedule(spec, len(data.y_train), run_dir)
     arrays = {"val": data.x_val, "train": data.x_train}
     # each split goes to the device once, not once per checkpoint and seed
     splits = {name: torch.as_tensor(arrays[name][: settings["points"]], device=device) for name in settings["splits"]}
@@ -125,7 +136,7 @@ def csr_frame(spec: dict, data: NoisyDataset, run_dir, settings: dict, device="c
 def filters_frame(spec: dict, data: NoisyDataset, run_dir, settings: dict, device="cpu") -> pd.DataFrame:
     """First-layer weights of every seed at the first and the last checkpoint (the paper's Fig. 2), one row per
     weight: the CNN's 5x5 filters, or the MLP's first-layer units as images of the input's shape.
-    `settings` is unused: the family has none."""
+    `settings` is unused: the table has none."""
     steps = _checkpoints(spec, len(data.y_train), run_dir)
     frames = []
     for step in sorted({steps[0], steps[-1]}):
@@ -152,6 +163,126 @@ def filters_frame(spec: dict, data: NoisyDataset, run_dir, settings: dict, devic
     return pd.concat(frames, ignore_index=True)
 
 
+# ----------------------------------------------------------------------------- cost models (memorization.plan)
+# Each: (spec, settings, timings of the run's model shape, the run's shape) -> seconds of computation, the
+# job's start not counted; `shape` has the planned `schedule`, `classes`, `n_train` and `n_val`.
+
+
+def _replay_cost(settings: dict, t: dict, shape, outputs_per_step: int) -> float:
+    """Per checkpoint T: T replayed steps (or horizon + window), and per replayed step one backward pass per
+    chunk of outputs plus a cost per output step (one row serves every seed)."""
+    seconds = 0.0
+    for T in select_checkpoints(shape.schedule.checkpoint_steps, settings["at"], skip_initial=True):
+        replayed = T if settings["horizon"] is None else min(T, settings["horizon"] + settings["window"])
+        outputs = len(window_steps(T, settings["window"], settings["stride"])) * outputs_per_step
+        passes = math.ceil(outputs / settings["chunk"])
+        seconds += replayed * (
+            t.get("replay_step", math.nan)
+            + passes * t.get("backward_pass_step", math.nan)
+            + outputs * t.get("backward_output_step", math.nan)
+        )
+    return seconds
+
+
+def sensitivity_cost(spec: dict, settings: dict, t: dict, shape) -> float:
+    return _replay_cost(settings, t, shape, 1)
+
+
+def class_sensitivity_cost(spec: dict, settings: dict, t: dict, shape) -> float:
+    return _replay_cost(settings, t, shape, shape.classes)
+
+
+def csr_cost(spec: dict, settings: dict, t: dict, shape) -> float:
+    """Checkpoints x seeds x points x the iteration cap (an upper bound: a flipped point stops early)."""
+    sizes = {"val": shape.n_val, "train": shape.n_train}
+    points = sum(min(settings["points"] or sizes[s], sizes[s]) for s in settings["splits"])
+    return (
+        len(shape.schedule.checkpoint_steps)
+        * len(spec["seeds"])
+        * points
+        * settings["max_iter"]
+        * t["lass_point_iteration"]
+    )
+
+
 def _with_settings(frame: pd.DataFrame, settings: dict, keys) -> pd.DataFrame:
     """Every metric row carries the settings that produced it."""
     return frame.assign(**{k: settings[k] for k in keys})
+
+
+# ----------------------------------------------------------------------------- the training job's tables
+
+
+def _evaluations(spec: dict, data: NoisyDataset, run_dir):
+    """(schedule, epoch, step, evaluation arrays) for every evaluation of a finished run."""
+    plan = completed_schedule(spec, len(data.y_train), run_dir)
+    for step in plan.eval_steps:
+        with np.load(eval_path(run_dir, step), allow_pickle=False) as ev:
+            yield plan, step / plan.steps_per_epoch, step, ev
+
+
+def run_tables(spec: dict, data: NoisyDataset, run_dir: str | os.PathLike):
+    """(training rows, convergence rows) of a finished run as pandas DataFrames, from its evaluations."""
+    seeds = np.asarray(spec["seeds"])
+    training = []
+    for plan, epoch, step, ev in _evaluations(spec, data, Path(run_dir)):
+        training.append(
+            pd.DataFrame(
+                {
+                    "seed": seeds,
+                    "train_size": plan.n_train,
+                    "epoch": epoch,
+                    "step": step,
+                    "train_loss": ev["train_loss"],
+                    "train_acc": ev["train_acc"],
+                    "val_loss": ev["val_loss"],
+                    "val_acc": ev["val_acc"],
+                    "batch_loss": ev["batch_loss"],
+                    "batch_acc": ev["batch_acc"],
+                }
+            )
+        )
+    training = pd.concat(training, ignore_index=True)
+    return training, convergence_frame(training, plan)
+
+
+def examples_frame(
+    spec: dict, data: NoisyDataset, run_dir: str | os.PathLike, settings: dict | None = None, device="cpu"
+):
+    """Per-example correctness rows of a finished run (seeds x evaluations x training examples), from its
+    evaluation files. A table of its own, made only for experiments that ask for it: at paper scale (50k
+    examples, 1000 epochs) it has 10^8 rows per run. (settings and device: the metric signature; unused.)"""
+    seeds = np.asarray(spec["seeds"])
+    frames = []
+    for plan, epoch, step, ev in _evaluations(spec, data, Path(run_dir)):
+        correct = ev["correct"]
+        n = correct.shape[1]
+        frames.append(
+            pd.DataFrame(
+                {
+                    "seed": np.repeat(seeds, n),
+                    "train_size": plan.n_train,
+                    "epoch": epoch,
+                    "step": step,
+                    "example": np.tile(np.arange(n), len(seeds)),
+                    "correct": correct.reshape(-1),
+                    "is_noisy": np.tile(data.is_noisy, len(seeds)),
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def convergence_frame(training, plan: Schedule):
+    """Time to convergence (docs/science.md §3.6) per seed: the first logged epoch at which the seed classifies its
+    whole training set (as trained) correctly; null if it never did within the cap `max_epochs`."""
+    fit = training[training["train_acc"] == 1.0].groupby("seed")["epoch"].min()
+    seeds = training["seed"].unique()
+    return pd.DataFrame(
+        {
+            "seed": seeds,
+            "train_size": plan.n_train,
+            "epochs_to_fit": pd.array([fit.get(s, None) for s in seeds], dtype="Float64"),
+            "max_epochs": plan.planned_epochs(),
+        }
+    )

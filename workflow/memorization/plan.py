@@ -16,15 +16,13 @@ local jobs on the side).
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import registry
-from . import spec as specs
+from . import configuration, registry
 
 JOB_START = {"torch": 3.0, "light": 1.5}  # seconds to start a job process and import its libraries (measured)
 CALIBRATION_STEPS = 200
@@ -65,14 +63,14 @@ def measure(spec: dict, device: str, steps: int = CALIBRATION_STEPS, budget: flo
     """Seconds per training step, per evaluated example, per LASS iteration and point, per replayed step and
     per backward output step, for the shape of `spec`, on synthetic data: each timed over up to `steps` calls
     or about `budget` seconds (a paper-sized CNN step takes seconds on a CPU). Seeds are stacked in the
-    groups training uses (train.seed_groups); one group is timed and counted once per group."""
+    groups training uses (sgd.seed_groups); one group is timed and counted once per group."""
     import torch
 
     from .lass import lass
     from .models import Arch, forward, init_params
     from .regularizers import Regularizer
     from .sensitivity import replay_losses, sensitivity_norms
-    from .train import GROUP_PARAMS, evaluate, initial_state, seed_groups, train_step
+    from .sgd import GROUP_PARAMS, evaluate, initial_state, seed_groups, train_step
 
     shape, classes, _, _ = data_shape(spec)
     arch = Arch.from_spec(spec, shape, classes)
@@ -194,64 +192,46 @@ def calibrations(runs: list[dict], device: str, cache: Path, measure_fn=measure)
 # ----------------------------------------------------------------------------- job costs
 
 
-def _steps(spec: dict) -> tuple[int, int, list[int], list[int]]:
-    """(total steps, steps per epoch, evaluation steps, checkpoint steps) as planned (the cap for a run that
-    stops at fit)."""
-    from .train import Plan
+@dataclass(frozen=True)
+class RunShape:
+    """What a run's job costs follow from, known before it runs: its planned schedule (a run that stops at fit
+    counted to its cap) and its data set's sizes (registry)."""
 
-    plan = Plan.from_spec(spec, data_shape(spec)[2])
-    return plan.total_steps, plan.steps_per_epoch, list(plan.eval_steps), list(plan.checkpoint_steps)
+    schedule: object  # sgd.Schedule
+    classes: int
+    n_train: int
+    n_val: int
+
+
+def run_shape(spec: dict) -> RunShape:
+    from .sgd import Schedule
+
+    _, classes, n_train, n_val = data_shape(spec)
+    return RunShape(Schedule.from_spec(spec, n_train), classes, n_train, n_val)
 
 
 def training_seconds(spec: dict, t: dict) -> float:
-    total, _, evals, _ = _steps(spec)
-    _, _, n_train, n_val = data_shape(spec)
-    return total * t["step"] + len(evals) * (n_train + n_val) * t["eval_example"] + JOB_START["torch"]
+    shape = run_shape(spec)
+    evaluated = len(shape.schedule.eval_steps) * (shape.n_train + shape.n_val) * t["eval_example"]
+    return shape.schedule.total_steps * t["step"] + evaluated + JOB_START["torch"]
 
 
-def metric_seconds(family: str, spec: dict, settings: dict, t: dict) -> float:
-    from .sensitivity import window_steps
-
-    _, _, evals, checkpoints = _steps(spec)
-    S = len(spec["seeds"])
-    _, classes, n_train, n_val = data_shape(spec)
-    seconds = JOB_START["torch"]
-    if family in ("sensitivity", "class_sensitivity"):
-        at = [c for c in checkpoints if c > 0]
-        at = (
-            at[-1:]
-            if settings["at"] == "last"
-            else (at if settings["at"] == "all" else [c for c in at if c in settings["at"]])
-        )
-        outputs_per_step = 1 if family == "sensitivity" else classes
-        for T in at:
-            replayed = T if settings["horizon"] is None else min(T, settings["horizon"] + settings["window"])
-            outputs = len(window_steps(T, settings["window"], settings["stride"])) * outputs_per_step  # all seeds
-            passes = math.ceil(outputs / settings["chunk"])
-            seconds += replayed * (
-                t.get("replay_step", math.nan)
-                + passes * t.get("backward_pass_step", math.nan)
-                + outputs * t.get("backward_output_step", math.nan)
-            )
-    elif family == "csr":
-        sizes = {"val": n_val, "train": n_train}
-        points = sum(min(settings["points"] or sizes[s], sizes[s]) for s in settings["splits"])
-        seconds += len(checkpoints) * S * points * settings["max_iter"] * t["lass_point_iteration"]
-    # examples and filters read the run's files: their job start dominates
-    return seconds
+def metric_seconds(table: str, spec: dict, settings: dict, t: dict) -> float:
+    """The job start, and the table's cost model (registry.Table.cost) where it has one: without one the job
+    only reads the run's files, and its start dominates."""
+    cost = registry.table(table).cost
+    computed = registry.implementation(cost)(spec, settings, t, run_shape(spec)) if cost is not None else 0.0
+    return JOB_START["torch"] + computed
 
 
 def jobs(config: dict, timings: dict[str, dict]) -> list[Job]:
     """Every training and metric job of a config (each run once, under the first experiment that has it),
     and the small local jobs (data sets, tables, figures), with predicted seconds."""
     out, seen = [], set()
-    for name, runs in specs.expand(config).items():
-        exp = config["experiments"][name]
-        tables = set(exp.get("tables", ["training"])) | {
-            t for f in exp.get("figures", []) for t in registry.figure(f).tables
-        }
+    for name, runs in configuration.expand(config).items():
+        tables = set(configuration.experiment_tables(config, name))
         for spec in runs:
-            rid = specs.run_id(spec)
+            rid = configuration.run_id(spec)
             t = timings[shape_key(spec)]
             if rid not in seen:  # a run shared by experiments trains once
                 seen.add(rid)
@@ -259,7 +239,7 @@ def jobs(config: dict, timings: dict[str, dict]) -> list[Job]:
             for table in sorted(tables):
                 if registry.table(table).stage == "metric" and (rid, table) not in seen:  # and each metric once
                     seen.add((rid, table))
-                    settings = specs.metric_settings(config, table, spec["dataset"])
+                    settings = configuration.metric_settings(config, table, spec["dataset"])
                     out.append(
                         Job(
                             name,
@@ -318,75 +298,6 @@ def report(job_list: list[Job], devices: int, device: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def benchmark_seconds(path: Path) -> float:
-    """The wall seconds of a job from its Snakemake `benchmark:` file (column `s` of its one row)."""
-    return float(path.read_text().splitlines()[1].split("\t")[0])
-
-
-def compare(job_list: list[Job], results: Path) -> str:
-    """Predicted against measured (Snakemake's benchmark files of an actual run), per experiment and total."""
-    measured: dict[tuple[str, str], float] = {}
-    for job in job_list:
-        if job.kind == "train":
-            path = results / "benchmarks" / "train" / f"{job.run}.tsv"
-        elif job.kind.startswith("metric:"):
-            path = results / "benchmarks" / "metrics" / job.run / f"{job.kind.split(':')[1]}.tsv"
-        else:
-            continue
-        if path.exists():
-            measured[(job.experiment, job.kind, job.run)] = benchmark_seconds(path)
-    by_exp: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
-    for job in job_list:
-        key = (job.experiment, job.kind, job.run)
-        if key in measured:
-            by_exp[job.experiment][0] += job.seconds
-            by_exp[job.experiment][1] += measured[key]
-    lines = [f"{'experiment':<22} {'planned':>9} {'measured':>9} {'ratio':>6}"]
-    for exp, (planned, got) in sorted(by_exp.items()):
-        lines.append(f"{exp:<22} {planned:>8.0f}s {got:>8.0f}s {planned / got:>6.2f}")
-    planned, got = sum(v[0] for v in by_exp.values()), sum(v[1] for v in by_exp.values())
-    lines.append(f"{'total':<22} {planned:>8.0f}s {got:>8.0f}s {planned / got:>6.2f}")
-    return "\n".join(lines) + "\n"
-
-
-def where_time_went(workdir) -> str:
-    """The time of an actual run, from its files: Snakemake's elapsed time (its newest log in
-    .snakemake/log/) and the job times of the `benchmark:` files, summed per job kind."""
-    workdir = Path(workdir)
-    logs = sorted((workdir / ".snakemake" / "log").glob("*.snakemake.log"))
-    elapsed = "?"
-    for line in logs[-1].read_text().splitlines() if logs else []:
-        if line.startswith("Elapsed time"):
-            elapsed = line.split(": ", 1)[1].split(".")[0]
-    kinds: dict[str, list[float]] = defaultdict(list)
-    for path in (workdir / "results" / "benchmarks").glob("**/*.tsv"):
-        kind = "train" if path.parent.name == "train" else f"metric:{path.stem}"
-        kinds[kind].append(benchmark_seconds(path))
-    lines = [
-        f"Snakemake's elapsed time: {elapsed}. Job time (from the `benchmark:` files), per job kind:",
-        "",
-        "| jobs | count | job-seconds |",
-        "|---|---|---|",
-    ]
-    for kind, times in sorted(kinds.items(), key=lambda kv: -sum(kv[1])):
-        lines.append(f"| {kind} | {len(times)} | {sum(times):.0f} |")
-    lines.append(f"| all of them | {sum(len(t) for t in kinds.values())} | {sum(sum(t) for t in kinds.values()):.0f} |")
-    return "\n".join(lines) + "\n"
-
-
-README_BEGIN = "<!-- plan: generated by `make readme-plan` -->\n"
-README_END = "<!-- end of plan -->"
-TIME_BEGIN = "<!-- time: generated by `make readme-scorecard` -->\n"
-TIME_END = "<!-- end of time -->"
-
-
-def into_readme(path, block: str, begin: str = README_BEGIN, end: str = README_END) -> None:
-    """Replace a generated section of the README."""
-    text = Path(path).read_text()
-    start, stop = text.index(begin) + len(begin), text.index(end)
-    Path(path).write_text(text[:start] + block + text[stop:])
-
-
 def main(argv=None) -> None:
     import argparse
 
@@ -399,10 +310,14 @@ def main(argv=None) -> None:
     ap.add_argument("--compare", help="a results/ folder of an actual run: compare with its benchmark files")
     ap.add_argument("--readme", help="also write the plan into this README's generated plan section")
     args = ap.parse_args(argv)
+    from .readme import PLAN, RUN_TIME, into_readme
+
     if args.time_of:
+        from .run_time import where_time_went
+
         text = where_time_went(args.time_of)
         if args.readme:
-            into_readme(args.readme, text, TIME_BEGIN, TIME_END)
+            into_readme(args.readme, RUN_TIME, text)
         print(text, end="")
         return
     if not args.config:
@@ -411,20 +326,25 @@ def main(argv=None) -> None:
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     torch.set_num_threads(1 if device == "cpu" else torch.get_num_threads())  # as the jobs run
-    given = specs._read_yaml(Path(args.config))
-    config = specs.validate(
-        specs.load_config(given, workdir=Path.cwd(), repository=Path(__file__).resolve().parents[2])
-    )
-    runs = [r for rs in specs.expand(config).values() for r in rs]
+    given = configuration._read_yaml(Path(args.config))
+    try:
+        config = configuration.load(given, workdir=Path.cwd(), repository=Path(__file__).resolve().parents[2])
+    except (configuration.ConfigError, FileNotFoundError) as err:
+        raise SystemExit(f"invalid configuration: {err}") from None
+    runs = [r for rs in configuration.expand(config).values() for r in rs]
     timings = calibrations(runs, device, Path(args.cache) if args.cache else default_cache(device))
     job_list = jobs(config, timings)
     text = report(job_list, args.devices, device)
     print(text, end="")
     if args.readme:
         into_readme(
-            args.readme, f"`python -m memorization.plan {args.config} --devices {args.devices}`:\n\n```\n{text}```\n"
+            args.readme,
+            PLAN,
+            f"`python -m memorization.plan {args.config} --devices {args.devices}`:\n\n```\n{text}```\n",
         )
     if args.compare:
+        from .run_time import compare
+
         print("\n" + compare(job_list, Path(args.compare)), end="")
 
 

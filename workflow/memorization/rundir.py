@@ -15,6 +15,11 @@ import json
 import os
 from pathlib import Path
 
+# Snakemake's `benchmark:` files of the training and metric jobs (rules/train.smk, rules/metrics.smk), which
+# the cost plan compares its predictions with and `--time-of` sums: one place for both.
+TRAIN_BENCHMARK = "results/benchmarks/train/{run}.tsv"
+METRIC_BENCHMARK = "results/benchmarks/metrics/{run}/{table}.tsv"
+
 
 def checkpoint_path(run_dir, step: int) -> Path:
     return Path(run_dir) / "checkpoints" / f"step_{step:09d}.pt"

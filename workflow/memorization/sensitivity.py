@@ -1,4 +1,4 @@
-"""Loss sensitivity through SGD (docs/science.md §3.2–3.4). (Its Gini coefficient is in analysis.py.)
+"""Loss sensitivity through SGD (docs/science.md §3.2–3.4). (Its Gini coefficient is in stats.py.)
 
 g_x^t = ‖∂L_t/∂x‖ is the influence of training input x on the loss after t SGD updates. It flows only
 through the parameter updates x took part in: L_t is the mini-batch loss of step t with that batch's
@@ -19,7 +19,7 @@ import torch
 
 from .models import Arch, example_losses, forward
 from .regularizers import Regularizer, layer_noise
-from .train import Plan, initial_state, learning_rate, load_state, sgd_step, train_step
+from .sgd import Schedule, initial_state, learning_rate, load_state, sgd_step, train_step
 
 NORMS = ("l1", "l2", "linf")
 
@@ -89,7 +89,7 @@ def replay_losses(
         )
     S, N = len(seeds), len(x_train)
     arch = Arch.from_spec(spec, tuple(x_train.shape[1:]), n_classes)
-    plan = Plan.from_spec(spec, N)
+    plan = Schedule.from_spec(spec, N)
     first, last = min(out_steps), max(out_steps)
     begin = 0 if horizon is None else max(0, first - horizon)
     params, buffers, velocity, loaded = start_state(spec, arch, run_dir, begin, device)
@@ -246,7 +246,7 @@ def class_sensitivity(
     )
     norms = sensitivity_norms(batches, L, len(x_train), norm, chunk)[0]  # (S, B, N)
     by_inputs = norms @ onehot / per_class  # (S, B, C): mean over the inputs of class j
-    plan = Plan.from_spec(spec, len(x_train))
+    plan = Schedule.from_spec(spec, len(x_train))
     ((_, _, idx),) = plan.steps(list(spec["seeds"]), last, last + 1, x_train.device)
     rows = torch.nn.functional.one_hot(y_train[idx], n_classes).to(norms.dtype).transpose(1, 2)  # (S, C, B)
     count = rows.sum(2, keepdim=True)

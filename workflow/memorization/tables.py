@@ -26,7 +26,7 @@ IDENTITY_COLUMNS = tuple(c.name for c in IDENTITY)
 def identity_values(experiment: str, run_id: str, spec: dict) -> dict:
     """The identity columns of one run, but `seed` and `train_size`, which the run's own rows carry
     (a run knows its real training-set size even when the spec says "the whole split")."""
-    from .spec import config_id  # the workflow side only: reading tables needs no config machinery
+    from .configuration import config_id  # the workflow side only: reading tables needs no config machinery
 
     keys = [c for c in IDENTITY_COLUMNS if c not in ("experiment", "run_id", "config_id", "seed", "train_size")]
     return {"experiment": experiment, "run_id": run_id, "config_id": config_id(spec), **{k: spec[k] for k in keys}}
@@ -165,28 +165,9 @@ def read_run_table(path: str | os.PathLike, run_id: str, seeds) -> pd.DataFrame:
     return frame
 
 
-def read_table(path: str | os.PathLike) -> pd.DataFrame:
-    return pd.read_parquet(path)
-
-
 def read_provenance(path: str | os.PathLike) -> dict[str, str]:
     meta = pq.read_schema(path).metadata or {}
     return {k.decode(): v.decode() for k, v in meta.items() if k.startswith(b"memorization.")}
-
-
-__all__ = [
-    "IDENTITY_COLUMNS",
-    "TABLES",
-    "arrow_schema",
-    "conform",
-    "identity_values",
-    "provenance",
-    "read_provenance",
-    "read_table",
-    "with_identity",
-    "write_frame",
-    "write_table",
-]
 
 
 def contract_markdown() -> str:

@@ -1,16 +1,17 @@
-"""Training: all seeds of one configuration at once, the data set resident on the device, no DataLoader.
+"""The training loop: all seeds of one configuration at once, the data set resident on the device, no
+DataLoader; and its resume state on disk. The step itself, the schedule and evaluation are the SGD core
+(memorization.sgd), shared with the differentiable replay of loss sensitivity.
 
-The random streams are stateless (a generator per (seed, purpose, epoch)), so a run resumes mid-epoch
-from a saved state and gives exactly what an uninterrupted run gives, and any step can be replayed.
+Read top to bottom: `train_run` sets a run up, resumes it from the newest readable state, then steps,
+recording an evaluation and a state file where the schedule says, until the end or until every seed fits.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,263 +19,47 @@ import torch
 from tqdm import tqdm
 
 from .data import NoisyDataset
-from .lass import lass, to_input_units
-from .models import Arch, example_losses, forward, init_params, seed_for
-from .regularizers import NONE as NO_REG
-from .regularizers import Regularizer, adversarial_mix, layer_noise
+from .models import Arch, init_params
+from .regularizers import Regularizer
 from .rundir import checkpoint_path, end_path, eval_path
-
-EVAL_BATCH = 2048
-# Seeds train as one batched computation in groups of at most this many stacked parameters (execution
-# setting, not part of a run's identity). Small models (the digits default) fit in one group; for large
-# ones a group that outgrows the CPU caches makes the batched step memory-bound and slower than a loop.
-GROUP_PARAMS = {"cpu": 1 << 20, "cuda": 1 << 28}  # CPU: measured, docs/design.md, Devices
-
-
-def seed_groups(n_seeds: int, params_per_seed: int, budget: int) -> list[slice]:
-    """Contiguous, near-equal groups of seeds with at most `budget` stacked parameters each."""
-    n_groups = math.ceil(n_seeds / max(1, min(n_seeds, budget // max(1, params_per_seed))))
-    bounds = [round(i * n_seeds / n_groups) for i in range(n_groups + 1)]
-    return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
-
-
-def _select(tensors: dict, group: slice) -> dict:
-    return {k: v[group] for k, v in tensors.items()}
-
-
-# ----------------------------------------------------------------------------- the one SGD step
-
-
-def decays(name: str) -> bool:
-    """Whether weight decay acts on a parameter: the kernels (`fc0.weight`, `conv1.weight`), not biases or
-    BatchNorm parameters (`conv1.bn.weight`)."""
-    return name.endswith(".weight") and ".bn." not in name
-
-
-def sgd_step(
-    params: dict, grads: dict, velocity: dict, *, lr: float, momentum: float, weight_decay: float, inplace: bool = False
-):
-    """One SGD update with PyTorch's semantics (v ← μ·v + g + λ·w; w ← w − lr·v). Returns (params, velocity).
-
-    Weight decay acts on the kernels only (dense and convolution weights, `decays`), as Keras' kernel `l2`
-    regulariser, which the paper used: biases and BatchNorm scales and shifts are not decayed. λ·w is
-    PyTorch's convention, Keras' `l2(λ/2)`.
-
-    This is the only place parameters change. The differentiable replay of loss sensitivity calls it as a
-    pure function (inplace=False: new tensors, graph kept). Training calls it with inplace=True, which
-    writes into the given tensors (views into the stacked seeds): fresh 100-model tensors every step would
-    cost an allocation and page faults per step, which on a CPU doubles the step time.
-    """
-    new_params, new_velocity = {}, {}
-    for name, w in params.items():
-        g = grads[name] + weight_decay * w if weight_decay and decays(name) else grads[name]
-        if momentum:
-            v = velocity[name].mul_(momentum).add_(g) if inplace else momentum * velocity[name] + g
-        else:
-            v = g
-        new_params[name] = w.sub_(v, alpha=lr) if inplace else w - lr * v
-        new_velocity[name] = v
-    return new_params, new_velocity
-
-
-# ----------------------------------------------------------------------------- schedule
-
-
-def schedule_steps(schedule: dict, *, steps_per_epoch: int, total_steps: int) -> list[int]:
-    """Steps (counted from 0 = initialisation) at which a schedule fires; the last step is always in."""
-    scale = steps_per_epoch if schedule["unit"] == "epoch" else 1
-    if "every" in schedule:
-        points = range(0, total_steps + 1, schedule["every"] * scale)
-    elif "at" in schedule:
-        points = [a * scale for a in schedule["at"]]
-    else:  # log-spaced, as the paper's Fig. 3 x-axis
-        points = np.unique(np.round(np.geomspace(1, total_steps, schedule["log_count"])).astype(int)).tolist()
-    return sorted({p for p in points if 0 <= p <= total_steps} | {total_steps})
+from .sgd import GROUP_PARAMS, Schedule, evaluate, initial_state, learning_rate, load_state, seed_groups, train_step
 
 
 @dataclass(frozen=True)
-class Plan:
-    """How many steps, which batch at each step, when to evaluate and checkpoint."""
+class Run:
+    """What stays fixed while a run trains: its spec, where it writes, its model, schedule and data."""
 
-    n_train: int
-    batch_size: int
-    sampling: str
-    steps_per_epoch: int
-    total_steps: int
-    eval_steps: tuple[int, ...]
-    checkpoint_steps: tuple[int, ...]
-    planned_steps: int = 0  # total_steps as planned, before an early stop
+    spec: dict
+    run_dir: Path
+    fingerprint: str  # the spec and the code version: a state file of another is never resumed from
+    arch: Arch
+    schedule: Schedule
+    groups: list[slice]
+    reg: Regularizer
+    pixel_range: float
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    eval_at: frozenset[int]  # sets: looked up at every step, and a paper-scale run has 1000s of evaluations
+    checkpoint_at: frozenset[int]
 
-    @classmethod
-    def from_spec(cls, spec: dict, n_train: int) -> Plan:
-        spe = math.ceil(n_train / spec["batch_size"])
-        total = spec["steps"] if spec["steps"] is not None else spec["epochs"] * spe
-        evals = schedule_steps({"unit": "epoch", "every": spec["log_every"]}, steps_per_epoch=spe, total_steps=total)
-        ckpts = schedule_steps(spec["checkpoints"], steps_per_epoch=spe, total_steps=total)
-        return cls(n_train, spec["batch_size"], spec["sampling"], spe, total, tuple(evals), tuple(ckpts), total)
-
-    def planned_epochs(self) -> float:
-        """The training budget in epochs (the cap of a run that stops at fit)."""
-        return self.planned_steps / self.steps_per_epoch
-
-    def ended_at(self, step: int) -> Plan:
-        """The plan of a run that stopped early at `step` (converged): later evaluations and checkpoints
-        never happened, and the stop is both an evaluation and a checkpoint."""
-        return replace(
-            self,
-            total_steps=step,
-            eval_steps=tuple(sorted({s for s in self.eval_steps if s < step} | {step})),
-            checkpoint_steps=tuple(sorted({s for s in self.checkpoint_steps if s < step} | {step})),
-        )
-
-    def epoch_order(self, seeds: list[int], epoch: int) -> torch.Tensor:
-        """(S, steps_per_epoch * batch) example indices of one epoch, for every seed."""
-        rows = []
-        for seed in seeds:
-            gen = torch.Generator().manual_seed(seed_for(seed, "batches", epoch))
-            if self.sampling == "shuffle":
-                rows.append(torch.randperm(self.n_train, generator=gen))
-            else:
-                rows.append(torch.randint(self.n_train, (self.steps_per_epoch * self.batch_size,), generator=gen))
-        return torch.stack(rows)
-
-    def steps(self, seeds: list[int], start: int, stop: int, device="cpu"):
-        """(step, epoch, batch indices (S, B)) for steps start..stop−1, each epoch's order made once."""
-        order_epoch, order = None, None
-        for step in range(start, stop):
-            epoch = step // self.steps_per_epoch
-            if epoch != order_epoch:
-                order, order_epoch = self.epoch_order(seeds, epoch).to(device), epoch
-            yield step, epoch, self.batch(order, step)
-
-    def batch(self, order: torch.Tensor, step: int) -> torch.Tensor:
-        """Indices (S, B) of the batch at global step `step` (the last batch of an epoch may be smaller)."""
-        i = step % self.steps_per_epoch
-        return order[:, i * self.batch_size : (i + 1) * self.batch_size]
+    @property
+    def seeds(self) -> list[int]:
+        return list(self.spec["seeds"])
 
 
-def learning_rate(spec: dict, epoch: int) -> float:
-    """Step schedule lr · factor^⌊epoch / every⌋ (the paper's CNN halves it every 15 epochs)."""
-    if spec["lr_decay_every"] is None:
-        return spec["lr"]
-    return spec["lr"] * spec["lr_decay_factor"] ** (epoch // spec["lr_decay_every"])
+@dataclass
+class State:
+    """What a resumed run continues from: the stacked seeds' parameters, BatchNorm buffers and momentum, the
+    step, and the loop's running report, (S, 2) sums of (loss, accuracy) over the epoch's batches so far."""
 
-
-# ----------------------------------------------------------------------------- evaluation
-
-
-@torch.no_grad()
-def evaluate(
-    arch: Arch,
-    params,
-    buffers,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    groups: list[slice] | None = None,
-    loss: str = "cross_entropy",
-):
-    """Eval-mode per-example loss (the run's training loss) and correctness of every seed's model: two (S, N)
-    tensors."""
-    S = next(iter(params.values())).shape[0]
-    losses = torch.full((S, len(x)), float("nan"), device=x.device)
-    correct = torch.zeros((S, len(x)), dtype=torch.bool, device=x.device)
-    for g in groups or [slice(0, S)]:
-        p, b = _select(params, g), _select(buffers, g)
-        for i in range(0, len(x), EVAL_BATCH):
-            logits, _ = forward(arch, p, b, x[i : i + EVAL_BATCH], train=False)
-            yb = y[i : i + EVAL_BATCH].expand(logits.shape[0], -1)
-            losses[g, i : i + EVAL_BATCH] = example_losses(logits, yb, loss)
-            correct[g, i : i + EVAL_BATCH] = logits.argmax(-1) == yb
-    return losses, correct
-
-
-def train_step(
-    arch: Arch,
-    params,
-    buffers,
-    velocity,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    *,
-    lr: float,
-    momentum: float,
-    groups: list[slice],
-    loss: str = "cross_entropy",
-    reg: Regularizer = NO_REG,
-    seeds=(),
-    step: int = 0,
-    pixel_range: float = 1.0,
-) -> torch.Tensor:
-    """One SGD step of every seed, in place. x: (S, B, ...) and y: (S, B), each seed's own batch.
-    seeds and step pick the random draws of a stochastic regulariser; pixel_range converts the LASS
-    settings of adversarial training from the 0–255 scale.
-
-    Returns what a training loop reports for the batch, per seed: (S, 2) = (mean loss, accuracy) of the
-    training forward pass (train mode, regulariser active; for adversarial training the mixed loss and the
-    accuracy on the clean examples)."""
-    report = torch.empty((y.shape[0], 2), device=y.device)
-    for g in groups:
-        p = {k: v[g].detach().requires_grad_(True) for k, v in params.items()}  # views of the stacked seeds
-        group_seeds = list(seeds)[g]
-        noise = layer_noise(reg, group_seeds, step, x.device)
-        if reg.adversarial:
-            losses, new_buffers, logits = adversarial_losses(
-                arch, p, _select(buffers, g), x[g], y[g], reg, group_seeds, step, pixel_range, loss, noise
-            )
-        else:
-            logits, new_buffers = forward(arch, p, _select(buffers, g), x[g], train=True, noise=noise)
-            losses = example_losses(logits, y[g], loss)
-        per_seed = losses.mean(1)
-        total = per_seed.sum()  # summed over seeds: each seed gets the gradient of its solo run
-        grads = dict(zip(p, torch.autograd.grad(total, list(p.values()))))
-        with torch.no_grad():
-            sgd_step(
-                {k: v.detach() for k, v in p.items()},
-                grads,
-                _select(velocity, g),
-                lr=lr,
-                momentum=momentum,
-                weight_decay=reg.weight_decay,
-                inplace=True,
-            )
-            for k, v in new_buffers.items():
-                buffers[k][g] = v
-            report[g, 0] = per_seed
-            report[g, 1] = (logits.argmax(-1) == y[g]).float().mean(1)
-    return report
-
-
-def adversarial_losses(
-    arch: Arch, params, buffers, x, y, reg: Regularizer, seeds, step: int, pixel_range: float, loss: str, noise
-):
-    """Per-example losses (S, B), BatchNorm buffers and the clean examples' logits of adversarial training
-    (docs/science.md §5, footnote 7): LASS — the same search as the CSR metric, on the deterministic network —
-    looks for a critical point x̂ near each batch example; one training forward pass over [x; x̂] (BatchNorm
-    statistics over both) gives ℓ(x) and ℓ(x̂), mixed by `adversarial_mix`. LASS runs per seed: its active
-    set shrinks example by example."""
-    S, B = y.shape
-    x_hat, critical = torch.empty_like(x), torch.zeros((S, B), dtype=torch.bool, device=x.device)
-    for pos, seed in enumerate(seeds):
-        p = {k: v[pos : pos + 1].detach() for k, v in params.items()}
-        b = {k: v[pos : pos + 1] for k, v in buffers.items()}
-
-        def predict(xb, p=p, b=b):
-            return forward(arch, p, b, xb, train=False)[0][0]
-
-        found = lass(
-            predict,
-            x[pos],
-            alpha=to_input_units(reg.adversarial_alpha, pixel_range),
-            beta=to_input_units(reg.adversarial_beta, pixel_range),
-            r=to_input_units(reg.adversarial_r, pixel_range),
-            max_iter=reg.adversarial_max_iter,
-            seed=seed_for(seed, "adversarial", step),
-        )
-        x_hat[pos], critical[pos] = found.x_hat, found.critical
-    logits, new_buffers = forward(arch, params, buffers, torch.cat([x, x_hat], 1), train=True, noise=noise)
-    both = example_losses(logits, torch.cat([y, y], 1), loss)
-    mixed = adversarial_mix(both[:, :B], both[:, B:], critical, reg.adversarial_weight)
-    return mixed, new_buffers, logits[:, :B]
+    params: dict
+    buffers: dict
+    velocity: dict
+    step: int
+    epoch_sums: torch.Tensor
+    epoch_batches: int
 
 
 # ----------------------------------------------------------------------------- state on disk
@@ -286,17 +71,20 @@ def _atomic_save(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def load_state(path: str | os.PathLike, device="cpu") -> dict:
-    """A checkpoint or resume state: tensors and plain values only, loaded with weights_only=True."""
-    return torch.load(path, map_location=device, weights_only=True)
-
-
-def initial_state(arch: Arch, seeds: list[int], device) -> tuple[dict, dict, dict]:
-    """(params, buffers, velocity) at step 0: a function of the seeds alone, identical on every device."""
-    params, buffers = init_params(arch, seeds)
-    params = {k: v.to(device) for k, v in params.items()}
-    buffers = {k: v.to(device) for k, v in buffers.items()}
-    return params, buffers, {k: torch.zeros_like(v) for k, v in params.items()}
+def save_state(run: Run, state: State, path: Path) -> None:
+    """A checkpoint or the resume state: tensors and plain values only (loaded with weights_only=True)."""
+    _atomic_save(
+        {
+            "spec": run.fingerprint,
+            "step": state.step,
+            "params": state.params,
+            "buffers": state.buffers,
+            "velocity": state.velocity,
+            "epoch_sums": state.epoch_sums,
+            "epoch_batches": state.epoch_batches,
+        },
+        path,
+    )
 
 
 def resume_state(run_dir: Path, fingerprint: str, device) -> dict | None:
@@ -336,17 +124,140 @@ def finished(run_dir: Path, fingerprint: str) -> bool:
     return end.get("fingerprint") == fingerprint and checkpoint_path(run_dir, end["step"]).is_file()
 
 
-def completed_plan(spec: dict, n_train: int, run_dir) -> Plan:
-    """The plan a finished run actually followed."""
-    plan = Plan.from_spec(spec, n_train)
-    path = end_path(run_dir)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: run {Path(run_dir).name} has not finished training")
-    end = json.loads(path.read_text())["step"]
-    return plan if end == plan.total_steps else plan.ended_at(end)
+# ----------------------------------------------------------------------------- the loop, in order
 
 
-# ----------------------------------------------------------------------------- the loop
+def setup(spec: dict, data: NoisyDataset, run_dir: Path, fingerprint: str, device, group_params: int | None) -> Run:
+    arch = Arch.from_spec(spec, data.x_train.shape[1:], data.n_classes)
+    schedule = Schedule.from_spec(spec, len(data.y_train))
+    per_seed = sum(v[0].numel() for v in init_params(arch, list(spec["seeds"])[:1])[0].values())
+    groups = seed_groups(len(spec["seeds"]), per_seed, group_params or GROUP_PARAMS[device.type])
+    on = {
+        name: torch.as_tensor(getattr(data, name), device=device) for name in ("x_train", "y_train", "x_val", "y_val")
+    }
+    return Run(
+        spec,
+        run_dir,
+        fingerprint,
+        arch,
+        schedule,
+        groups,
+        Regularizer.from_spec(spec),
+        data.pixel_range,
+        **on,
+        eval_at=frozenset(schedule.eval_steps),
+        checkpoint_at=frozenset(schedule.checkpoint_steps),
+    )
+
+
+def start(run: Run, device) -> State:
+    """The newest readable state of this spec and code, or the initialisation."""
+    saved = resume_state(run.run_dir, run.fingerprint, device)
+    if saved is None:
+        params, buffers, velocity = initial_state(run.arch, run.seeds, device)
+        return State(params, buffers, velocity, 0, torch.zeros((len(run.seeds), 2), device=device), 0)
+    print(
+        f"resuming run {run.run_dir.name} from step {saved['step']} of {run.schedule.total_steps}",
+        file=sys.stderr,
+        flush=True,
+    )
+    return State(**{k: saved[k] for k in ("params", "buffers", "velocity", "step", "epoch_sums", "epoch_batches")})
+
+
+def step(run: Run, state: State, epoch: int, batch: torch.Tensor) -> None:
+    """One SGD step of every seed on its batch, in place, and the loop's running report of the epoch."""
+    if state.step % run.schedule.steps_per_epoch == 0:  # a new epoch: the loop's running report starts over
+        state.epoch_sums, state.epoch_batches = torch.zeros_like(state.epoch_sums), 0
+    state.epoch_sums += train_step(
+        run.arch,
+        state.params,
+        state.buffers,
+        state.velocity,
+        run.x_train[batch],
+        run.y_train[batch],
+        lr=learning_rate(run.spec, epoch),
+        momentum=run.spec["momentum"],
+        groups=run.groups,
+        loss=run.spec["loss"],
+        reg=run.reg,
+        seeds=run.seeds,
+        step=state.step,
+        pixel_range=run.pixel_range,
+    )
+    state.epoch_batches += 1
+    state.step += 1
+
+
+def record(run: Run, state: State, final: bool = False) -> None:
+    """At an evaluation step: evaluate every seed on both splits and write the evaluation file; at a
+    checkpoint (or the end), the checkpoint, which is then the resume state; else at an evaluation, the
+    resume state."""
+    if state.step in run.eval_at:
+        write_evaluation(run, state)
+    if state.step in run.checkpoint_at or final:
+        save_state(run, state, checkpoint_path(run.run_dir, state.step))
+        (run.run_dir / "state.pt").unlink(missing_ok=True)
+    elif state.step in run.eval_at:
+        save_state(run, state, run.run_dir / "state.pt")
+
+
+def write_evaluation(run: Run, state: State) -> None:
+    groups, loss = run.groups, run.spec["loss"]
+    tr_loss, tr_correct = evaluate(run.arch, state.params, state.buffers, run.x_train, run.y_train, groups, loss)
+    check_finite(run, state, tr_loss.mean(1))
+    va_loss, va_correct = evaluate(run.arch, state.params, state.buffers, run.x_val, run.y_val, groups, loss)
+    if state.epoch_batches:
+        batches = (state.epoch_sums / state.epoch_batches).cpu().numpy()
+    else:
+        batches = np.full((len(run.seeds), 2), np.nan)
+    path = eval_path(run.run_dir, state.step)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(
+        tmp,
+        batch_loss=batches[:, 0],
+        batch_acc=batches[:, 1],
+        train_loss=tr_loss.mean(1).cpu().numpy(),
+        train_acc=tr_correct.float().mean(1).cpu().numpy(),
+        val_loss=va_loss.mean(1).cpu().numpy(),
+        val_acc=va_correct.float().mean(1).cpu().numpy(),
+        correct=tr_correct.cpu().numpy(),
+    )
+    os.replace(tmp, path)
+
+
+def check_finite(run: Run, state: State, eval_loss: torch.Tensor) -> None:
+    """Stop with a clear error once a seed's loss is no longer finite: NaN does not recover."""
+    bad = ~(torch.isfinite(eval_loss) & torch.isfinite(state.epoch_sums[:, 0]))
+    if bad.any():
+        which = [run.seeds[i] for i in torch.nonzero(bad).flatten().tolist()]
+        epoch = state.step // run.schedule.steps_per_epoch
+        raise FloatingPointError(
+            f"training diverged: the loss of seed(s) {which} is not finite at step {state.step} (epoch {epoch}) "
+            f"of run {run.run_dir.name}. Lower the learning rate (lr {learning_rate(run.spec, epoch):g}) or the "
+            f"regulariser's strength; the evaluations up to here are kept in {run.run_dir / 'evals'}"
+        )
+
+
+def fits(run: Run, step: int) -> bool:
+    """Whether training stops here because every seed classifies its training set perfectly (read back
+    from the evaluation file, so a resumed run decides as the uninterrupted one did)."""
+    if not run.spec["stop_when_fit"] or step not in run.eval_at:
+        return False
+    with np.load(eval_path(run.run_dir, step), allow_pickle=False) as ev:
+        return bool((ev["train_acc"] == 1.0).all())
+
+
+def finish(run: Run, state: State) -> None:
+    """The end of training: always a checkpoint (a run that stopped at fit has its evaluation already), then
+    end.json, which says the run is done (and where it ended)."""
+    if state.step < run.schedule.total_steps and state.step not in run.checkpoint_at:
+        record(run, state, final=True)
+        epoch = state.step / run.schedule.steps_per_epoch
+        print(f"every seed fits its training set at epoch {epoch:g}: stopped", file=sys.stderr)
+    tmp = end_path(run.run_dir).with_suffix(".tmp")
+    tmp.write_text(json.dumps({"step": state.step, "fingerprint": run.fingerprint}) + "\n")
+    os.replace(tmp, end_path(run.run_dir))
+    (run.run_dir / "state.pt").unlink(missing_ok=True)
 
 
 def train_run(
@@ -366,224 +277,33 @@ def train_run(
     the same spec and code `version`) is not trained again: a job interrupted after training but before
     Snakemake recorded it only rewrites its tables.
     """
-    run_dir = Path(run_dir)
+    run_dir, device = Path(run_dir), torch.device(device)
     for sub in ("checkpoints", "evals"):
         (run_dir / sub).mkdir(parents=True, exist_ok=True)
-    device = torch.device(device)
-    seeds = list(spec["seeds"])
-    x_train = torch.as_tensor(data.x_train, device=device)
-    y_train = torch.as_tensor(data.y_train, device=device)
-    x_val = torch.as_tensor(data.x_val, device=device)
-    y_val = torch.as_tensor(data.y_val, device=device)
-    arch = Arch.from_spec(spec, data.x_train.shape[1:], data.n_classes)
-    plan = Plan.from_spec(spec, len(x_train))
     fingerprint = json.dumps({"spec": spec, "code": version}, sort_keys=True)
     if finished(run_dir, fingerprint):
         print(f"run {run_dir.name} finished training already (end.json): not trained again", file=sys.stderr)
         return
-    per_seed = sum(v[0].numel() for v in init_params(arch, seeds[:1])[0].values())
-    groups = seed_groups(len(seeds), per_seed, group_params or GROUP_PARAMS[device.type])
-
-    reg = Regularizer.from_spec(spec)
+    run = setup(spec, data, run_dir, fingerprint, device, group_params)
     end_path(run_dir).unlink(missing_ok=True)  # a rerun recomputes the end
-    state_file = run_dir / "state.pt"
-    state = resume_state(run_dir, fingerprint, device)
-    # What the training loop reports (train mode, regulariser active), summed over the current epoch's
-    # batches: (S, 2) = (loss, accuracy) sums, and the number of batches so far in the epoch.
-    epoch_sums, epoch_batches = torch.zeros((len(seeds), 2), device=device), 0
-    if state is None:
-        (params, buffers, velocity), step = initial_state(arch, seeds, device), 0
-    else:
-        params, buffers, velocity, step = state["params"], state["buffers"], state["velocity"], state["step"]
-        epoch_sums, epoch_batches = state["epoch_sums"], state["epoch_batches"]
-        print(f"resuming run {run_dir.name} from step {step} of {plan.total_steps}", file=sys.stderr, flush=True)
-
-    def save_state(path: Path) -> None:
-        state = {
-            "spec": fingerprint,
-            "step": step,
-            "params": params,
-            "buffers": buffers,
-            "velocity": velocity,
-            "epoch_sums": epoch_sums,
-            "epoch_batches": epoch_batches,
-        }
-        _atomic_save(state, path)
-
-    # sets: these are looked up at every step, and a paper-scale run has 1000s of evaluations
-    eval_at, checkpoint_at = set(plan.eval_steps), set(plan.checkpoint_steps)
-
-    def fits(step: int) -> bool:
-        """Whether training stops here because every seed classifies its training set perfectly (read back
-        from the evaluation file, so a resumed run decides as the uninterrupted one did)."""
-        if not spec["stop_when_fit"] or step not in eval_at:
-            return False
-        with np.load(eval_path(run_dir, step), allow_pickle=False) as ev:
-            return bool((ev["train_acc"] == 1.0).all())
-
-    def record(step: int, final: bool = False) -> None:
-        if step in eval_at:
-            tr_loss, tr_correct = evaluate(arch, params, buffers, x_train, y_train, groups, spec["loss"])
-            diverged(tr_loss.mean(1), epoch_sums[:, 0], step)
-            va_loss, va_correct = evaluate(arch, params, buffers, x_val, y_val, groups, spec["loss"])
-            tmp = eval_path(run_dir, step).with_suffix(".tmp.npz")
-            batches = (epoch_sums / epoch_batches).cpu().numpy() if epoch_batches else np.full((len(seeds), 2), np.nan)
-            np.savez(
-                tmp,
-                batch_loss=batches[:, 0],
-                batch_acc=batches[:, 1],
-                train_loss=tr_loss.mean(1).cpu().numpy(),
-                train_acc=tr_correct.float().mean(1).cpu().numpy(),
-                val_loss=va_loss.mean(1).cpu().numpy(),
-                val_acc=va_correct.float().mean(1).cpu().numpy(),
-                correct=tr_correct.cpu().numpy(),
-            )
-            os.replace(tmp, eval_path(run_dir, step))
-        if step in checkpoint_at or final:  # the checkpoint is then the resume state (a file of its own)
-            save_state(checkpoint_path(run_dir, step))
-            state_file.unlink(missing_ok=True)
-        elif step in eval_at:
-            save_state(state_file)
-
-    def diverged(eval_loss: torch.Tensor, batch_sums: torch.Tensor, step: int) -> None:
-        """Stop with a clear error once a seed's loss is no longer finite: NaN does not recover."""
-        bad = ~(torch.isfinite(eval_loss) & torch.isfinite(batch_sums))
-        if bad.any():
-            which = [seeds[i] for i in torch.nonzero(bad).flatten().tolist()]
-            epoch = step // plan.steps_per_epoch
-            raise FloatingPointError(
-                f"training diverged: the loss of seed(s) {which} is not finite at step {step} (epoch {epoch}) "
-                f"of run {run_dir.name}. Lower the learning rate (lr {learning_rate(spec, epoch):g}) or the "
-                f"regulariser's strength; the evaluations up to here are kept in {run_dir / 'evals'}"
-            )
-
-    if step == 0:
-        record(0)
+    state = start(run, device)
+    if state.step == 0:
+        record(run, state)
     bar = tqdm(
-        total=plan.total_steps,
-        initial=step,
+        total=run.schedule.total_steps,
+        initial=state.step,
         desc=f"train {run_dir.name}",
         unit="step",
         file=sys.stderr,
         mininterval=2.0,
         disable=not progress,
     )
-    if not fits(step):
-        for done, epoch, idx in plan.steps(seeds, step, plan.total_steps, device):
-            if done % plan.steps_per_epoch == 0:  # a new epoch: the loop's running report starts over
-                epoch_sums, epoch_batches = torch.zeros_like(epoch_sums), 0
-            epoch_sums += train_step(
-                arch,
-                params,
-                buffers,
-                velocity,
-                x_train[idx],
-                y_train[idx],
-                lr=learning_rate(spec, epoch),
-                momentum=spec["momentum"],
-                groups=groups,
-                loss=spec["loss"],
-                reg=reg,
-                seeds=seeds,
-                step=done,
-                pixel_range=data.pixel_range,
-            )
-            epoch_batches += 1
-            step = done + 1
+    if not fits(run, state.step):
+        for _, epoch, batch in run.schedule.steps(run.seeds, state.step, run.schedule.total_steps, device):
+            step(run, state, epoch, batch)
             bar.update(1)
-            record(step)
-            if fits(step):
+            record(run, state)
+            if fits(run, state.step):
                 break
-    stop = step
-    if stop < plan.total_steps and stop not in checkpoint_at:
-        record(stop, final=True)  # the end of training is always a checkpoint (its evaluation is already written)
-        print(f"every seed fits its training set at epoch {stop / plan.steps_per_epoch:g}: stopped", file=sys.stderr)
     bar.close()
-    tmp = end_path(run_dir).with_suffix(".tmp")
-    tmp.write_text(json.dumps({"step": stop, "fingerprint": fingerprint}) + "\n")
-    os.replace(tmp, end_path(run_dir))
-    state_file.unlink(missing_ok=True)
-
-
-# ----------------------------------------------------------------------------- results of a run
-
-
-def _evaluations(spec: dict, data: NoisyDataset, run_dir):
-    """(plan, epoch, step, evaluation arrays) for every evaluation of a finished run."""
-    plan = completed_plan(spec, len(data.y_train), run_dir)
-    for step in plan.eval_steps:
-        with np.load(eval_path(run_dir, step), allow_pickle=False) as ev:
-            yield plan, step / plan.steps_per_epoch, step, ev
-
-
-def run_tables(spec: dict, data: NoisyDataset, run_dir: str | os.PathLike):
-    """(training rows, convergence rows) of a finished run as pandas DataFrames, from its evaluations."""
-    import pandas as pd
-
-    seeds = np.asarray(spec["seeds"])
-    training = []
-    for plan, epoch, step, ev in _evaluations(spec, data, Path(run_dir)):
-        training.append(
-            pd.DataFrame(
-                {
-                    "seed": seeds,
-                    "train_size": plan.n_train,
-                    "epoch": epoch,
-                    "step": step,
-                    "train_loss": ev["train_loss"],
-                    "train_acc": ev["train_acc"],
-                    "val_loss": ev["val_loss"],
-                    "val_acc": ev["val_acc"],
-                    "batch_loss": ev["batch_loss"],
-                    "batch_acc": ev["batch_acc"],
-                }
-            )
-        )
-    training = pd.concat(training, ignore_index=True)
-    return training, convergence(training, plan)
-
-
-def examples_table(
-    spec: dict, data: NoisyDataset, run_dir: str | os.PathLike, settings: dict | None = None, device="cpu"
-):
-    """Per-example correctness rows of a finished run (seeds x evaluations x training examples), from its
-    evaluation files. A table of its own, made only for experiments that ask for it: at paper scale (50k
-    examples, 1000 epochs) it has 10^8 rows per run. (settings and device: the metric signature; unused.)"""
-    import pandas as pd
-
-    seeds = np.asarray(spec["seeds"])
-    frames = []
-    for plan, epoch, step, ev in _evaluations(spec, data, Path(run_dir)):
-        correct = ev["correct"]
-        n = correct.shape[1]
-        frames.append(
-            pd.DataFrame(
-                {
-                    "seed": np.repeat(seeds, n),
-                    "train_size": plan.n_train,
-                    "epoch": epoch,
-                    "step": step,
-                    "example": np.tile(np.arange(n), len(seeds)),
-                    "correct": correct.reshape(-1),
-                    "is_noisy": np.tile(data.is_noisy, len(seeds)),
-                }
-            )
-        )
-    return pd.concat(frames, ignore_index=True)
-
-
-def convergence(training, plan: Plan):
-    """Time to convergence (docs/science.md §3.6) per seed: the first logged epoch at which the seed classifies its
-    whole training set (as trained) correctly; null if it never did within the cap `max_epochs`."""
-    import pandas as pd
-
-    fit = training[training["train_acc"] == 1.0].groupby("seed")["epoch"].min()
-    seeds = training["seed"].unique()
-    return pd.DataFrame(
-        {
-            "seed": seeds,
-            "train_size": plan.n_train,
-            "epochs_to_fit": pd.array([fit.get(s, None) for s in seeds], dtype="Float64"),
-            "max_epochs": plan.planned_epochs(),
-        }
-    )
+    finish(run, state)

@@ -8,7 +8,7 @@ sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)
 from memorization.jobs import metric
 
 metric(
-    snakemake.wildcards.family,
+    snakemake.wildcards.table,
     snakemake.params.spec,
     snakemake.input.dataset,
     str(Path(snakemake.input.run).parent),

@@ -1,4 +1,8 @@
-"""Summaries computed from the tables (never from checkpoints), shared by figures, reports and tests."""
+"""Statistics computed from the tables (never from checkpoints), shared by the figure rooms (their findings and
+their claims), the summary tables and the tests.
+
+Imports no other module of the package at import time: the registry imports the figure rooms, which import
+this module (the two functions that read the registry's column lists import it when called)."""
 
 from __future__ import annotations
 
@@ -14,6 +18,15 @@ def distinct(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.drop_duplicates(subset=[c for c in frame.columns if c != "experiment"], ignore_index=True)
 
 
+def figure_statistic(figure: str, tables: dict[str, pd.DataFrame]):
+    """The statistic of a registered figure from its tables (name -> the concatenated frame), runs shared by
+    experiments counted once: what its drawing, its findings and its claims all read (registry.Figure)."""
+    from .registry import figure as registered
+
+    entry = registered(figure)
+    return entry.compute(*[distinct(tables[t]) for t in entry.tables])
+
+
 def condition(row) -> str:
     """A short human name for a run's data condition, used as a legend label."""
     parts = []
@@ -26,6 +39,11 @@ def condition(row) -> str:
         f = row["label_noise_fraction"]
         parts.append("random labels" if f == 1 else f"{f:.0%} random labels")
     return ", ".join(parts) or "real data"
+
+
+def with_condition(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with a `condition` column (`condition` of each row)."""
+    return frame.assign(condition=frame.apply(condition, axis=1))
 
 
 def first_epoch_difficulty(examples: pd.DataFrame) -> pd.DataFrame:
@@ -110,29 +128,50 @@ def noise_fraction(row) -> float:
     return float(row[f"{kind}_noise_fraction"]) if kind != "none" else 0.0
 
 
+def with_noise(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with `noise` (input | label | none), `fraction` and a legend label `noise_label`."""
+    kind = frame.apply(noise_kind, axis=1)
+    fraction = frame.apply(noise_fraction, axis=1)
+    label = [("no noise" if k == "none" else f"{k} noise {f:g}") for k, f in zip(kind, fraction)]
+    return frame.assign(noise=kind, fraction=fraction, noise_label=label)
+
+
+def noise_levels(frame: pd.DataFrame) -> list[tuple[float, str]]:
+    """(fraction, noise_label) of every noise level of a `with_noise` frame, by fraction."""
+    return sorted(set(zip(frame["fraction"], frame["noise_label"])))
+
+
+def is_real(frame: pd.DataFrame) -> pd.Series:
+    """Rows of runs on the real data: no input noise, no label noise."""
+    return (frame["input_noise"] == "none") & (frame["label_noise"] == "none")
+
+
+def is_random_labels(frame: pd.DataFrame) -> pd.Series:
+    """Rows of runs on the paper's randY: the real inputs, every label drawn at random."""
+    return (
+        (frame["label_noise"] == "random") & (frame["label_noise_fraction"] == 1.0) & (frame["input_noise"] == "none")
+    )
+
+
+def regulariser_setting(frame: pd.DataFrame) -> list[str]:
+    """Each row's regulariser setting as a label: "none", or the regulariser and its strength ("dropout 0.5")."""
+    return [r if r == "none" else f"{r} {s:g}" for r, s in zip(frame["regularizer"], frame["reg_strength"])]
+
+
+def at_last_step(frame: pd.DataFrame, key: str = "run_id", by: str = "step") -> pd.DataFrame:
+    """The rows at each run's last step (or epoch): where it ended, whatever the others did."""
+    return frame[frame[by] == frame.groupby(key)[by].transform("max")]
+
+
 def per_run_summary(training: pd.DataFrame) -> pd.DataFrame:
     """One row per (run, seed): best validation accuracy over the logged epochs, and final training accuracy,
     training loss and epoch (Figs 5 and 10 read these)."""
+    from .registry import IDENTITY
+
     key = ["run_id", "seed"]
     ordered = training.sort_values("step")
     last = ordered.groupby(key).tail(1).set_index(key)
-    ident = [
-        c
-        for c in (
-            "experiment",
-            "dataset",
-            "arch",
-            "width",
-            "train_size",
-            "input_noise",
-            "input_noise_fraction",
-            "label_noise",
-            "label_noise_fraction",
-            "regularizer",
-            "reg_strength",
-        )
-        if c in training
-    ]
+    ident = [c.name for c in IDENTITY if c.name not in key and c.name in training]
     out = last[ident].copy()
     out["best_val_acc"] = ordered.groupby(key)["val_acc"].max()
     out["final_val_acc"] = last["val_acc"]
@@ -194,6 +233,8 @@ def gini_frame(sensitivity: pd.DataFrame) -> pd.DataFrame:
         {"seed": seed, "step": step, "gini": gini(g["sensitivity"].to_numpy())}
         for (seed, step), g in sensitivity.groupby(["seed", "step"], sort=True)
     ]
-    keep = [c for c in ("train_size", "window", "stride", "norm", "horizon") if c in sensitivity]
+    from .registry import SENSITIVITY_SETTINGS
+
+    keep = [c for c in ("train_size", *(c.name for c in SENSITIVITY_SETTINGS)) if c in sensitivity]
     settings = sensitivity[keep].iloc[0].to_dict() if len(sensitivity) else {}
     return pd.DataFrame(rows).assign(**settings)

@@ -1,0 +1,6 @@
+"""Figures and claims of the papers the workflow reproduces: a package per paper, a room (one file) per figure.
+
+A room holds everything about one figure: its declaration (tables, caption), its statistic computed once
+from the tables, its drawing and findings printed from that statistic, and its claims evaluated on that same
+statistic. Importing a paper's package registers its figures and claims (memorization.registry).
+"""

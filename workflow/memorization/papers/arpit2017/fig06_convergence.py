@@ -1,0 +1,158 @@
+"""Fig. 6: time to convergence against capacity and against the training-set size, per input-noise level
+(the paper's §4)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from ...claims import Verdict
+from ...registry import Claim, Figure, prose, register_claims, register_figure
+from ...stats import mean_band, noise_levels, with_noise
+
+
+@dataclass(frozen=True)
+class Panel:
+    x: str  # width | train_size
+    title: str
+    runs: pd.DataFrame  # per (run, seed): epochs to fit (the cap for a run that never fit), capped
+    curves: pd.DataFrame  # per (noise_label, x): mean, std and count over seeds of the epochs to fit
+
+
+@dataclass(frozen=True)
+class Convergence:
+    panels: list[Panel]  # against the width at the full training set; against the size at one width
+    levels: list[tuple[float, str]]  # (fraction, noise_label), by fraction
+    fixed: dict[str, int]  # x -> the value the other axis is held at: {"width": train size, "train_size": width}
+
+    def panel(self, x: str) -> Panel:
+        return next(p for p in self.panels if p.x == x)
+
+    def growth(self, x: str) -> dict[float, tuple[float, float, object, object]]:
+        """Per noise fraction: (mean epochs at the smallest x, at the largest x, smallest x, largest x)."""
+        p, out = self.panel(x), {}
+        for fraction, label in self.levels:
+            g = p.curves[p.curves["noise_label"] == label].set_index(x)["mean"]
+            if len(g) > 1:
+                out[fraction] = (g.iloc[0], g.iloc[-1], g.index[0], g.index[-1])
+        return out
+
+    def ratios(self, x: str) -> pd.Series:
+        """Per noise fraction: mean epochs to fit at the largest x over those at the smallest."""
+        return pd.Series({f: last / first for f, (first, last, _, _) in self.growth(x).items()})
+
+
+def convergence(table: pd.DataFrame) -> Convergence:
+    """The width panel is drawn at the training-set size with the most widths (the paper: 50,000 examples),
+    the size panel at the width with the most sizes (the paper: 4096 units)."""
+    frame = with_noise(table)
+    frame = frame.assign(
+        epochs=frame["epochs_to_fit"].astype("float64").fillna(frame["max_epochs"]),
+        capped=frame["epochs_to_fit"].isna(),
+    )
+    full = frame.groupby("train_size")["width"].nunique().idxmax()
+    fixed = frame.groupby("width")["train_size"].nunique().idxmax()
+    panels = []
+    for x, runs, title in (
+        ("width", frame[frame["train_size"] == full], f"training set: {full} examples"),
+        ("train_size", frame[frame["width"] == fixed], f"{fixed} hidden units"),
+    ):
+        if runs[x].nunique() > 1:
+            panels.append(Panel(x, title, runs, mean_band(runs, x, "epochs", "noise_label")))
+    return Convergence(panels, noise_levels(frame), {"width": int(full), "train_size": int(fixed)})
+
+
+def findings(c: Convergence) -> list[str]:
+    lines = []
+    for p in c.panels:
+        labels = dict(c.levels)
+        for fraction, (first, last, x0, x1) in c.growth(p.x).items():
+            lines.append(
+                f"{p.title}, {labels[fraction]}: {first:.1f} -> {last:.1f} epochs from {p.x} {x0} to {x1} "
+                f"(x{last / first:.2f})"
+            )
+    return lines
+
+
+def draw(c: Convergence):
+    """Runs that never fit are drawn at their cap, hollow."""
+    import matplotlib.pyplot as plt
+
+    from ...figures import curves, fraction_colors, plain_log_axis
+
+    fig, axes = plt.subplots(1, len(c.panels), figsize=(5.5 * len(c.panels), 4), squeeze=False)
+    colors = fraction_colors(c.levels)
+    order = [label for _, label in c.levels]
+    for ax, p in zip(axes[0], c.panels):
+        curves(ax, p.curves, p.x, "noise_label", order, colors)
+        capped = p.runs[p.runs["capped"]]
+        if len(capped):
+            ax.scatter(
+                capped[p.x],
+                capped["epochs"],
+                facecolors="none",
+                edgecolors="k",
+                s=40,
+                zorder=5,
+                label="never fit (cap)",
+            )
+        plain_log_axis(ax, base=2)
+        ax.set_xlabel("hidden units per layer" if p.x == "width" else "training examples")
+        ax.set_ylabel("epochs to 100% training accuracy")
+        ax.set_title(p.title)
+        ax.legend(fontsize=7)
+    fig.suptitle("Time to convergence (Arpit et al. Fig. 6)")
+    fig.tight_layout()
+    return fig
+
+
+FIGURE = register_figure(
+    Figure(
+        "fig06_convergence",
+        ("convergence",),
+        prose(
+            """
+            **Fig. 6, time to convergence.** Epochs until the whole training set is classified correctly,
+            against hidden units (left) and training-set size (right), per input-noise level; hollow circles:
+            runs that never fit (drawn at the cap). *Paper (§4):* less capacity or more data slows training,
+            much more for noisy data: extra units help real data less, and time to fit grows much faster with
+            the data set size for noise."""
+        ),
+        compute=convergence,
+        draw=draw,
+        findings=findings,
+    )
+)
+
+
+def width_helps_noise_more(c: Convergence) -> Verdict:
+    ratio = c.ratios("width")  # < 1: fewer epochs at the largest width
+    value = ", ".join(f"noise {f:g}: x{r:.2f}" for f, r in ratio.items())
+    return Verdict(value, bool((ratio < 1).all() and ratio.iloc[0] > ratio.iloc[1:].max()))  # clean gains least
+
+
+def size_slows_noise_more(c: Convergence) -> Verdict:
+    ratio = c.ratios("train_size")
+    value = f"width {c.fixed['train_size']}: " + ", ".join(f"noise {f:g}: x{r:.2f}" for f, r in ratio.items())
+    return Verdict(value, bool(ratio.iloc[0] < ratio.iloc[1:].min() and (ratio.iloc[1:] > 1).all()))
+
+
+register_claims(
+    Claim(
+        "fig06_width_helps_noise_more",
+        FIGURE.name,
+        "More units fit faster, with stronger diminishing returns for real data.",
+        "epochs to fit at the largest / at the smallest width, per input-noise level",
+        "< 1 at every level, and closest to 1 for clean data",
+        width_helps_noise_more,
+    ),
+    Claim(
+        "fig06_size_slows_noise_more",
+        FIGURE.name,
+        "Time to fit grows with the data set size much faster for noisy data.",
+        "epochs to fit at the largest / at the smallest training set, per input-noise level",
+        "smallest for clean data, > 1 for every noisy level",
+        size_slows_noise_more,
+    ),
+)

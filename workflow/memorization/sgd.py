@@ -1,0 +1,301 @@
+"""The SGD core that training and the differentiable replay of loss sensitivity share: the step schedule,
+the one SGD update, the batched training step of every seed, evaluation, the initial state, seed groups.
+
+The random streams are stateless (a generator per (seed, purpose, epoch)), so any step can be replayed: a
+resumed run gives exactly what an uninterrupted run gives, and the replay sees the batches training saw.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .lass import lass, to_input_units
+from .models import Arch, example_losses, forward, init_params, seed_for
+from .regularizers import NONE as NO_REG
+from .regularizers import Regularizer, adversarial_mix, layer_noise
+from .rundir import end_path
+
+EVAL_BATCH = 2048
+# Seeds train as one batched computation in groups of at most this many stacked parameters (execution
+# setting, not part of a run's identity). Small models (the digits default) fit in one group; for large
+# ones a group that outgrows the CPU caches makes the batched step memory-bound and slower than a loop.
+GROUP_PARAMS = {"cpu": 1 << 20, "cuda": 1 << 28}  # CPU: measured, docs/design.md, Devices
+
+
+def seed_groups(n_seeds: int, params_per_seed: int, budget: int) -> list[slice]:
+    """Contiguous, near-equal groups of seeds with at most `budget` stacked parameters each."""
+    n_groups = math.ceil(n_seeds / max(1, min(n_seeds, budget // max(1, params_per_seed))))
+    bounds = [round(i * n_seeds / n_groups) for i in range(n_groups + 1)]
+    return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def _select(tensors: dict, group: slice) -> dict:
+    return {k: v[group] for k, v in tensors.items()}
+
+
+# ----------------------------------------------------------------------------- the one SGD step
+
+
+def decays(name: str) -> bool:
+    """Whether weight decay acts on a parameter: the kernels (`fc0.weight`, `conv1.weight`), not biases or
+    BatchNorm parameters (`conv1.bn.weight`)."""
+    return name.endswith(".weight") and ".bn." not in name
+
+
+def sgd_step(
+    params: dict, grads: dict, velocity: dict, *, lr: float, momentum: float, weight_decay: float, inplace: bool = False
+):
+    """One SGD update with PyTorch's semantics (v ← μ·v + g + λ·w; w ← w − lr·v). Returns (params, velocity).
+
+    Weight decay acts on the kernels only (dense and convolution weights, `decays`), as Keras' kernel `l2`
+    regulariser, which the paper used: biases and BatchNorm scales and shifts are not decayed. λ·w is
+    PyTorch's convention, Keras' `l2(λ/2)`.
+
+    This is the only place parameters change. The differentiable replay of loss sensitivity calls it as a
+    pure function (inplace=False: new tensors, graph kept). Training calls it with inplace=True, which
+    writes into the given tensors (views into the stacked seeds): fresh 100-model tensors every step would
+    cost an allocation and page faults per step, which on a CPU doubles the step time.
+    """
+    new_params, new_velocity = {}, {}
+    for name, w in params.items():
+        g = grads[name] + weight_decay * w if weight_decay and decays(name) else grads[name]
+        if momentum:
+            v = velocity[name].mul_(momentum).add_(g) if inplace else momentum * velocity[name] + g
+        else:
+            v = g
+        new_params[name] = w.sub_(v, alpha=lr) if inplace else w - lr * v
+        new_velocity[name] = v
+    return new_params, new_velocity
+
+
+# ----------------------------------------------------------------------------- schedule
+
+
+def schedule_steps(schedule: dict, *, steps_per_epoch: int, total_steps: int) -> list[int]:
+    """Steps (counted from 0 = initialisation) at which a schedule fires; the last step is always in."""
+    scale = steps_per_epoch if schedule["unit"] == "epoch" else 1
+    if "every" in schedule:
+        points = range(0, total_steps + 1, schedule["every"] * scale)
+    elif "at" in schedule:
+        points = [a * scale for a in schedule["at"]]
+    else:  # log-spaced, as the paper's Fig. 3 x-axis
+        points = np.unique(np.round(np.geomspace(1, total_steps, schedule["log_count"])).astype(int)).tolist()
+    return sorted({p for p in points if 0 <= p <= total_steps} | {total_steps})
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A run's timeline: how many steps, which batch at each step, when to evaluate and checkpoint."""
+
+    n_train: int
+    batch_size: int
+    sampling: str
+    steps_per_epoch: int
+    total_steps: int
+    eval_steps: tuple[int, ...]
+    checkpoint_steps: tuple[int, ...]
+    planned_steps: int = 0  # total_steps as planned, before an early stop
+
+    @classmethod
+    def from_spec(cls, spec: dict, n_train: int) -> Schedule:
+        spe = math.ceil(n_train / spec["batch_size"])
+        total = spec["steps"] if spec["steps"] is not None else spec["epochs"] * spe
+        evals = schedule_steps({"unit": "epoch", "every": spec["log_every"]}, steps_per_epoch=spe, total_steps=total)
+        ckpts = schedule_steps(spec["checkpoints"], steps_per_epoch=spe, total_steps=total)
+        return cls(n_train, spec["batch_size"], spec["sampling"], spe, total, tuple(evals), tuple(ckpts), total)
+
+    def planned_epochs(self) -> float:
+        """The training budget in epochs (the cap of a run that stops at fit)."""
+        return self.planned_steps / self.steps_per_epoch
+
+    def ended_at(self, step: int) -> Schedule:
+        """The schedule of a run that stopped early at `step` (converged): later evaluations and checkpoints
+        never happened, and the stop is both an evaluation and a checkpoint."""
+        return replace(
+            self,
+            total_steps=step,
+            eval_steps=tuple(sorted({s for s in self.eval_steps if s < step} | {step})),
+            checkpoint_steps=tuple(sorted({s for s in self.checkpoint_steps if s < step} | {step})),
+        )
+
+    def epoch_order(self, seeds: list[int], epoch: int) -> torch.Tensor:
+        """(S, steps_per_epoch * batch) example indices of one epoch, for every seed."""
+        rows = []
+        for seed in seeds:
+            gen = torch.Generator().manual_seed(seed_for(seed, "batches", epoch))
+            if self.sampling == "shuffle":
+                rows.append(torch.randperm(self.n_train, generator=gen))
+            else:
+                rows.append(torch.randint(self.n_train, (self.steps_per_epoch * self.batch_size,), generator=gen))
+        return torch.stack(rows)
+
+    def steps(self, seeds: list[int], start: int, stop: int, device="cpu"):
+        """(step, epoch, batch indices (S, B)) for steps start..stop−1, each epoch's order made once."""
+        order_epoch, order = None, None
+        for step in range(start, stop):
+            epoch = step // self.steps_per_epoch
+            if epoch != order_epoch:
+                order, order_epoch = self.epoch_order(seeds, epoch).to(device), epoch
+            yield step, epoch, self.batch(order, step)
+
+    def batch(self, order: torch.Tensor, step: int) -> torch.Tensor:
+        """Indices (S, B) of the batch at global step `step` (the last batch of an epoch may be smaller)."""
+        i = step % self.steps_per_epoch
+        return order[:, i * self.batch_size : (i + 1) * self.batch_size]
+
+
+def learning_rate(spec: dict, epoch: int) -> float:
+    """Step schedule lr · factor^⌊epoch / every⌋ (the paper's CNN halves it every 15 epochs)."""
+    if spec["lr_decay_every"] is None:
+        return spec["lr"]
+    return spec["lr"] * spec["lr_decay_factor"] ** (epoch // spec["lr_decay_every"])
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+@torch.no_grad()
+def evaluate(
+    arch: Arch,
+    params,
+    buffers,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    groups: list[slice] | None = None,
+    loss: str = "cross_entropy",
+):
+    """Eval-mode per-example loss (the run's training loss) and correctness of every seed's model: two (S, N)
+    tensors."""
+    S = next(iter(params.values())).shape[0]
+    losses = torch.full((S, len(x)), float("nan"), device=x.device)
+    correct = torch.zeros((S, len(x)), dtype=torch.bool, device=x.device)
+    for g in groups or [slice(0, S)]:
+        p, b = _select(params, g), _select(buffers, g)
+        for i in range(0, len(x), EVAL_BATCH):
+            logits, _ = forward(arch, p, b, x[i : i + EVAL_BATCH], train=False)
+            yb = y[i : i + EVAL_BATCH].expand(logits.shape[0], -1)
+            losses[g, i : i + EVAL_BATCH] = example_losses(logits, yb, loss)
+            correct[g, i : i + EVAL_BATCH] = logits.argmax(-1) == yb
+    return losses, correct
+
+
+def train_step(
+    arch: Arch,
+    params,
+    buffers,
+    velocity,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    lr: float,
+    momentum: float,
+    groups: list[slice],
+    loss: str = "cross_entropy",
+    reg: Regularizer = NO_REG,
+    seeds=(),
+    step: int = 0,
+    pixel_range: float = 1.0,
+) -> torch.Tensor:
+    """One SGD step of every seed, in place. x: (S, B, ...) and y: (S, B), each seed's own batch.
+    seeds and step pick the random draws of a stochastic regulariser; pixel_range converts the LASS
+    settings of adversarial training from the 0–255 scale.
+
+    Returns what a training loop reports for the batch, per seed: (S, 2) = (mean loss, accuracy) of the
+    training forward pass (train mode, regulariser active; for adversarial training the mixed loss and the
+    accuracy on the clean examples)."""
+    report = torch.empty((y.shape[0], 2), device=y.device)
+    for g in groups:
+        p = {k: v[g].detach().requires_grad_(True) for k, v in params.items()}  # views of the stacked seeds
+        group_seeds = list(seeds)[g]
+        noise = layer_noise(reg, group_seeds, step, x.device)
+        if reg.adversarial:
+            losses, new_buffers, logits = adversarial_losses(
+                arch, p, _select(buffers, g), x[g], y[g], reg, group_seeds, step, pixel_range, loss, noise
+            )
+        else:
+            logits, new_buffers = forward(arch, p, _select(buffers, g), x[g], train=True, noise=noise)
+            losses = example_losses(logits, y[g], loss)
+        per_seed = losses.mean(1)
+        total = per_seed.sum()  # summed over seeds: each seed gets the gradient of its solo run
+        grads = dict(zip(p, torch.autograd.grad(total, list(p.values()))))
+        with torch.no_grad():
+            sgd_step(
+                {k: v.detach() for k, v in p.items()},
+                grads,
+                _select(velocity, g),
+                lr=lr,
+                momentum=momentum,
+                weight_decay=reg.weight_decay,
+                inplace=True,
+            )
+            for k, v in new_buffers.items():
+                buffers[k][g] = v
+            report[g, 0] = per_seed
+            report[g, 1] = (logits.argmax(-1) == y[g]).float().mean(1)
+    return report
+
+
+def adversarial_losses(
+    arch: Arch, params, buffers, x, y, reg: Regularizer, seeds, step: int, pixel_range: float, loss: str, noise
+):
+    """Per-example losses (S, B), BatchNorm buffers and the clean examples' logits of adversarial training
+    (docs/science.md §5, footnote 7): LASS — the same search as the CSR metric, on the deterministic network —
+    looks for a critical point x̂ near each batch example; one training forward pass over [x; x̂] (BatchNorm
+    statistics over both) gives ℓ(x) and ℓ(x̂), mixed by `adversarial_mix`. LASS runs per seed: its active
+    set shrinks example by example."""
+    S, B = y.shape
+    x_hat, critical = torch.empty_like(x), torch.zeros((S, B), dtype=torch.bool, device=x.device)
+    for pos, seed in enumerate(seeds):
+        p = {k: v[pos : pos + 1].detach() for k, v in params.items()}
+        b = {k: v[pos : pos + 1] for k, v in buffers.items()}
+
+        def predict(xb, p=p, b=b):
+            return forward(arch, p, b, xb, train=False)[0][0]
+
+        found = lass(
+            predict,
+            x[pos],
+            alpha=to_input_units(reg.adversarial_alpha, pixel_range),
+            beta=to_input_units(reg.adversarial_beta, pixel_range),
+            r=to_input_units(reg.adversarial_r, pixel_range),
+            max_iter=reg.adversarial_max_iter,
+            seed=seed_for(seed, "adversarial", step),
+        )
+        x_hat[pos], critical[pos] = found.x_hat, found.critical
+    logits, new_buffers = forward(arch, params, buffers, torch.cat([x, x_hat], 1), train=True, noise=noise)
+    both = example_losses(logits, torch.cat([y, y], 1), loss)
+    mixed = adversarial_mix(both[:, :B], both[:, B:], critical, reg.adversarial_weight)
+    return mixed, new_buffers, logits[:, :B]
+
+
+# ----------------------------------------------------------------------------- state
+
+
+def load_state(path: str | os.PathLike, device="cpu") -> dict:
+    """A checkpoint or resume state: tensors and plain values only, loaded with weights_only=True."""
+    return torch.load(path, map_location=device, weights_only=True)
+
+
+def initial_state(arch: Arch, seeds: list[int], device) -> tuple[dict, dict, dict]:
+    """(params, buffers, velocity) at step 0: a function of the seeds alone, identical on every device."""
+    params, buffers = init_params(arch, seeds)
+    params = {k: v.to(device) for k, v in params.items()}
+    buffers = {k: v.to(device) for k, v in buffers.items()}
+    return params, buffers, {k: torch.zeros_like(v) for k, v in params.items()}
+
+
+def completed_schedule(spec: dict, n_train: int, run_dir) -> Schedule:
+    """The schedule a finished run actually followed (it may have stopped at fit: end.json says where)."""
+    schedule = Schedule.from_spec(spec, n_train)
+    path = end_path(run_dir)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run {Path(run_dir).name} has not finished training")
+    end = json.loads(path.read_text())["step"]
+    return schedule if end == schedule.total_steps else schedule.ended_at(end)
