@@ -18,7 +18,11 @@ os.environ.update(
 from memorization import devices, registry  # noqa: E402
 from memorization import configuration  # noqa: E402
 from memorization.fingerprint import job_fingerprint  # noqa: E402
-from memorization.rundir import METRIC_BENCHMARK, TRAIN_BENCHMARK, missing_files  # noqa: E402
+from memorization.rundir import (
+    METRIC_BENCHMARK,
+    TRAIN_BENCHMARK,
+    missing_files,
+)  # noqa: E402
 
 try:
     # --configfile/--config as Snakemake merged them, laid over a base config where there is one.
@@ -46,7 +50,9 @@ if workflow.is_main_process and workflow.local_exec and not workflow.dryrun:
 # experiment → [resolved run spec]; run id → spec; data set id → its data keys
 EXPERIMENTS = configuration.expand(config)
 RUNS = {configuration.run_id(s): s for runs in EXPERIMENTS.values() for s in runs}
-DATASETS = {configuration.dataset_id(s): configuration.dataset_spec(s) for s in RUNS.values()}
+DATASETS = {
+    configuration.dataset_id(s): configuration.dataset_spec(s) for s in RUNS.values()
+}
 ANALYSES = config["analyses"]
 
 # A finished run whose checkpoints or evaluations went missing or changed since training is an error now,

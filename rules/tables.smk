@@ -2,7 +2,8 @@ rule experiment_table:
     """One contract table of one experiment: its runs' rows with the identity columns, plus provenance."""
     input:
         lambda w: [
-            table_source(configuration.run_id(s), w.table) for s in EXPERIMENTS[w.experiment]
+            table_source(configuration.run_id(s), w.table)
+            for s in EXPERIMENTS[w.experiment]
         ],
     output:
         "results/tables/{experiment}/{table}.parquet",

@@ -175,3 +175,31 @@ def test_shared_tables_need_no_training_stack(done, tmp_path):
     ]  # 3 figures x (png, pdf); 2 runs; 16 rows
     for fig in ("fig03_gini", "fig04_class_sensitivity", "fig09_csr_random"):
         assert (tmp_path / "figs" / f"{fig}.png").stat().st_size > 10_000
+
+
+def test_figs_3_4_9_findings_and_claims_read_the_same_numbers(done):
+    """Per figure, a number recomputed here from its table appears in its findings and in its claim's value."""
+    from memorization.stats import diagonal_dominance
+
+    findings = {
+        f: (done / f"results/figures/{f}.findings.txt").read_text() for f in METRICS["experiments"]["sens"]["figures"]
+    }
+    value = pd.read_parquet(done / "results/scorecard.parquet").set_index("claim")["value"]
+    real = lambda f: f[f["input_noise"] == "none"]
+    rand = lambda f: f[f["input_noise"] != "none"]
+    gini = table(done, "gini")
+    above = real(gini).groupby("step")["gini"].mean() > rand(gini).groupby("step")["gini"].mean()
+    assert f"Gini real > random inputs at {int(above.sum())} of 2 checkpoints" in findings["fig03_gini"]
+    assert value["fig03_real_above_random"] == f"{int(above.sum())} of 2 checkpoints (T = 10, 30)"
+    cs = real(table(done, "class_sensitivity"))
+    d = diagonal_dominance(cs.groupby(["class_i", "class_j"])["value"].mean().unstack().to_numpy())
+    assert "D at step 30: random inputs" in findings["fig04_class_sensitivity"]
+    assert f"real data {d:.2f}" in findings["fig04_class_sensitivity"] and value["fig04_real_less_diagonal"].startswith(
+        f"D real {d:.2f}, "
+    )
+    csr = table(done, "csr")
+    train = real(csr[csr["split"] == "train"]).groupby("epoch")["csr"].mean()
+    assert findings["fig09_csr_random"].splitlines()[1] == "training-split CSR, real data: " + " ".join(
+        f"{v:.2f}" for v in train
+    )
+    assert value["footnote5_training_csr"].startswith(f"{train.iloc[0]:.2f} at initialisation, peak {train.max():.2f}")

@@ -179,3 +179,70 @@ def test_each_table_has_one_schema_across_experiments(done):
         assert set(rows.column("experiment").to_pylist()) == {f.parent.name for f in files}
         checked += 1
     assert checked >= 3  # training, csr, convergence at least
+
+
+def test_each_figure_and_its_claims_read_the_same_numbers(done):
+    """A figure's findings and its claims' values are printed from one statistic: per figure, a number
+    recomputed here from the figure's tables (independently of its room) appears in both."""
+    from memorization.stats import distinct, is_random_labels, is_real, per_run_summary, regulariser_setting
+    from memorization.tables import tables_by_figure
+
+    tables = {
+        fig: {t: distinct(f) for t, f in frames.items()}
+        for fig, frames in tables_by_figure(done / "results/tables").items()
+    }
+    findings = {f: (done / f"results/figures/{f}.findings.txt").read_text() for f in FIGURES}
+    value = pd.read_parquet(done / "results/scorecard.parquet").set_index("claim")["value"]
+
+    # Fig. 10: dropout's cut of random-label training accuracy (its only strength, 0.5)
+    s = per_run_summary(tables["fig10_regularizers"]["training"])
+    rand = s[is_random_labels(s)].groupby("regularizer")["final_train_acc"].mean()
+    change = rand["dropout"] - rand["none"]
+    assert f"dropout: 0.5: {change:+.3f} / " in findings["fig10_regularizers"]
+    assert f"dropout 0.5: cut {-change:.3f}" in value["fig10_dropout_hinders_memorisation"]
+    # Fig. 11: the order by the loop's loss at the last epoch, on random labels
+    t = tables["fig11_regularizer_curves"]["training"]
+    t = t[is_random_labels(t) & (t["epoch"] == t["epoch"].max())].assign(setting=lambda f: regulariser_setting(f))
+    order = list(t.groupby("setting")["batch_loss"].mean().sort_values().index)
+    assert (
+        f"random labels, lowest to highest final training loss (the loop's): {', '.join(order)}"
+        in findings["fig11_regularizer_curves"]
+    )
+    assert value["fig11_order_differs"].startswith(f"random labels: {' < '.join(order)};")
+    # Fig. 6: epochs to fit, widest over narrowest, clean data
+    c = tables["fig06_convergence"]["convergence"]
+    c = c[(c["train_size"] == 40) & (c["input_noise"] == "none")]
+    means = c.assign(e=c["epochs_to_fit"].astype("float64").fillna(c["max_epochs"])).groupby("width")["e"].mean()
+    ratio = means.iloc[-1] / means.iloc[0]
+    assert f"no noise: {means.iloc[0]:.1f} -> {means.iloc[-1]:.1f} epochs from width" in findings["fig06_convergence"]
+    assert value["fig06_width_helps_noise_more"].startswith(f"noise 0: x{ratio:.2f}")
+    # Fig. 5: the clean curve's best width and the width within half a point of it
+    s = per_run_summary(tables["fig05_capacity"]["training"])
+    curve = s[is_real(s) & (s["train_size"] == s["train_size"].max())].groupby("width")["best_val_acc"].mean()
+    assert f"no noise: best width {curve.idxmax()} ({curve.max():.3f})" in findings["fig05_capacity"]
+    needed = int(curve[curve >= curve.max() - 0.005].index.min())
+    assert value["fig05_noise_needs_capacity"].startswith(f"noise 0: {needed},")
+    # Figs 7 and 8: best validation accuracy per label-noise fraction, each seed's best averaged
+    for fig, claim in (("fig07_mlp_noise", "fig07_noise_ordering"), ("fig08_cnn_noise", "fig08_noise_ordering")):
+        s = per_run_summary(tables[fig]["training"])
+        best = s[s["input_noise"] == "none"].groupby("label_noise_fraction")["best_val_acc"].mean()
+        assert f"best val acc {' '.join(f'{v:.3f}' for v in best)}" in findings[fig].splitlines()[1]
+        assert f"best val acc {' '.join(f'{v:.3g}' for v in best)}" in value[claim].split("; ")[1]
+    # Fig. 2: random labels, per seed: the structure of what training changed (findings: its mean)
+    from memorization.stats import filter_arrays, neighbour_correlation, with_condition
+
+    f = with_condition(tables["fig02_filters"]["filters"])
+    f = f[f["condition"] == "random labels"]
+    arrays = filter_arrays(f)
+    learned = [
+        neighbour_correlation(arrays[(r, sd, f["step"].max())] - arrays[(r, sd, 0)])
+        for r, sd in sorted(set(zip(f["run_id"], f["seed"])))
+    ]
+    initial = [neighbour_correlation(arrays[(r, sd, 0)]) for r, sd in sorted(set(zip(f["run_id"], f["seed"])))]
+    assert (
+        f"random labels: neighbour-pixel correlation of W_T - W_0 {sum(learned) / len(learned):.2f}"
+        in findings["fig02_filters"]
+    )
+    assert value["fig02_random_label_filters"] == "per seed " + " ".join(
+        f"{a - b:.3g}" for a, b in zip(learned, initial)
+    )

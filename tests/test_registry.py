@@ -89,18 +89,24 @@ def test_every_entry_point_reads_the_analyses(tmp_path):
     assert missing.returncode != 0 and "nowhere.py (config key `analyses`) does not exist" in missing.stderr
 
 
-def test_a_data_set_that_returns_other_than_it_declares_is_refused(tmp_path):
-    from memorization.data import DataError, check_declared, load_digits
+def test_a_data_set_that_returns_other_than_it_declares_is_refused():
+    from memorization.data import DataError, Split, check_declared, load_digits
 
     train, val, k = load_digits()
-    registry.load_analyses([TOY])
-    check_declared(
-        "small_digits", train.__class__(train.x[:200], train.y[:200]), val.__class__(val.x[:100], val.y[:100]), k
-    )
-    with pytest.raises(DataError, match=r"1297 examples in its train split, declared n_train=200.*Correct its"):
-        check_declared("small_digits", train, val.__class__(val.x[:100], val.y[:100]), k)
-    with pytest.raises(DataError, match="3 classes, declared n_classes=10"):
-        check_declared("digits", train, val, 3)
+    registry.register_dataset(registry.Dataset("small", "m:f", 200, "", shape=(1, 8, 8), n_val=100))
+    try:
+        check_declared("small", Split(train.x[:200], train.y[:200]), Split(val.x[:100], val.y[:100]), k)
+        check_declared("small", Split(train.x[:50], train.y[:50]), Split(val.x[:10], val.y[:10]), k)  # a partial copy
+        with pytest.raises(DataError, match=r"1297 examples in its train split, declared n_train=200.*Correct its"):
+            check_declared("small", train, Split(val.x[:100], val.y[:100]), k)
+        with pytest.raises(DataError, match=r"images of shape \(1, 4, 8\), declared shape=\(1, 8, 8\)"):
+            check_declared(
+                "small", Split(train.x[:200, :, :4], train.y[:200]), Split(val.x[:100, :, :4], val.y[:100]), k
+            )
+        with pytest.raises(DataError, match="3 classes, declared n_classes=10"):
+            check_declared("digits", train, val, 3)
+    finally:
+        del registry.DATASETS["small"]
 
 
 def test_a_registered_analysis_gets_its_jobs_table_figure_and_claim(tmp_path):

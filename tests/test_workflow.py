@@ -66,6 +66,21 @@ def test_fig01_is_drawn(done):
         assert (done / f"results/figures/fig01_difficulty.{ext}").stat().st_size > 10_000
 
 
+def test_fig01_findings_and_claims_read_the_same_ratio(done):
+    """The spread of real data's difficulty, recomputed here from the examples table, is what the figure's
+    findings and its claim both show."""
+    from memorization.stats import difficulty_spread, distinct, first_epoch_difficulty
+
+    examples = distinct(pd.read_parquet(done / "results/tables/difficulty/examples.parquet"))
+    ratio = difficulty_spread(first_epoch_difficulty(examples)).set_index("condition")["ratio"]
+    findings = (done / "results/figures/fig01_difficulty.findings.txt").read_text()
+    assert (
+        f"real data {ratio['real data']:.1f}" in findings and f"random inputs {ratio['random inputs']:.1f}" in findings
+    )
+    value = pd.read_parquet(done / "results/scorecard.parquet").set_index("claim").loc["fig01_real_uneven", "value"]
+    assert value == f"real {ratio['real data']:.2f}, random inputs {ratio['random inputs']:.2f}"
+
+
 def test_a_second_run_has_nothing_to_do(done):
     assert "Nothing to be done" in snakemake(done).output
 

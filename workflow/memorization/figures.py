@@ -66,6 +66,19 @@ def plain_log_axis(ax, base: int = 10, ticks=None) -> None:
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
 
 
+def panel_row(n: int, width: float, height: float = 4):
+    """A figure of `n` panels side by side, each `width` wide: (figure, the panels' axes)."""
+    fig, axes = plt.subplots(1, n, figsize=(width * n, height), squeeze=False)
+    return fig, list(axes[0])
+
+
+def titled(fig, title: str, **style):
+    """The figure with its title over all panels, laid out tight."""
+    fig.suptitle(title, **style)
+    fig.tight_layout()
+    return fig
+
+
 def ordered(groups, order=CONDITION_ORDER) -> list:
     """Groups in a figure's legend order: those of `order` first, in its order, then the others sorted."""
     return sorted(set(groups), key=lambda c: (order.index(c) if c in order else 50, c))

@@ -46,34 +46,25 @@ def gini(table: pd.DataFrame) -> Gini:
 
 
 def findings(g: Gini) -> list[str]:
-    lines = []
-    for panel in g.panels:
-        m = g.means(panel)
-        if REAL[panel] in m and RANDOM[panel] in m:
-            above = g.real_above_random(panel)
-            lines.append(
-                f"{panel}: Gini real > random inputs at {int(above.sum())} of {len(above)} checkpoints"
-                f" (last, T={m.index[-1]}: {m[REAL[panel]].iloc[-1]:.3f} vs {m[RANDOM[panel]].iloc[-1]:.3f})"
-            )
-    return lines
+    def line(panel: str) -> str:
+        m, above = g.means(panel), g.real_above_random(panel)
+        last = f"T={m.index[-1]}: {m[REAL[panel]].iloc[-1]:.3f} vs {m[RANDOM[panel]].iloc[-1]:.3f}"
+        return f"{panel}: Gini real > random inputs at {int(above.sum())} of {len(above)} checkpoints (last, {last})"
+
+    return [line(p) for p in g.panels if {REAL[p], RANDOM[p]} <= set(g.means(p).columns)]
 
 
 def draw(g: Gini):
-    import matplotlib.pyplot as plt
 
-    from ...figures import curves, plain_log_axis
+    from ...figures import curves, panel_row, plain_log_axis, titled
 
-    fig, axes = plt.subplots(1, len(g.panels), figsize=(5.5 * len(g.panels), 4), squeeze=False)
-    for ax, panel in zip(axes[0], g.panels):
+    fig, axes = panel_row(len(g.panels), 5.5)
+    for ax, panel in zip(axes, g.panels):
         curves(ax, g.curves[g.curves["panel"] == panel], "step", order=ORDER, bounds=(0, 1))
         plain_log_axis(ax, ticks=g.steps[panel])
-        ax.set_xlabel("SGD steps")
-        ax.set_ylabel(r"Gini coefficient of $\bar{g}_x$")
-        ax.set_title(panel)
+        ax.set(xlabel="SGD steps", ylabel=r"Gini coefficient of $\bar{g}_x$", title=panel)
         ax.legend(fontsize=8)
-    fig.suptitle("Loss-sensitivity concentration (Arpit et al. Fig. 3)")
-    fig.tight_layout()
-    return fig
+    return titled(fig, "Loss-sensitivity concentration (Arpit et al. Fig. 3)")
 
 
 FIGURE = register_figure(

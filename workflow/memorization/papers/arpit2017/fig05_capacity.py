@@ -36,14 +36,11 @@ def capacity(training: pd.DataFrame) -> Capacity:
 
 
 def findings(c: Capacity) -> list[str]:
-    lines = []
-    for _, label in c.levels:
-        g = c.curve(label)
-        lines.append(
-            f"{label}: best width {g.idxmax()} ({g.max():.3f}); at the widest, {g.index[-1]}, "
-            f"{g.iloc[-1]:.3f} ({g.max() - g.iloc[-1]:.3f} below the best)"
-        )
-    return lines
+    def line(label: str, g: pd.Series) -> str:
+        widest = f"at the widest, {g.index[-1]}, {g.iloc[-1]:.3f} ({g.max() - g.iloc[-1]:.3f} below the best)"
+        return f"{label}: best width {g.idxmax()} ({g.max():.3f}); {widest}"
+
+    return [line(label, c.curve(label)) for _, label in c.levels]
 
 
 def draw(c: Capacity):

@@ -77,14 +77,13 @@ def findings(c: Convergence) -> list[str]:
 
 def draw(c: Convergence):
     """Runs that never fit are drawn at their cap, hollow."""
-    import matplotlib.pyplot as plt
 
-    from ...figures import curves, fraction_colors, plain_log_axis
+    from ...figures import curves, fraction_colors, panel_row, plain_log_axis, titled
 
-    fig, axes = plt.subplots(1, len(c.panels), figsize=(5.5 * len(c.panels), 4), squeeze=False)
+    fig, axes = panel_row(len(c.panels), 5.5)
     colors = fraction_colors(c.levels)
     order = [label for _, label in c.levels]
-    for ax, p in zip(axes[0], c.panels):
+    for ax, p in zip(axes, c.panels):
         curves(ax, p.curves, p.x, "noise_label", order, colors)
         capped = p.runs[p.runs["capped"]]
         if len(capped):
@@ -98,13 +97,10 @@ def draw(c: Convergence):
                 label="never fit (cap)",
             )
         plain_log_axis(ax, base=2)
-        ax.set_xlabel("hidden units per layer" if p.x == "width" else "training examples")
-        ax.set_ylabel("epochs to 100% training accuracy")
-        ax.set_title(p.title)
+        xlabel = "hidden units per layer" if p.x == "width" else "training examples"
+        ax.set(xlabel=xlabel, ylabel="epochs to 100% training accuracy", title=p.title)
         ax.legend(fontsize=7)
-    fig.suptitle("Time to convergence (Arpit et al. Fig. 6)")
-    fig.tight_layout()
-    return fig
+    return titled(fig, "Time to convergence (Arpit et al. Fig. 6)")
 
 
 FIGURE = register_figure(

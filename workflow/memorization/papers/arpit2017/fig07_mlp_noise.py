@@ -117,7 +117,7 @@ def drawing(title: str):
     def draw(s: Sweep):
         import matplotlib.pyplot as plt
 
-        from ...figures import curves, fraction_colors
+        from ...figures import curves, fraction_colors, titled
 
         fig, axes = plt.subplots(len(s.kinds), 2, figsize=(11, 3.8 * len(s.kinds)), squeeze=False)
         for row, kind in zip(axes, s.kinds):
@@ -136,9 +136,7 @@ def drawing(title: str):
             for ax in row:
                 ax.set_xlabel("epoch")
         lass = f"; LASS r={s.lass['r']:g} (0-255 scale), {s.lass['points']} validation points" if s.lass else ""
-        fig.suptitle(f"{title}{lass}", fontsize=10)
-        fig.tight_layout()
-        return fig
+        return titled(fig, f"{title}{lass}", fontsize=10)
 
     return draw
 

@@ -93,9 +93,9 @@ def draw(p: RegulariserPoints):
     for ax in axes[:, 0]:
         ax.set_ylabel("best validation accuracy,\nreal data")
     axes.flat[0].legend(loc="lower left")
-    fig.suptitle("Regularisers: memorisation vs generalisation (Arpit et al. Fig. 10)")
-    fig.tight_layout()
-    return fig
+    from ...figures import titled
+
+    return titled(fig, "Regularisers: memorisation vs generalisation (Arpit et al. Fig. 10)")
 
 
 FIGURE = register_figure(

@@ -67,20 +67,16 @@ def findings(c: LossCurves) -> list[str]:
 def draw(c: LossCurves):
     import matplotlib.pyplot as plt
 
-    from ...figures import curves
+    from ...figures import curves, panel_row, titled
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=False)
+    fig, axes = panel_row(len(PANELS), 5.5)
     cmap = plt.get_cmap("tab10")
     colors = {s: cmap(i % 10) for i, s in enumerate(c.settings)}
     for ax, panel in zip(axes, PANELS):
         curves(ax, c.curves[c.curves["panel"] == panel], "epoch", "setting", c.settings, colors, marker=None)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("training loss (the loop's, regulariser active)")
-        ax.set_title(panel)
+        ax.set(xlabel="epoch", ylabel="training loss (the loop's, regulariser active)", title=panel)
         ax.legend(fontsize=7)
-    fig.suptitle("Training loss under regularisers (Arpit et al. Fig. 11)")
-    fig.tight_layout()
-    return fig
+    return titled(fig, "Training loss under regularisers (Arpit et al. Fig. 11)")
 
 
 FIGURE = register_figure(
