@@ -11,7 +11,6 @@ from memorization.registry import (
     Figure,
     Table,
     columns,
-    prose,
     register_claims,
     register_dataset,
     register_figure,
@@ -96,16 +95,7 @@ def norm_grows(n):
     return Verdict(f"last / first: {' '.join(f'{r:.4f}' for r in g)}", bool((g > 1).all()))
 
 
-register_figure(
-    Figure(
-        "fig_weight_norm",
-        ("weight_norm",),
-        prose("**Toy.** First-layer weight norm."),
-        compute=norms,
-        draw=draw,
-        findings=findings,
-    )
-)
+register_figure(Figure("fig_weight_norm", ("weight_norm",), "**Toy.** First-layer weight norm.", norms, draw, findings))
 register_claims(
     Claim(
         "toy_norm_grows",

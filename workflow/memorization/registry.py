@@ -426,7 +426,8 @@ class Figure:
       counted once): every number the figure, its findings and its claims show, computed once.
     draw(statistic) -> a matplotlib figure (import matplotlib inside it: reading the registry stays light).
     findings(statistic) -> lines saying what this run shows (the report's "What this run shows").
-    caption: what the figure shows and what the paper claims (reStructuredText, shown in the report)."""
+    caption: what the figure shows and what the paper claims (reStructuredText, shown in the report; its line
+      breaks are folded, so a room can write it as an indented triple-quoted string)."""
 
     name: str
     tables: tuple[str, ...]
@@ -434,6 +435,9 @@ class Figure:
     compute: Callable
     draw: Callable
     findings: Callable = lambda statistic: []
+
+    def __post_init__(self):
+        object.__setattr__(self, "caption", " ".join(self.caption.split()))
 
 
 @dataclass(frozen=True)
@@ -451,11 +455,6 @@ class Claim:
 
 FIGURES: dict[str, Figure] = {}
 CLAIMS: dict[str, Claim] = {}
-
-
-def prose(text: str) -> str:
-    """An indented triple-quoted caption as one paragraph (line breaks and indentation folded)."""
-    return " ".join(text.split())
 
 
 def register_figure(figure: Figure) -> Figure:

@@ -8,8 +8,15 @@ import numpy as np
 import pandas as pd
 
 from ...claims import Verdict
-from ...registry import Claim, Figure, prose, register_claims, register_figure
+from ...registry import Claim, Figure, register_claims, register_figure
 from ...stats import binomial_reference, difficulty_spread, first_epoch_difficulty
+
+CAPTION = """\
+**Fig. 1, per-example difficulty.** Per-example misclassification rate after one epoch, averaged over
+many independently initialised and shuffled runs, sorted; dashed: what random inputs would give if
+every example were equally hard (binomial). *Paper (§3.1):* on real data difficulty varies between
+examples (easy and hard examples); random inputs match the binomial curve; random labels lie in
+between."""
 
 ORDER = ["real data", "random labels", "random inputs"]
 
@@ -62,21 +69,7 @@ def draw(d: Difficulty):
 
 
 FIGURE = register_figure(
-    Figure(
-        "fig01_difficulty",
-        ("examples",),
-        prose(
-            """
-            **Fig. 1, per-example difficulty.** Per-example misclassification rate after one epoch, averaged over
-            many independently initialised and shuffled runs, sorted; dashed: what random inputs would give if
-            every example were equally hard (binomial). *Paper (§3.1):* on real data difficulty varies between
-            examples (easy and hard examples); random inputs match the binomial curve; random labels lie in
-            between."""
-        ),
-        compute=difficulty,
-        draw=draw,
-        findings=findings,
-    )
+    Figure("fig01_difficulty", ("examples",), CAPTION, compute=difficulty, draw=draw, findings=findings)
 )
 
 

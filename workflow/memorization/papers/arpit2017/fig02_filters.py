@@ -8,8 +8,15 @@ import numpy as np
 import pandas as pd
 
 from ...claims import Verdict
-from ...registry import Claim, Figure, prose, register_claims, register_figure
+from ...registry import Claim, Figure, register_claims, register_figure
 from ...stats import filter_arrays, neighbour_correlation, with_condition
+
+CAPTION = """\
+**Fig. 2, first-layer filters** at the end of training on real data, random labels and random inputs
+(seed 0, each filter scaled to its range). *Paper (§3.1):* filters learned on random labels are not
+white noise: training on noise still picks up shared structure of the images. The number above each
+panel is the correlation of neighbouring weights of what training changed (about 0 for white
+noise)."""
 
 ORDER = ["real data", "random labels", "random inputs"]
 SHOWN = 16  # filters drawn per panel
@@ -83,23 +90,7 @@ def draw(f: Filters):
     return fig
 
 
-FIGURE = register_figure(
-    Figure(
-        "fig02_filters",
-        ("filters",),
-        prose(
-            """
-            **Fig. 2, first-layer filters** at the end of training on real data, random labels and random inputs
-            (seed 0, each filter scaled to its range). *Paper (§3.1):* filters learned on random labels are not
-            white noise: training on noise still picks up shared structure of the images. The number above each
-            panel is the correlation of neighbouring weights of what training changed (about 0 for white
-            noise)."""
-        ),
-        compute=filters,
-        draw=draw,
-        findings=findings,
-    )
-)
+FIGURE = register_figure(Figure("fig02_filters", ("filters",), CAPTION, compute=filters, draw=draw, findings=findings))
 
 
 def random_label_filters(f: Filters) -> Verdict:

@@ -9,8 +9,14 @@ import numpy as np
 import pandas as pd
 
 from ...claims import Verdict
-from ...registry import Claim, Figure, prose, register_claims, register_figure
+from ...registry import Claim, Figure, register_claims, register_figure
 from ...stats import mean_band, with_condition
+
+CAPTION = """\
+**Fig. 3, concentration of loss sensitivity.** Gini coefficient, across the training examples, of
+each example's loss sensitivity (its influence on the loss through the SGD updates, averaged over a
+window of steps), against SGD steps. *Paper (§3.2-3.3):* higher for real data than for random
+inputs at every step, also when every example is its own class; 50% real data lies in between."""
 
 CLASSES, IDENTITY = "labels: the real classes", "labels: one class per example"
 ORDER = ["real data", "50% random inputs", "random inputs", "identity labels", "random inputs, identity labels"]
@@ -67,22 +73,7 @@ def draw(g: Gini):
     return titled(fig, "Loss-sensitivity concentration (Arpit et al. Fig. 3)")
 
 
-FIGURE = register_figure(
-    Figure(
-        "fig03_gini",
-        ("gini",),
-        prose(
-            """
-            **Fig. 3, concentration of loss sensitivity.** Gini coefficient, across the training examples, of
-            each example's loss sensitivity (its influence on the loss through the SGD updates, averaged over a
-            window of steps), against SGD steps. *Paper (§3.2-3.3):* higher for real data than for random
-            inputs at every step, also when every example is its own class; 50% real data lies in between."""
-        ),
-        compute=gini,
-        draw=draw,
-        findings=findings,
-    )
-)
+FIGURE = register_figure(Figure("fig03_gini", ("gini",), CAPTION, compute=gini, draw=draw, findings=findings))
 
 
 def real_above_random(g: Gini) -> Verdict:

@@ -8,8 +8,17 @@ import numpy as np
 import pandas as pd
 
 from ...claims import Verdict
-from ...registry import Claim, Figure, prose, register_claims, register_figure
+from ...registry import Claim, Figure, register_claims, register_figure
 from ...stats import at_last_step, diagonal_dominance, with_condition
+
+CAPTION = """\
+**Fig. 4, per-class loss sensitivity.** Cell (i, j): sensitivity of the class-i term of the loss to
+training inputs of class j, through the SGD updates, at the end of training (log colour scale).
+*Paper (§3.4):* the diagonal dominates, but real data spreads more mass off the diagonal (patterns
+shared across classes), so the diagonal/off-diagonal ratio D is smaller for real data. How much the
+ordering depends on the number of steps T: "What this run shows" gives D at every computed
+checkpoint (setting `metrics.class_sensitivity.at`); `variant: authors` computes the authors' code's
+definition instead."""
 
 
 @dataclass(frozen=True)
@@ -68,16 +77,7 @@ FIGURE = register_figure(
     Figure(
         "fig04_class_sensitivity",
         ("class_sensitivity",),
-        prose(
-            """
-            **Fig. 4, per-class loss sensitivity.** Cell (i, j): sensitivity of the class-i term of the loss to
-            training inputs of class j, through the SGD updates, at the end of training (log colour scale).
-            *Paper (§3.4):* the diagonal dominates, but real data spreads more mass off the diagonal (patterns
-            shared across classes), so the diagonal/off-diagonal ratio D is smaller for real data. How much the
-            ordering depends on the number of steps T: "What this run shows" gives D at every computed
-            checkpoint (setting `metrics.class_sensitivity.at`); `variant: authors` computes the authors' code's
-            definition instead."""
-        ),
+        CAPTION,
         compute=class_sensitivity,
         draw=draw,
         findings=findings,

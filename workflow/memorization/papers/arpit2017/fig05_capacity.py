@@ -7,8 +7,14 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ...claims import Verdict
-from ...registry import Claim, Figure, prose, register_claims, register_figure
+from ...registry import Claim, Figure, register_claims, register_figure
 from ...stats import mean_band, noise_levels, per_run_summary, with_noise
+
+CAPTION = """\
+**Fig. 5, validation accuracy against capacity.** Best validation accuracy (clean data) against
+hidden units per layer, one curve per fraction of training inputs replaced by Gaussian noise (mean
+and band over seeds). *Paper (§4):* on clean data accuracy is near its best at a moderate width;
+with noise more units are needed to reach the best validation accuracy."""
 
 TOLERANCE = 0.005  # "within 0.5 points of the best validation accuracy"
 
@@ -60,20 +66,7 @@ def draw(c: Capacity):
 
 
 FIGURE = register_figure(
-    Figure(
-        "fig05_capacity",
-        ("training",),
-        prose(
-            """
-            **Fig. 5, validation accuracy against capacity.** Best validation accuracy (clean data) against
-            hidden units per layer, one curve per fraction of training inputs replaced by Gaussian noise (mean
-            and band over seeds). *Paper (§4):* on clean data accuracy is near its best at a moderate width;
-            with noise more units are needed to reach the best validation accuracy."""
-        ),
-        compute=capacity,
-        draw=draw,
-        findings=findings,
-    )
+    Figure("fig05_capacity", ("training",), CAPTION, compute=capacity, draw=draw, findings=findings)
 )
 
 

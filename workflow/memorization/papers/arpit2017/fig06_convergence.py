@@ -8,8 +8,15 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ...claims import Verdict
-from ...registry import Claim, Figure, prose, register_claims, register_figure
+from ...registry import Claim, Figure, register_claims, register_figure
 from ...stats import mean_band, noise_levels, with_noise
+
+CAPTION = """\
+**Fig. 6, time to convergence.** Epochs until the whole training set is classified correctly,
+against hidden units (left) and training-set size (right), per input-noise level; hollow circles:
+runs that never fit (drawn at the cap). *Paper (§4):* less capacity or more data slows training,
+much more for noisy data: extra units help real data less, and time to fit grows much faster with
+the data set size for noise."""
 
 
 @dataclass(frozen=True)
@@ -104,21 +111,7 @@ def draw(c: Convergence):
 
 
 FIGURE = register_figure(
-    Figure(
-        "fig06_convergence",
-        ("convergence",),
-        prose(
-            """
-            **Fig. 6, time to convergence.** Epochs until the whole training set is classified correctly,
-            against hidden units (left) and training-set size (right), per input-noise level; hollow circles:
-            runs that never fit (drawn at the cap). *Paper (§4):* less capacity or more data slows training,
-            much more for noisy data: extra units help real data less, and time to fit grows much faster with
-            the data set size for noise."""
-        ),
-        compute=convergence,
-        draw=draw,
-        findings=findings,
-    )
+    Figure("fig06_convergence", ("convergence",), CAPTION, compute=convergence, draw=draw, findings=findings)
 )
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ...claims import Verdict, numbers
-from ...registry import DATASETS, Claim, Figure, prose, register_claims, register_figure
+from ...registry import DATASETS, Claim, Figure, register_claims, register_figure
 from ...stats import at_last_step, mean_band, monotone, noise_levels, per_run_summary, with_noise
 
 KINDS = ("input", "label")
@@ -206,13 +206,11 @@ def register_sweep(name: str, title: str, caption: str, model: str, like: str | 
 register_sweep(
     "fig07_mlp_noise",
     "MLP, partial noise: accuracy and critical sample ratio (Arpit et al. Fig. 7)",
-    prose(
-        """
+    """\
         **Fig. 7, the MLP under partial noise.** Training (solid) and validation (dotted) accuracy, and the
         validation critical sample ratio, per epoch, for 0-80% of the training inputs (top) or labels (bottom)
         replaced by noise. *Paper (§4.1):* CSR is higher and final and best validation accuracy lower for
         noisier data; with label noise, validation accuracy peaks before the noisy labels are fit, then falls
-        while CSR rises: patterns first, memorisation afterwards."""
-    ),
+        while CSR rises: patterns first, memorisation afterwards.""",
     "MLP",
 )

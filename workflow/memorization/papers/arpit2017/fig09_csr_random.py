@@ -8,8 +8,14 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ...claims import Verdict
-from ...registry import Claim, Figure, prose, register_claims, register_figure
+from ...registry import Claim, Figure, register_claims, register_figure
 from ...stats import mean_band, with_condition
+
+CAPTION = """\
+**Fig. 9, critical sample ratio during training** of models trained on real data, random inputs and
+random labels (mean and band over seeds); dashed: the training split of the real-data model.
+*Paper (§4.1):* much higher for the models fit to noise (a more complex decision surface); all rise,
+then plateau. Footnote 5: training-set CSR on real data first rises, then falls."""
 
 LATER = 2  # "after the first few epochs": from epoch 2 on
 
@@ -74,20 +80,7 @@ def draw(c: CsrCurves):
 
 
 FIGURE = register_figure(
-    Figure(
-        "fig09_csr_random",
-        ("csr",),
-        prose(
-            """
-            **Fig. 9, critical sample ratio during training** of models trained on real data, random inputs and
-            random labels (mean and band over seeds); dashed: the training split of the real-data model.
-            *Paper (§4.1):* much higher for the models fit to noise (a more complex decision surface); all rise,
-            then plateau. Footnote 5: training-set CSR on real data first rises, then falls."""
-        ),
-        compute=csr_curves,
-        draw=draw,
-        findings=findings,
-    )
+    Figure("fig09_csr_random", ("csr",), CAPTION, compute=csr_curves, draw=draw, findings=findings)
 )
 
 

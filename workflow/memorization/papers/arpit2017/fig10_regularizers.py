@@ -8,8 +8,15 @@ import numpy as np
 import pandas as pd
 
 from ...claims import Verdict
-from ...registry import REGULARIZERS, Claim, Figure, prose, register_claims, register_figure
+from ...registry import REGULARIZERS, Claim, Figure, register_claims, register_figure
 from ...stats import is_random_labels, is_real, per_run_summary
+
+CAPTION = """\
+**Fig. 10, regularisers: memorisation against generalisation.** For each regulariser across its
+strengths (labelled points; every curve starts at the unregularised point): final training accuracy
+on random labels (x) against best validation accuracy when trained on real data (y). *Paper (§5):*
+a flat curve is best; dropout hinders memorisation most for the least cost, best with adversarial
+training; weight decay and Gaussian noise lose more validation accuracy for the same effect."""
 
 
 @dataclass(frozen=True)
@@ -99,21 +106,7 @@ def draw(p: RegulariserPoints):
 
 
 FIGURE = register_figure(
-    Figure(
-        "fig10_regularizers",
-        ("training",),
-        prose(
-            """
-            **Fig. 10, regularisers: memorisation against generalisation.** For each regulariser across its
-            strengths (labelled points; every curve starts at the unregularised point): final training accuracy
-            on random labels (x) against best validation accuracy when trained on real data (y). *Paper (§5):*
-            a flat curve is best; dropout hinders memorisation most for the least cost, best with adversarial
-            training; weight decay and Gaussian noise lose more validation accuracy for the same effect."""
-        ),
-        compute=regulariser_points,
-        draw=draw,
-        findings=findings,
-    )
+    Figure("fig10_regularizers", ("training",), CAPTION, compute=regulariser_points, draw=draw, findings=findings)
 )
 
 

@@ -12,8 +12,14 @@ import numpy as np
 import pandas as pd
 
 from ...claims import Verdict
-from ...registry import REGULARIZERS, Claim, Figure, prose, register_claims, register_figure
+from ...registry import REGULARIZERS, Claim, Figure, register_claims, register_figure
 from ...stats import at_last_step, is_random_labels, is_real, mean_band, regulariser_setting
+
+CAPTION = """\
+**Fig. 11, training loss under regularisers**, per epoch, on random labels (left) and real data
+(right): the loss the training loop reports (train mode, regulariser active, averaged over the
+epoch's batches). *Paper (§5):* the vertical order of the regularisers differs between random labels
+and real data: they differ in how much they slow memorisation compared with learning."""
 
 LOSS = "batch_loss"
 PANELS = ("random labels", "real data")
@@ -80,20 +86,7 @@ def draw(c: LossCurves):
 
 
 FIGURE = register_figure(
-    Figure(
-        "fig11_regularizer_curves",
-        ("training",),
-        prose(
-            """
-            **Fig. 11, training loss under regularisers**, per epoch, on random labels (left) and real data
-            (right): the loss the training loop reports (train mode, regulariser active, averaged over the
-            epoch's batches). *Paper (§5):* the vertical order of the regularisers differs between random labels
-            and real data: they differ in how much they slow memorisation compared with learning."""
-        ),
-        compute=loss_curves,
-        draw=draw,
-        findings=findings,
-    )
+    Figure("fig11_regularizer_curves", ("training",), CAPTION, compute=loss_curves, draw=draw, findings=findings)
 )
 
 
