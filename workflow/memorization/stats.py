@@ -229,12 +229,12 @@ def gini(values) -> float:
 
 def gini_frame(sensitivity: pd.DataFrame) -> pd.DataFrame:
     """Gini coefficient of ḡ_x over a run's training examples, per seed and checkpoint."""
+    from .registry import SENSITIVITY_SETTINGS
+
     rows = [
         {"seed": seed, "step": step, "gini": gini(g["sensitivity"].to_numpy())}
         for (seed, step), g in sensitivity.groupby(["seed", "step"], sort=True)
     ]
-    from .registry import SENSITIVITY_SETTINGS
-
     keep = [c for c in ("train_size", *(c.name for c in SENSITIVITY_SETTINGS)) if c in sensitivity]
     settings = sensitivity[keep].iloc[0].to_dict() if len(sensitivity) else {}
     return pd.DataFrame(rows).assign(**settings)
