@@ -189,7 +189,7 @@ def test_replay_redraws_the_training_masks(tmp_path):
     spec = {**spec, "seeds": [0, 1], "checkpoints": {"unit": "step", "at": [6]}}
     train_run(spec, data, tmp_path, progress=False)
     x, y = torch.as_tensor(data.x_train), torch.as_tensor(data.y_train)
-    _, L = replay_losses(spec, x, y, 10, [5])  # L_5 under θ_5: replays steps 0..4
+    L = replay_losses(spec, x, y, 10, [5], segment=2)  # L_5 under θ_5: replays steps 0..4
     arch = Arch.from_spec(spec, x.shape[1:], 10)
     params, buffers = init_params(arch, [0, 1])
     velocity = {k: torch.zeros_like(v) for k, v in params.items()}

@@ -6,7 +6,7 @@ from memorization import configuration as S
 from memorization.data import build_noisy_dataset
 from memorization.models import Arch, example_losses, forward, init_params
 from memorization.rundir import checkpoint_path
-from memorization.sensitivity import class_sensitivity, input_jacobian, loss_sensitivity, replay_losses, window_steps
+from memorization.sensitivity import class_sensitivity, input_jacobian, loss_sensitivity, window_steps
 from memorization.sgd import Schedule, learning_rate, load_state, train_step
 from memorization.stats import gini
 from memorization.train import train_run
@@ -53,8 +53,8 @@ def batches_up_to(spec, n, seed_pos, step):
 
 def test_loss_sensitivity_matches_central_finite_differences(tiny):
     spec, x, y = tiny
-    batches, L = replay_losses(spec, x, y, 10, [T])
-    ((_, jac),) = list(input_jacobian(batches, L, len(y), chunk=8))  # one row (one output step) for all seeds
+    # one row (one output step) for all seeds, over segments of 5 steps
+    ((_, jac),) = list(input_jacobian(spec, x, y, 10, [T], chunk=8, segment=5))
     seed_pos = 1
     batches = batches_up_to(spec, len(y), seed_pos, T)
     earlier = set().union(*batches[:T])
@@ -162,8 +162,8 @@ def test_the_authors_class_sensitivity_keeps_the_direct_path_and_averages_per_ex
     over the x of class j and over the b of class i. Checked against finite differences of ℓ_b and by
     aggregating the Jacobian by hand."""
     spec, x, y = tiny
-    batches, L = replay_losses(spec, x, y, 10, [T], by="example", direct=True)
-    jac = torch.cat([j for _, j in input_jacobian(batches, L, len(y), chunk=16)])  # (B, S, N, ...)
+    jacobians = input_jacobian(spec, x, y, 10, [T], by="example", direct=True, chunk=4, segment=5)
+    jac = torch.cat([j for _, j in jacobians])  # (B, S, N, ...)
     _, idx = example_losses_after_updates(spec, x, x, y, T)
     seed_pos, b = 1, 2
     n_direct = int(idx[seed_pos, b])  # in the batch: its own loss depends on it directly (and through updates)
@@ -201,3 +201,34 @@ def test_seeds_computed_together_equal_each_seed_alone(tiny):
         both = class_sensitivity(spec, x, y, 10, 20, window=8, stride=4, variant=variant, chunk=7)
         each = torch.cat([class_sensitivity(a, x, y, 10, 20, window=8, stride=4, variant=variant) for a in alone])
         torch.testing.assert_close(both, each, equal_nan=True)
+
+
+@pytest.mark.parametrize(
+    "by, direct, out_steps, horizon, segment",
+    [
+        ("batch", False, [9, 13, 21, 22, 27], None, 4),  # outputs across segments, one at a segment start
+        ("batch", False, [21, 27], 6, 1),  # a horizon; every step its own segment
+        ("class", False, [14, 25], None, 7),
+        ("example", True, [23], None, 5),  # the authors' per-class code: the direct path kept
+    ],
+)
+def test_segmented_sweep_equals_the_whole_unrolled_graph(tiny, by, direct, out_steps, horizon, segment):
+    """The segmented reverse sweep (stored states, one segment's graph at a time, cotangents carried between
+    segments) gives the Jacobian of the replay that keeps the whole graph, to 1e-10 of its largest entry (float64)."""
+    from tests.reference_replay import input_jacobian as whole_jacobian
+    from tests.reference_replay import replay_losses as whole_replay
+
+    spec, x, y = tiny
+    batches, L = whole_replay(spec, x, y, 10, out_steps, by=by, direct=direct, horizon=horizon)
+    expected = torch.cat([j for _, j in whole_jacobian(batches, L, len(y), chunk=7)])
+    got = torch.cat(
+        [
+            j
+            for _, j in input_jacobian(
+                spec, x, y, 10, out_steps, by=by, direct=direct, horizon=horizon, chunk=7, segment=segment
+            )
+        ]
+    )
+    scale = float(expected.abs().max())
+    assert scale > 1e-6 and got.shape == expected.shape  # the check can fail
+    assert float((got - expected).abs().max()) <= 1e-10 * scale

@@ -20,13 +20,14 @@ import os
 import time
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from . import configuration, registry
 
 JOB_START = {"torch": 3.0, "light": 1.5}  # seconds to start a job process and import its libraries (measured)
 CALIBRATION_STEPS = 200
-CALIBRATION_VERSION = 4  # bump when `measure` measures something new: older cache entries are measured again
+CALIBRATION_VERSION = 5  # bump when `measure` measures something new: older cache entries are measured again
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ def measure(spec: dict, device: str, steps: int = CALIBRATION_STEPS, budget: flo
     from .lass import lass
     from .models import Arch, forward, init_params
     from .regularizers import Regularizer
-    from .sensitivity import replay_losses, sensitivity_norms
+    from .sensitivity import Trajectory, loss_terms, sensitivity_norms
     from .sgd import GROUP_PARAMS, evaluate, initial_state, seed_groups, train_step
 
     shape, classes, _, _ = data_shape(spec)
@@ -143,18 +144,21 @@ def measure(spec: dict, device: str, steps: int = CALIBRATION_STEPS, budget: flo
         n = min(data_shape(spec)[2], 256)
         replay_spec = {**spec, "steps": 20, "epochs": None, "sampling": "replacement", "train_size": n}
         xt, yt = torch.rand(n, *shape, generator=gen).to(device), torch.randint(classes, (n,), generator=gen)
-        # the batched backward of the outputs: a cost per pass and per output, from passes of 2 and 12 steps
+        # a sweep per pass: the segment unrolled with its graph, then a batched backward with a row per output
         few, many = [18, 19], list(range(8, 20))
-        replayed = timed(lambda: replay_losses(replay_spec, xt, yt.to(device), classes, many), 2)
+        trajectory = Trajectory.replay(replay_spec, xt, yt.to(device), classes, 0, 19, segment=20)
+        out["replay_step"] = (
+            timed(lambda: trajectory.unroll(0, loss_terms("batch", spec["loss"], classes, many)), 2) / 20
+        )
         times = {}
         for outputs in (few, many):
-            batches, L = replay_losses(replay_spec, xt, yt.to(device), classes, outputs)
-            times[len(outputs)] = timed(lambda b=batches, L=L: sensitivity_norms(b, L, n, chunk=256), 2) / 20
+            sweep = partial(sensitivity_norms, replay_spec, xt, yt.to(device), classes, outputs, chunk=256, segment=20)
+            times[len(outputs)] = timed(sweep, 2) / 20
         # one backward row per output step serves every seed (sensitivity.input_jacobian)
         per_output = max(0.0, (times[len(many)] - times[len(few)]) / (len(many) - len(few)))
-        out["replay_step"] = replayed / 20
         out["backward_output_step"] = per_output  # per output step (all seeds) and replayed step
-        out["backward_pass_step"] = max(0.0, times[len(few)] - len(few) * per_output)  # per pass and step
+        # per pass and step, beyond the no-graph step that stores the states and the unroll
+        out["backward_pass_step"] = max(0.0, times[len(few)] - len(few) * per_output - out["replay_step"] - out["step"])
     return out
 
 
