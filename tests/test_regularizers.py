@@ -14,7 +14,7 @@ from memorization.metrics import run_tables
 from memorization.models import Arch, example_losses, forward, init_params, seed_for
 from memorization.regularizers import LayerNoise, Regularizer, adversarial_mix, layer_noise
 from memorization.rundir import checkpoint_path
-from memorization.sensitivity import replay_losses
+from memorization.sensitivity import Trajectory, loss_terms
 from memorization.sgd import Schedule, adversarial_losses, completed_schedule, load_state, train_step
 from memorization.train import train_run
 
@@ -189,7 +189,9 @@ def test_replay_redraws_the_training_masks(tmp_path):
     spec = {**spec, "seeds": [0, 1], "checkpoints": {"unit": "step", "at": [6]}}
     train_run(spec, data, tmp_path, progress=False)
     x, y = torch.as_tensor(data.x_train), torch.as_tensor(data.y_train)
-    L = replay_losses(spec, x, y, 10, [5], segment=2)  # L_5 under θ_5: replays steps 0..4
+    trajectory = Trajectory.replay(spec, x, y, 10, 0, 5, segment=2)  # segments from steps 0, 2 and 4
+    unrolled = trajectory.unroll(len(trajectory.starts) - 1, loss_terms("batch", spec["loss"], 10, [5]))
+    L = unrolled[2][5].detach()[None]  # L_5 under θ_5: replays steps 0..4
     arch = Arch.from_spec(spec, x.shape[1:], 10)
     params, buffers = init_params(arch, [0, 1])
     velocity = {k: torch.zeros_like(v) for k, v in params.items()}

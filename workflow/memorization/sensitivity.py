@@ -200,28 +200,6 @@ def _begin(out_steps, horizon: int | None) -> int:
     return 0 if horizon is None else max(0, min(out_steps) - horizon)
 
 
-def replay_losses(
-    spec: dict,
-    x_train,
-    y_train,
-    n_classes: int,
-    out_steps: list[int],
-    *,
-    run_dir=None,
-    by: str = "batch",
-    horizon: int | None = None,
-    segment: int | None = None,
-) -> torch.Tensor:
-    """(M, S, K) the loss terms of the output steps, as the differentiable replay computes them (detached)."""
-    traj = Trajectory.replay(
-        spec, x_train, y_train, n_classes, _begin(out_steps, horizon), max(out_steps), run_dir=run_dir, segment=segment
-    )
-    output, found = loss_terms(by, spec["loss"], n_classes, out_steps), {}
-    for i in range(len(traj.starts)):
-        found.update({t: v.detach() for t, v in traj.unroll(i, output)[2].items()})
-    return torch.stack([found[t] for t in out_steps])
-
-
 def input_jacobian(
     spec: dict,
     x_train: torch.Tensor,
