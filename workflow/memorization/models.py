@@ -152,8 +152,10 @@ def _batch_norm(h, params, buffers, name, *, train: bool, seed_axis: int, channe
 
 
 def _dense(h, params, name):
-    # h: (S or 1, B, in) · W: (S, in, out) — matmul broadcasts a shared input over seeds.
-    return torch.matmul(h, params[f"{name}.weight"]) + params[f"{name}.bias"].unsqueeze(1)
+    """h (S or 1, B, in) · W (S, in, out) + bias, the bias added inside the product (one pass over the output
+    instead of two); a shared input (1, B, in) is broadcast over the seeds as a view."""
+    w = params[f"{name}.weight"]
+    return torch.baddbmm(params[f"{name}.bias"].unsqueeze(1), h.expand(w.shape[0], -1, -1), w)
 
 
 def forward(arch: Arch, params, buffers, x: torch.Tensor, *, train: bool, noise=None):

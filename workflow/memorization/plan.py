@@ -27,7 +27,7 @@ from . import configuration, registry
 
 JOB_START = {"torch": 3.0, "light": 1.5}  # seconds to start a job process and import its libraries (measured)
 CALIBRATION_STEPS = 200
-CALIBRATION_VERSION = 5  # bump when `measure` measures something new: older cache entries are measured again
+CALIBRATION_VERSION = 6  # bump when `measure` measures something new: older cache entries are measured again
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,12 @@ from .rundir import end_path
 
 EVAL_BATCH = 2048
 # Seeds train as one batched computation in groups of at most this many stacked parameters (execution
-# setting, not part of a run's identity). Small models (the digits default) fit in one group; for large
-# ones a group that outgrows the CPU caches makes the batched step memory-bound and slower than a loop.
-GROUP_PARAMS = {"cpu": 1 << 20, "cuda": 1 << 28}  # CPU: measured, docs/design.md, Devices
+# settings, not part of a run's identity; measured on 2 cores, docs/design.md, Devices). A training step
+# streams each weight a few times over a 32-row batch, so bigger groups pay (100 seeds of width 256 step
+# 1.3x faster in one group than in nine); evaluation streams the weights once per 2048-row chunk, and keeps
+# them in cache only in groups of about a million parameters.
+GROUP_PARAMS = {"cpu": 1 << 24, "cuda": 1 << 28}
+EVAL_GROUP_PARAMS = {"cpu": 1 << 20, "cuda": 1 << 28}
 
 
 def seed_groups(n_seeds: int, params_per_seed: int, budget: int) -> list[slice]:
@@ -34,6 +37,10 @@ def seed_groups(n_seeds: int, params_per_seed: int, budget: int) -> list[slice]:
     n_groups = math.ceil(n_seeds / max(1, min(n_seeds, budget // max(1, params_per_seed))))
     bounds = [round(i * n_seeds / n_groups) for i in range(n_groups + 1)]
     return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def params_per_seed(params: dict) -> int:
+    return sum(v[0].numel() for v in params.values())
 
 
 def _select(tensors: dict, group: slice) -> dict:
@@ -63,16 +70,35 @@ def sgd_step(
     writes into the given tensors (views into the stacked seeds): fresh 100-model tensors every step would
     cost an allocation and page faults per step, which on a CPU doubles the step time.
     """
+    if inplace:
+        return _sgd_step_(params, grads, velocity, lr=lr, momentum=momentum, weight_decay=weight_decay)
     new_params, new_velocity = {}, {}
     for name, w in params.items():
         g = grads[name] + weight_decay * w if weight_decay and decays(name) else grads[name]
-        if momentum:
-            v = velocity[name].mul_(momentum).add_(g) if inplace else momentum * velocity[name] + g
-        else:
-            v = g
-        new_params[name] = w.sub_(v, alpha=lr) if inplace else w - lr * v
+        v = momentum * velocity[name] + g if momentum else g
+        new_params[name] = w - lr * v
         new_velocity[name] = v
     return new_params, new_velocity
+
+
+def _sgd_step_(params: dict, grads: dict, velocity: dict, *, lr: float, momentum: float, weight_decay: float):
+    """sgd_step in place, every parameter in one call per operation (torch._foreach_*): per-tensor calls are
+    three small operations per parameter per step, and on a CPU their dispatch is a tenth of a small
+    model's step. The same arithmetic as the pure form, in the same order."""
+    names = list(params)
+    ws, gs = [params[k] for k in names], [grads[k] for k in names]
+    if weight_decay:
+        decayed = [i for i, k in enumerate(names) if decays(k)]
+        plus_decay = torch._foreach_add([gs[i] for i in decayed], [ws[i] for i in decayed], alpha=weight_decay)
+        for i, g in zip(decayed, plus_decay):
+            gs[i] = g
+    if momentum:
+        vs = [velocity[k] for k in names]
+        torch._foreach_mul_(vs, momentum)
+        torch._foreach_add_(vs, gs)
+        gs = vs
+    torch._foreach_sub_(ws, gs, alpha=lr)
+    return params, dict(zip(names, gs))
 
 
 # ----------------------------------------------------------------------------- schedule
@@ -168,15 +194,15 @@ def evaluate(
     buffers,
     x: torch.Tensor,
     y: torch.Tensor,
-    groups: list[slice] | None = None,
     loss: str = "cross_entropy",
 ):
     """Eval-mode per-example loss (the run's training loss) and correctness of every seed's model: two (S, N)
     tensors."""
     S = next(iter(params.values())).shape[0]
+    groups = seed_groups(S, params_per_seed(params), EVAL_GROUP_PARAMS[x.device.type])
     losses = torch.full((S, len(x)), float("nan"), device=x.device)
     correct = torch.zeros((S, len(x)), dtype=torch.bool, device=x.device)
-    for g in groups or [slice(0, S)]:
+    for g in groups:
         p, b = _select(params, g), _select(buffers, g)
         for i in range(0, len(x), EVAL_BATCH):
             logits, _ = forward(arch, p, b, x[i : i + EVAL_BATCH], train=False)

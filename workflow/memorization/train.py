@@ -22,7 +22,17 @@ from .data import NoisyDataset
 from .models import Arch, init_params
 from .regularizers import Regularizer
 from .rundir import checkpoint_path, end_path, eval_path
-from .sgd import GROUP_PARAMS, Schedule, evaluate, initial_state, learning_rate, load_state, seed_groups, train_step
+from .sgd import (
+    GROUP_PARAMS,
+    Schedule,
+    evaluate,
+    initial_state,
+    learning_rate,
+    load_state,
+    params_per_seed,
+    seed_groups,
+    train_step,
+)
 
 
 @dataclass(frozen=True)
@@ -130,7 +140,7 @@ def finished(run_dir: Path, fingerprint: str) -> bool:
 def setup(spec: dict, data: NoisyDataset, run_dir: Path, fingerprint: str, device, group_params: int | None) -> Run:
     arch = Arch.from_spec(spec, data.x_train.shape[1:], data.n_classes)
     schedule = Schedule.from_spec(spec, len(data.y_train))
-    per_seed = sum(v[0].numel() for v in init_params(arch, list(spec["seeds"])[:1])[0].values())
+    per_seed = params_per_seed(init_params(arch, list(spec["seeds"])[:1])[0])
     groups = seed_groups(len(spec["seeds"]), per_seed, group_params or GROUP_PARAMS[device.type])
     on = {
         name: torch.as_tensor(getattr(data, name), device=device) for name in ("x_train", "y_train", "x_val", "y_val")
@@ -202,10 +212,10 @@ def record(run: Run, state: State, final: bool = False) -> None:
 
 
 def write_evaluation(run: Run, state: State) -> None:
-    groups, loss = run.groups, run.spec["loss"]
-    tr_loss, tr_correct = evaluate(run.arch, state.params, state.buffers, run.x_train, run.y_train, groups, loss)
+    loss = run.spec["loss"]
+    tr_loss, tr_correct = evaluate(run.arch, state.params, state.buffers, run.x_train, run.y_train, loss)
     check_finite(run, state, tr_loss.mean(1))
-    va_loss, va_correct = evaluate(run.arch, state.params, state.buffers, run.x_val, run.y_val, groups, loss)
+    va_loss, va_correct = evaluate(run.arch, state.params, state.buffers, run.x_val, run.y_val, loss)
     if state.epoch_batches:
         batches = (state.epoch_sums / state.epoch_batches).cpu().numpy()
     else:
