@@ -188,6 +188,10 @@ def forward(arch: Arch, params, buffers, x: torch.Tensor, *, train: bool, noise=
         x = x.unsqueeze(0).expand(S, *x.shape)
     B = x.shape[1]
     h = x.transpose(0, 1).reshape(B, -1, *x.shape[-2:])  # (B, S*C, H, W): seeds become conv groups
+    # On a CPU the convolutions and pools run channels-last (oneDNN's layout): for the digits CNN's 8x8 maps
+    # pooling NCHW is 6x slower than converting and pooling channels-last, and evaluation runs 2x faster.
+    layout = torch.channels_last if h.device.type == "cpu" else torch.contiguous_format
+    h = h.contiguous(memory_format=layout)
     for i in range(2):
         w, b = params[f"conv{i}.weight"], params[f"conv{i}.bias"]
         h = F.conv2d(h, w.flatten(0, 1), b.flatten(), padding=2, groups=S)
@@ -196,8 +200,8 @@ def forward(arch: Arch, params, buffers, x: torch.Tensor, *, train: bool, noise=
             h5, params, buffers, f"conv{i}", train=train, seed_axis=1, channel_axis=2, momentum=arch.bn_momentum
         )
         new_buffers.update(upd)
-        h = F.max_pool2d(torch.relu(h5).flatten(1, 2), kernel_size=3, stride=2, padding=1)
-    h = h.view(B, S, -1).transpose(0, 1)  # (S, B, features)
+        h = F.max_pool2d(torch.relu(h5).flatten(1, 2).contiguous(memory_format=layout), 3, stride=2, padding=1)
+    h = h.reshape(B, S, -1).transpose(0, 1)  # (S, B, features), each seed's features in (C, H, W) order
     for i in range(len(arch.dense)):
         h = _dense(h, params, f"fc{i}")
         h, upd = _batch_norm(
