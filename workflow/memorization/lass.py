@@ -48,34 +48,48 @@ def lass(
     if stop not in ("example", "global"):
         raise ValueError(f"unknown LASS stop rule {stop!r}; 'example' or 'global'")
     gen = torch.Generator(device=x.device).manual_seed(seed)
-    with torch.no_grad():
-        y0 = torch.cat([predict(c).argmax(1) for c in x.split(batch_size)])
+
+    def logits_and_gradient(points, labels, gradient: bool = True):
+        """Logits at the points and the gradient of the labels' cross-entropy there, in chunks: one
+        forward pass serves both the flip test of one iteration and the step of the next."""
+        logits, grads = [], []
+        for chunk in range(0, len(points), batch_size):
+            xa = points[chunk : chunk + batch_size].detach().requires_grad_(gradient)
+            with torch.enable_grad() if gradient else torch.no_grad():
+                z = predict(xa)
+                y = z.argmax(1) if labels is None else labels[chunk : chunk + batch_size]
+                if gradient:
+                    grads.append(torch.autograd.grad(F.cross_entropy(z, y, reduction="sum"), xa)[0])
+            logits.append(z.detach())
+        logits = torch.cat(logits) if logits else torch.empty(0, device=points.device)
+        return logits, (torch.cat(grads) if gradient and grads else None)
+
+    z0, grads = logits_and_gradient(x, None)  # the prediction to flip, and the first step's gradient
+    y0 = z0.argmax(1) if len(x) else torch.zeros(0, dtype=torch.long, device=x.device)
     x_tilde, x_hat = x.clone(), x.clone()
     critical = torch.zeros(len(x), dtype=torch.bool, device=x.device)
     iterations = torch.zeros(len(x), dtype=torch.long, device=x.device)
     active = torch.arange(len(x), device=x.device)
     for it in range(1, max_iter + 1):
-        grads = []
-        for idx in active.split(batch_size):  # gradient of the predicted class's cross-entropy, at x̃
-            xa = x_tilde[idx].requires_grad_(True)
-            loss = F.cross_entropy(predict(xa), y0[idx], reduction="sum")
-            grads.append(torch.autograd.grad(loss, xa)[0])
+        if len(active) == 0:
+            break
         with torch.no_grad():
-            step = alpha * torch.cat(grads).sign() + beta * torch.randn(
+            step = alpha * grads.sign() + beta * torch.randn(
                 (len(active), *x.shape[1:]), generator=gen, device=x.device, dtype=x.dtype
             )
             origin = x[active]
             moved = torch.maximum(torch.minimum(x_tilde[active] + step, origin + r), origin - r)  # L∞ box
             x_tilde[active] = moved
-            flipped = torch.cat([predict(c).argmax(1) for c in moved.split(batch_size)]) != y0[active]
+        logits, grads = logits_and_gradient(moved, y0[active], gradient=it < max_iter)
+        with torch.no_grad():
+            flipped = logits.argmax(1) != y0[active]
             new = active[flipped & ~critical[active]]
             critical[new] = True
             iterations[new] = it
             x_hat[new] = x_tilde[new]
             if stop == "example":
                 active = active[~flipped]  # freeze finished points: compact the active set
-                if len(active) == 0:
-                    break
+                grads = grads[~flipped] if grads is not None else None
             elif len(new) < global_min_new:
                 break
     with torch.no_grad():
