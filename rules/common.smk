@@ -16,7 +16,7 @@ os.environ.update(
 )
 
 from memorization import devices, registry  # noqa: E402
-from memorization import configuration  # noqa: E402
+from memorization import configuration, memory, plan  # noqa: E402
 from memorization.fingerprint import job_fingerprint  # noqa: E402
 from memorization.rundir import (
     METRIC_BENCHMARK,
@@ -46,6 +46,12 @@ if workflow.is_main_process and workflow.local_exec and not workflow.dryrun:
         raise WorkflowError(
             f"invalid configuration: config key device: {err}"
         ) from None
+
+# Snakemake shares out mem_mb only when told how much there is. Where jobs run on this machine and the
+# command gave no --resources mem_mb, it is this machine's memory (memory.machine_mb): two jobs that
+# together exceed it never run at once, and one that alone exceeds it runs alone.
+if workflow.local_exec and "mem_mb" not in workflow.global_resources:
+    workflow.register_resource("mem_mb", memory.machine_mb())
 
 # experiment → [resolved run spec]; run id → spec; data set id → its data keys
 EXPERIMENTS = configuration.expand(config)
@@ -155,8 +161,18 @@ def table_source(run, table):
 # Memory (MB) and run time (minutes) of one job's first attempt, a property of the run's data set
 # (registry.Dataset); a retry (`retries: 1` on the training and metric rules, for a job killed for memory
 # or time) gets twice as much.
-def mem_mb(wildcards, attempt):
-    return registry.DATASETS[RUNS[wildcards.run]["dataset"]].job_mem_mb * attempt
+def train_mem_mb(wildcards, attempt):
+    """What the job will hold (memorization.memory), more on a retry."""
+    return plan.training_memory_mb(RUNS[wildcards.run]) * attempt
+
+
+def metric_mem_mb(wildcards, attempt):
+    settings = configuration.metric_settings(
+        config, wildcards.table, RUNS[wildcards.run]["dataset"]
+    )
+    return (
+        plan.metric_memory_mb(wildcards.table, RUNS[wildcards.run], settings) * attempt
+    )
 
 
 def runtime(wildcards, attempt):

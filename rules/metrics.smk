@@ -19,7 +19,7 @@ rule metric:
     threads: 1  # the job sets torch to this many threads
     resources:
         gpu=lambda w: int(registry.table(w.table).device),
-        mem_mb=mem_mb,
+        mem_mb=metric_mem_mb,
         runtime=runtime,
     params:
         spec=lambda w: RUNS[w.run],

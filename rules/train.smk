@@ -18,7 +18,7 @@ rule train:
     threads: 1  # the job sets torch to this many threads
     resources:
         gpu=1,
-        mem_mb=mem_mb,
+        mem_mb=train_mem_mb,
         runtime=runtime,
     params:
         spec=lambda w: RUNS[w.run],

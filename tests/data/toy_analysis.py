@@ -34,7 +34,6 @@ register_dataset(
         "The first 200 / 100 of scikit-learn's digits.",
         shape=(1, 8, 8),
         n_val=100,
-        job_mem_mb=1000,
         job_minutes=10,
     )
 )

@@ -14,71 +14,17 @@ depend on the device or on which other seeds share its job.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .architecture import Arch, layer_shapes
+
 # BatchNorm as in Keras, which the paper used: eps 1e-3 (PyTorch's default is 1e-5), and running statistics
 # kept as m * old + (1 - m) * batch with m the spec's `batchnorm_momentum` (Keras' `momentum`, default 0.99;
 # PyTorch counts the other way: its momentum=0.01). Our choice, since the paper states none (docs/science.md §7).
 BN_EPS = 1e-3
-
-
-@dataclass(frozen=True)
-class Arch:
-    """What the network looks like; built from a run spec and the data's shape."""
-
-    kind: str  # mlp | cnn
-    in_shape: tuple[int, int, int]  # (C, H, W)
-    n_classes: int
-    hidden: tuple[int, ...] = ()  # mlp: widths of the hidden layers
-    channels: int = 0  # cnn: filters of each 5x5 convolution
-    dense: tuple[int, ...] = ()  # cnn: dense layer widths
-    crop: int = 0  # cnn: pixels removed from each border (the paper's Crop(2,2))
-    bn_momentum: float = 0.99  # cnn: Keras' BatchNorm momentum, the weight of the old running statistics
-
-    @classmethod
-    def from_spec(cls, spec: dict, in_shape, n_classes: int) -> Arch:
-        if spec["arch"] == "mlp":
-            return cls("mlp", tuple(in_shape), n_classes, hidden=(spec["width"],) * spec["depth"])
-        return cls(
-            "cnn",
-            tuple(in_shape),
-            n_classes,
-            channels=spec["cnn_channels"],
-            dense=tuple(spec["cnn_dense"]),
-            crop=spec["crop"],
-            bn_momentum=spec["batchnorm_momentum"],
-        )
-
-    def cnn_flat_features(self) -> int:
-        c, h, w = self.in_shape
-        h, w = h - 2 * self.crop, w - 2 * self.crop
-        for _ in range(2):  # "same" 5x5 convs keep the size; 3x3 max-pools with stride 2, padding 1 halve it
-            h, w = (h - 1) // 2 + 1, (w - 1) // 2 + 1
-        return self.channels * h * w
-
-
-def _layer_shapes(arch: Arch) -> dict[str, tuple[int, ...]]:
-    """Parameter shapes of one model, in initialisation order. Dense weights are (in, out)."""
-    shapes: dict[str, tuple[int, ...]] = {}
-    if arch.kind == "mlp":
-        widths = [int(np.prod(arch.in_shape)), *arch.hidden, arch.n_classes]
-        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
-            shapes[f"fc{i}.weight"], shapes[f"fc{i}.bias"] = (a, b), (b,)
-        return shapes
-    c = arch.in_shape[0]
-    for i, c_in in enumerate((c, arch.channels)):
-        shapes[f"conv{i}.weight"], shapes[f"conv{i}.bias"] = (arch.channels, c_in, 5, 5), (arch.channels,)
-        shapes[f"conv{i}.bn.weight"], shapes[f"conv{i}.bn.bias"] = (arch.channels,), (arch.channels,)
-    widths = [arch.cnn_flat_features(), *arch.dense, arch.n_classes]
-    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
-        shapes[f"fc{i}.weight"], shapes[f"fc{i}.bias"] = (a, b), (b,)
-        if i < len(arch.dense):
-            shapes[f"fc{i}.bn.weight"], shapes[f"fc{i}.bn.bias"] = (b,), (b,)
-    return shapes
 
 
 def _glorot_bound(name: str, shape: tuple[int, ...]) -> float:
@@ -92,7 +38,7 @@ def _glorot_bound(name: str, shape: tuple[int, ...]) -> float:
 
 def init_params(arch: Arch, seeds: list[int]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """(parameters, BatchNorm buffers), each tensor stacked over seeds: shape (S, *shape)."""
-    shapes = _layer_shapes(arch)
+    shapes = layer_shapes(arch)
     per_seed = []
     for seed in seeds:
         gen = torch.Generator().manual_seed(seed_for(seed, "init"))

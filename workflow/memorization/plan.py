@@ -64,14 +64,15 @@ def measure(spec: dict, device: str, steps: int = CALIBRATION_STEPS, budget: flo
     """Seconds per training step, per evaluated example, per LASS iteration and point, per replayed step and
     per backward output step, for the shape of `spec`, on synthetic data: each timed over up to `steps` calls
     or about `budget` seconds (a paper-sized CNN step takes seconds on a CPU). Seeds are stacked in the
-    groups training uses (sgd.seed_groups); one group is timed and counted once per group."""
+    groups training uses (memory.seed_groups); one group is timed and counted once per group."""
     import torch
 
     from .lass import lass
+    from .memory import GROUP_PARAMS, seed_groups
     from .models import Arch, forward, init_params
     from .regularizers import Regularizer
     from .sensitivity import Trajectory, loss_terms, sensitivity_norms
-    from .sgd import GROUP_PARAMS, evaluate, initial_state, seed_groups, train_step
+    from .sgd import evaluate, initial_state, train_step
 
     shape, classes, _, _ = data_shape(spec)
     arch = Arch.from_spec(spec, shape, classes)
@@ -226,6 +227,34 @@ def metric_seconds(table: str, spec: dict, settings: dict, t: dict) -> float:
     cost = registry.table(table).cost
     computed = registry.implementation(cost)(spec, settings, t, run_shape(spec)) if cost is not None else 0.0
     return JOB_START["torch"] + computed
+
+
+def _loaded_run_bytes(spec: dict):
+    """(arch, training examples, bytes of loading, training or evaluating the run) of a run's job."""
+    from .architecture import Arch
+    from .memory import training_bytes
+
+    shape, classes, n_train, n_val = data_shape(spec)
+    arch = Arch.from_spec(spec, shape, classes)
+    return arch, n_train, training_bytes(arch, len(spec["seeds"]), spec["batch_size"], n_train + n_val)
+
+
+def training_memory_mb(spec: dict) -> int:
+    """The memory a run's training job needs (memorization.memory), its `mem_mb`."""
+    from .memory import job_mb
+
+    return job_mb(_loaded_run_bytes(spec)[2])
+
+
+def metric_memory_mb(table: str, spec: dict, settings: dict) -> int:
+    """The memory a metric job needs: the run loaded and evaluated, and the table's memory model
+    (registry.Table.memory) where it has one."""
+    from .memory import job_mb
+
+    arch, n_train, loaded = _loaded_run_bytes(spec)
+    model = registry.table(table).memory
+    extra = registry.implementation(model)(spec, settings, arch, n_train) if model is not None else 0
+    return job_mb(loaded + extra)
 
 
 def jobs(config: dict, timings: dict[str, dict]) -> list[Job]:

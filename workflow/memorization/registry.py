@@ -40,8 +40,8 @@ class Dataset:
       when neither the spec nor the config's `defaults:` set them).
     metric_defaults: per metric table, settings that depend on the data set's scale (LASS's r on 8x8 digits
       with 17 grey levels is not r on CIFAR-10); the config's `metrics:` block overrides them.
-    job_mem_mb, job_minutes: memory and run time of a training or metric job's first attempt on this data set
-      (a retry gets twice as much): what SLURM is asked for.
+    job_minutes: run time of a training or metric job's first attempt on this data set (a retry gets twice as
+      much): what SLURM is asked for. Memory follows from each job's work (memorization.memory).
     """
 
     name: str
@@ -55,7 +55,6 @@ class Dataset:
     standardize: bool = False  # per-channel standardisation with the clean training statistics
     spec_defaults: dict = field(default_factory=dict)
     metric_defaults: dict = field(default_factory=dict)
-    job_mem_mb: int = 16000  # paper scale: a 2x4096 MLP, a CIFAR-10 CNN, a 100k-step replay
     job_minutes: int = 720
 
 
@@ -95,7 +94,6 @@ for _dataset in (
             "sensitivity": {"stride": 25},
             "class_sensitivity": {"stride": 100},
         },
-        job_mem_mb=2000,
         job_minutes=30,
     ),
     Dataset(
@@ -213,6 +211,9 @@ class Table:
     cost: the metric's cost model for the plan, `cost(spec, settings, timings, shape) -> seconds` (its
       computation, without the job's start; memorization.plan), as the function or "module:function"; none:
       the job only reads the run's files, and its start is its cost.
+    memory: the metric's memory model, `memory(spec, settings, arch, n_train) -> bytes` its computation holds
+      beyond loading and evaluating the run (memorization.memory; without torch, as Snakemake calls it for
+      every job's `mem_mb`), as the function or "module:function"; none: no more than that.
     """
 
     name: str
@@ -225,6 +226,7 @@ class Table:
     settings: str | dict | None = None
     device: bool = False
     cost: str | Callable | None = None
+    memory: str | Callable | None = None
 
     def dtypes(self) -> dict[str, str]:
         return {c.name: c.dtype for c in (*IDENTITY, *self.columns)}
@@ -338,6 +340,7 @@ for _table in (
         settings="sensitivity_settings",
         device=True,
         cost="memorization.metrics:sensitivity_cost",
+        memory="memorization.memory:sensitivity_bytes",
     ),
     Table(
         "gini",
@@ -374,6 +377,7 @@ for _table in (
         settings="class_sensitivity_settings",
         device=True,
         cost="memorization.metrics:class_sensitivity_cost",
+        memory="memorization.memory:class_sensitivity_bytes",
     ),
     Table(
         "csr",

@@ -14,12 +14,12 @@ cells are zero); it is not offered here.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from .memory import replay_segment
 from .models import Arch, example_losses, forward
 from .regularizers import Regularizer, layer_noise
 from .sgd import Schedule, initial_state, learning_rate, load_state, sgd_step, train_step
@@ -57,19 +57,14 @@ def start_state(spec: dict, arch: Arch, run_dir, step: int, device):
     return (*initial_state(arch, list(spec["seeds"]), device), 0)
 
 
-def segment_length(n_steps: int) -> int:
-    """√n steps per segment: the stored states (n / segment of them) and one segment's graph (segment steps)
-    then both grow as √n, the least total memory of one level of recomputation."""
-    return max(1, math.isqrt(max(0, n_steps - 1)) + 1)
-
-
 @dataclass
 class Trajectory:
     """A run's SGD trajectory from `begin` to the last output step, held as the state (params, buffers,
     velocity) at the start of each segment, computed once by the training step without a graph. A segment is
     unrolled again with its graph (second order) only while the reverse sweep passes through it, so the
-    replay's memory grows as √T (the stored states and one segment's graph, `segment_length`), not as T (the
-    whole graph). Parameters before `begin` are held constant (the `horizon`)."""
+    replay's memory grows as √(T · rows) (the stored states against one segment's graph held for every row
+    of a pass, `memory.replay_segment`), not as T (the whole graph). Parameters before `begin` are held
+    constant (the `horizon`)."""
 
     spec: dict
     arch: Arch
@@ -93,7 +88,10 @@ class Trajectory:
         *,
         run_dir=None,
         segment: int | None = None,
+        rows: int = 1,
     ) -> Trajectory:
+        """The trajectory from `begin` to `last`, in segments of `segment` steps, or of the length that
+        minimises the memory of a sweep with `rows` outputs per pass (`memory.replay_segment`)."""
         reg = Regularizer.from_spec(spec)
         if reg.adversarial:
             raise ValueError(
@@ -106,7 +104,9 @@ class Trajectory:
         params, buffers, velocity, loaded = start_state(spec, arch, run_dir, begin, device)
         state = [{k: v.to(x.dtype) for k, v in d.items()} for d in (params, buffers, velocity)]
         begin = max(begin, loaded)
-        starts = list(range(begin, last + 1, segment or segment_length(last + 1 - begin)))
+        n_steps = last + 1 - begin
+        segment = segment or replay_segment(arch, len(seeds), spec["batch_size"], n_steps, rows)
+        starts = list(range(begin, last + 1, segment))
         states, wanted = [], set(starts)
         for t, epoch, idx in schedule.steps(seeds, loaded, starts[-1] + 1, device):
             if t in wanted:
@@ -232,11 +232,19 @@ def input_jacobian(
     default it is cut (their loss-sensitivity code: the batch inputs are detached there). horizon: unroll
     only this many steps before the first output step (None: from initialisation, as the authors' code)."""
     out_steps = sorted(out_steps)
+    K = _terms_per_step(spec, Schedule.from_spec(spec, len(x_train)), by, n_classes, out_steps)
     traj = Trajectory.replay(
-        spec, x_train, y_train, n_classes, _begin(out_steps, horizon), out_steps[-1], run_dir=run_dir, segment=segment
+        spec,
+        x_train,
+        y_train,
+        n_classes,
+        _begin(out_steps, horizon),
+        out_steps[-1],
+        run_dir=run_dir,
+        segment=segment,
+        rows=min(chunk, len(out_steps) * K),
     )
     S, N, shape, dev = len(spec["seeds"]), len(x_train), tuple(x_train.shape[1:]), x_train.device
-    K = _terms_per_step(traj, by, n_classes, out_steps)
     position = {t: m for m, t in enumerate(out_steps)}
     output = loss_terms(by, spec["loss"], n_classes, out_steps)
     for first in range(0, len(out_steps) * K, chunk):
@@ -287,12 +295,12 @@ def _scattered(g, active: torch.Tensor, n_rows: int, like: torch.Tensor) -> torc
     return out
 
 
-def _terms_per_step(traj: Trajectory, by: str, n_classes: int, out_steps: list[int]) -> int:
+def _terms_per_step(spec: dict, schedule: Schedule, by: str, n_classes: int, out_steps: list[int]) -> int:
     if by == "batch":
         return 1
     if by == "class":
         return n_classes
-    sizes = {next(traj.schedule.steps(list(traj.spec["seeds"]), t, t + 1))[2].shape[1] for t in out_steps}
+    sizes = {next(schedule.steps(list(spec["seeds"]), t, t + 1))[2].shape[1] for t in out_steps}
     if len(sizes) != 1:
         raise ValueError(f"per-example loss terms need output steps with batches of one size; got {sorted(sizes)}")
     return sizes.pop()

@@ -17,26 +17,11 @@ import numpy as np
 import torch
 
 from .lass import lass, to_input_units
+from .memory import EVAL_BATCH, EVAL_GROUP_PARAMS, seed_groups
 from .models import Arch, example_losses, forward, init_params, seed_for
 from .regularizers import NONE as NO_REG
 from .regularizers import Regularizer, adversarial_mix, layer_noise
 from .rundir import end_path
-
-EVAL_BATCH = 2048
-# Seeds train as one batched computation in groups of at most this many stacked parameters (execution
-# settings, not part of a run's identity; measured on 2 cores, docs/design.md, Devices). A training step
-# streams each weight a few times over a 32-row batch, so bigger groups pay (100 seeds of width 256 step
-# 1.3x faster in one group than in nine); evaluation streams the weights once per 2048-row chunk, and keeps
-# them in cache only in groups of about a million parameters.
-GROUP_PARAMS = {"cpu": 1 << 24, "cuda": 1 << 28}
-EVAL_GROUP_PARAMS = {"cpu": 1 << 20, "cuda": 1 << 28}
-
-
-def seed_groups(n_seeds: int, params_per_seed: int, budget: int) -> list[slice]:
-    """Contiguous, near-equal groups of seeds with at most `budget` stacked parameters each."""
-    n_groups = math.ceil(n_seeds / max(1, min(n_seeds, budget // max(1, params_per_seed))))
-    bounds = [round(i * n_seeds / n_groups) for i in range(n_groups + 1)]
-    return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 def params_per_seed(params: dict) -> int:

@@ -19,18 +19,17 @@ import torch
 from tqdm import tqdm
 
 from .data import NoisyDataset
+from .memory import GROUP_PARAMS, seed_groups
 from .models import Arch, init_params
 from .regularizers import Regularizer
 from .rundir import checkpoint_path, end_path, eval_path
 from .sgd import (
-    GROUP_PARAMS,
     Schedule,
     evaluate,
     initial_state,
     learning_rate,
     load_state,
     params_per_seed,
-    seed_groups,
     train_step,
 )
 

@@ -1,0 +1,71 @@
+"""The jobs' memory model (memorization.memory): the replay's segments, each job's mem_mb, the machine's share."""
+
+import math
+import re
+
+import pytest
+import torch
+
+from memorization import configuration, memory, plan
+from memorization.architecture import Arch
+from memorization.sensitivity import Trajectory
+
+from .conftest import snakemake, write_config
+
+IDENTITY = Arch("mlp", (1, 8, 8), 1000, hidden=(32, 32))  # Fig. 3's identity-label set-up on digits
+
+
+@pytest.mark.parametrize("n_steps, rows", [(1000, 1), (1000, 250), (5000, 250), (30000, 250), (100000, 64)])
+def test_the_segment_length_minimises_the_replays_memory(n_steps, rows):
+    chosen = memory.replay_segment(IDENTITY, 1, 32, n_steps, rows)
+    at = {L: memory.replay_bytes(IDENTITY, 1, 32, 1000, n_steps, rows, segment=L) for L in range(1, 400)}
+    best = min((b, L) for L, b in at.items() if L >= memory.MIN_SEGMENT)[1]
+    assert at[chosen] <= at[best] * 1.01  # the continuous optimum, rounded
+    assert at[chosen] < at[math.isqrt(n_steps) + 1] or rows == 1  # shorter than √T once a pass has many rows
+
+
+def test_the_replay_at_the_authors_stride_fits_4_gb_up_to_t_100000():
+    # window 500 at stride 2: 250 output rows in one pass (chunk 256)
+    sizes = {T: memory.job_mb(memory.replay_bytes(IDENTITY, 1, 32, 1000, T, 250)) for T in (5000, 30000, 100000)}
+    assert all(mb <= 4096 for mb in sizes.values()), sizes
+    assert sizes[100000] < 2 * sizes[5000]  # grows as √T, not as T
+
+
+def test_the_trajectory_is_stored_in_the_memory_balanced_segments():
+    spec = configuration.resolve(
+        {"dataset": "digits", "width": 8, "steps": 60, "train_size": 64, "sampling": "replacement"}
+    )
+    spec["seeds"] = [0]
+    arch = Arch.from_spec(spec, (1, 8, 8), 10)
+    x, y = torch.rand(64, 1, 8, 8, dtype=torch.float64), torch.randint(10, (64,))
+    for rows in (1, 200):
+        traj = Trajectory.replay(spec, x, y, 10, 0, 59, rows=rows)
+        length = memory.replay_segment(arch, 1, spec["batch_size"], 60, rows)
+        assert traj.starts == list(range(0, 60, length))
+
+
+def test_jobs_ask_for_what_their_work_holds():
+    spec = configuration.resolve({"dataset": "digits", "width": 256, "epochs": 1})
+    few, many = {**spec, "seeds": [0]}, {**spec, "seeds": list(range(100))}
+    assert plan.training_memory_mb(few) >= memory.PROCESS_MB
+    # 100 seeds hold 99 more models' parameters, momentum, gradients and a state being written
+    extra = 99 * 5 * sum(a * b + b for a, b in ((64, 256), (256, 256), (256, 10))) * 4 / memory.MB
+    assert plan.training_memory_mb(many) - plan.training_memory_mb(few) >= extra
+    replay = configuration.resolve(
+        {"dataset": "digits", "width": 32, "label_noise": "identity", "steps": 30000, "sampling": "replacement"}
+    )
+    replay["seeds"] = [0]
+    settings = {"window": 500, "stride": 2, "chunk": 256, "horizon": None}
+    needs = plan.metric_memory_mb("sensitivity", replay, settings)
+    assert needs > plan.training_memory_mb(replay) + 500  # the replay's states, graph and rows
+    assert plan.metric_memory_mb("csr", replay, {}) == plan.training_memory_mb(replay)  # no memory model
+
+
+def test_the_workflow_shares_out_this_machines_memory_unless_told(tmp_path, tiny_config):
+    write_config(tmp_path, tiny_config)
+    target = "results/data/clean/digits.npz"
+    told = snakemake(tmp_path, "--resources", "mem_mb=1234", "--", target).output
+    assert 'Provided resources: mem_mb=Resource("mem_mb", 1234)' in told
+    (tmp_path / target).unlink()
+    found = re.search(r'mem_mb=Resource\("mem_mb", (\d+)\)', snakemake(tmp_path, "--", target).output)
+    assert found and int(found.group(1)) == memory.machine_mb()
