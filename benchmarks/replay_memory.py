@@ -51,6 +51,7 @@ def measure(replay: str, T: int, window: int, stride: int, threads: int) -> dict
     data = build_noisy_dataset(S.dataset_spec(spec))
     x, y = torch.as_tensor(data.x_train), torch.as_tensor(data.y_train)
     steps = window_steps(T, window, stride)
+    step_ms = training_step_ms(spec, x, y, data.n_classes)
     start = time.perf_counter()
     if replay == "whole graph":
         sys.path.insert(0, str(ROOT))
@@ -74,6 +75,39 @@ def measure(replay: str, T: int, window: int, stride: int, threads: int) -> dict
         "peak_gb": round(peak_gb, 2),
         "checksum": float(g.sum()),
         "threads": threads,
+        "training_step_ms": round(step_ms, 3),
+        **(predicted(spec, len(x), data.n_classes, T, len(steps)) if replay == "segments" else {}),
+    }
+
+
+def training_step_ms(spec, x, y, n_classes, steps: int = 200) -> float:
+    """Milliseconds of one training step of the same model and batch (the unit of the replay's cost)."""
+    import torch
+
+    from memorization.models import Arch
+    from memorization.sgd import initial_state, train_step
+
+    arch = Arch.from_spec(spec, tuple(x.shape[1:]), n_classes)
+    state = initial_state(arch, spec["seeds"], "cpu")
+    idx = torch.randint(len(x), (1, spec["batch_size"]), generator=torch.Generator().manual_seed(0))
+    kwargs = {"lr": spec["lr"], "momentum": spec["momentum"], "groups": [slice(0, 1)], "loss": spec["loss"]}
+    train_step(arch, *state, x[idx], y[idx], **kwargs)
+    start = time.perf_counter()
+    for _ in range(steps):
+        train_step(arch, *state, x[idx], y[idx], **kwargs)
+    return (time.perf_counter() - start) / steps * 1e3
+
+
+def predicted(spec, n_train, n_classes, T, outputs) -> dict:
+    """The segment length the replay chose and the peak the jobs' memory model predicts for it."""
+    from memorization import memory
+    from memorization.architecture import Arch
+
+    arch = Arch.from_spec(spec, (1, 8, 8), n_classes)
+    rows = min(256, outputs)
+    return {
+        "segment": memory.replay_segment(arch, 1, spec["batch_size"], T, rows),
+        "model_gb": round(memory.job_mb(memory.replay_bytes(arch, 1, spec["batch_size"], n_train, T, rows)) / 1024, 2),
     }
 
 
@@ -91,6 +125,7 @@ def main():
     ap.add_argument("--quick", action="store_true", help="T = 1000 comparison only")
     ap.add_argument("--json", help="also write the measurements here")
     ap.add_argument("--docs", help="write the table into this Markdown file's generated replay section")
+    ap.add_argument("--report", help="report the measurements of an earlier --json file instead of measuring")
     args = ap.parse_args()
     if args.one:
         replay, T, window, stride, threads = args.one
@@ -99,7 +134,10 @@ def main():
     runs = [("whole_graph", 1000, 500, 2), ("segments", 1000, 500, 2)]
     if not args.quick:
         runs += [("segments", 5000, 500, 2), ("segments", 30000, 20, 2)]
-    results = [in_fresh_process(*run, args.threads) for run in runs]
+    if args.report:
+        results = json.loads(Path(args.report).read_text())
+    else:
+        results = [in_fresh_process(*run, args.threads) for run in runs]
     text = report(results)
     print(text)
     if args.json:
@@ -121,13 +159,16 @@ def report(results: list[dict]) -> str:
         f"torch {torch.__version__}, {platform.machine()} with {results[0]['threads']} threads "
         f"(`python benchmarks/replay_memory.py`):",
         "",
-        "| replay | T | window | stride | output steps | seconds | peak GB |",
-        "|---|---|---|---|---|---|---|",
+        "| replay | T | window | stride | output steps | segment | seconds | training steps per replayed step "
+        "| peak GB | memory model GB |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
+        per_step = r["seconds"] * 1e3 / (r["T"] * r["training_step_ms"]) if "training_step_ms" in r else None
         lines.append(
-            f"| {r['replay']} | {r['T']} | {r['window']} | {r['stride']} | {r['outputs']} | {r['seconds']:.0f} "
-            f"| {r['peak_gb']:.2f} |"
+            f"| {r['replay']} | {r['T']} | {r['window']} | {r['stride']} | {r['outputs']} | {r.get('segment', '')} "
+            f"| {r['seconds']:.0f} | {'' if per_step is None else f'{per_step:.0f}'} | {r['peak_gb']:.2f} "
+            f"| {r.get('model_gb', '')} |"
         )
     whole, segments = results[0], results[1]
     agree = abs(whole["checksum"] - segments["checksum"]) / abs(whole["checksum"])
