@@ -4,13 +4,14 @@
 # make lock  — requirements.lock, the exact versions every install uses, resolved afresh
 # make readme-scorecard — after make run: the README's results section becomes this run's scorecard
 # make bench — the benchmarks in benchmarks/ (ratios against baselines measured in the same run)
+# make bench-docs — the same, their tables written into docs/performance.md
 # make plan  — the predicted device and wall time of a config (CONFIG=..., DEVICES=...)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 CORES  ?= all
 
-.PHONY: run test lint format bench plan dry-run readme-scorecard readme-plan lock clean
+.PHONY: run test lint format bench bench-docs plan dry-run readme-scorecard readme-plan lock clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,9 +42,17 @@ readme-scorecard: $(VENV)/.installed
 	$(BIN)/python -m memorization.plan --time-of . --readme README.md > /dev/null
 
 bench: $(VENV)/.installed
-	$(BIN)/python benchmarks/fig1_engine_vs_dataloader.py
+	$(BIN)/python benchmarks/fig1_engine_vs_dataloader.py --repeat 3
+	$(BIN)/python benchmarks/cnn_stacked_vs_loop.py
 	$(BIN)/python benchmarks/lass_batched_vs_loop.py
+	$(BIN)/python benchmarks/replay_memory.py --quick
 	$(BIN)/python benchmarks/gpu.py
+
+# The same, writing their tables into docs/performance.md (the replay's full set takes about an hour).
+bench-docs: $(VENV)/.installed
+	$(BIN)/python benchmarks/fig1_engine_vs_dataloader.py --repeat 3 --docs docs/performance.md
+	$(BIN)/python benchmarks/cnn_stacked_vs_loop.py --docs docs/performance.md
+	$(BIN)/python benchmarks/replay_memory.py --docs docs/performance.md
 
 # The predicted cost of a config before running it (CONFIG=configs/paper.yaml DEVICES=2 make plan).
 CONFIG  ?= config.yaml

@@ -6,7 +6,8 @@ Both record the same things, as the training job does: at initialisation and aft
 accuracy on the training and validation splits and per-example correctness on the training split. The
 engine's time also includes writing its checkpoint, resume-state and evaluation files.
 
-    python benchmarks/fig1_engine_vs_dataloader.py [--seeds 100] [--width 256] [--device cpu]
+    python benchmarks/fig1_engine_vs_dataloader.py [--seeds 100] [--width 256] [--device cpu] [--repeat 3]
+        [--docs docs/performance.md]
 """
 
 import argparse
@@ -68,6 +69,8 @@ def main():
     ap.add_argument("--width", type=int, default=256)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=1, help="measure this many times and report the range")
+    ap.add_argument("--docs", help="write the results into this Markdown file's generated engine section")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     spec = S.resolve({"dataset": "digits", "train_size": 1000, "width": args.width, "epochs": 1, "lr": 0.01})
@@ -78,6 +81,27 @@ def main():
         train_run({**spec, "seeds": [0]}, data, run_dir, device=args.device, progress=False)
     plain_loop(data, [0], args.width, spec["lr"], spec["batch_size"], args.device)
 
+    print(
+        f"Fig. 1 workload: {args.seeds} seeds x 1 epoch, digits MLP 64-{args.width}-{args.width}-10, "
+        f"batch 32, on {args.device} ({args.threads} threads)"
+    )
+    runs = [compare(spec, data, args) for _ in range(args.repeat)]
+    for r in runs:
+        print(
+            f"  engine {r['engine']:6.2f} s (train acc {r['engine_acc']:.3f}), DataLoader loop {r['plain']:6.2f} s "
+            f"(train acc {r['plain_acc']:.3f}): ratio {r['plain'] / r['engine']:.1f}x; {r['achieved']:.0f} GFLOP/s "
+            f"= {r['achieved'] / r['peak']:.0%} of the matmul peak ({r['peak']:.0f} GFLOP/s, 2048^2); a bare bmm "
+            f"of the step's largest shape reaches {r['shape'] / r['peak']:.0%}"
+        )
+    profile(spec, data, args)
+    if args.docs:
+        from memorization.readme import ENGINE, into_readme
+
+        into_readme(args.docs, ENGINE, report(runs, args))
+
+
+def compare(spec, data, args) -> dict:
+    """One measurement: the engine and the plain loop on the same workload, then this device's matmul rates."""
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as run_dir:
         train_run(spec, data, run_dir, device=args.device, progress=False)
@@ -89,14 +113,50 @@ def main():
     plain_acc = plain_loop(data, spec["seeds"], args.width, spec["lr"], spec["batch_size"], args.device)
     plain = time.perf_counter() - t0
 
-    print(
-        f"Fig. 1 workload: {args.seeds} seeds x 1 epoch, digits MLP 64-{args.width}-{args.width}-10, "
-        f"batch 32, on {args.device} ({args.threads} threads)"
+    w, n, dev = args.width, args.seeds, args.device
+    weights = 64 * w + w * w + w * 10
+    steps = math.ceil(len(data.y_train) / spec["batch_size"])
+    examples = len(data.y_train) + len(data.y_val)
+    # a training step: forward 2·B·weights, backward twice that; each evaluation: forward over both splits
+    flops = n * (steps * 6 * spec["batch_size"] * weights + 2 * examples * 2 * weights)
+    peak = matmul_rate(torch.randn(2048, 2048, device=dev), torch.randn(2048, 2048, device=dev), dev)
+    shape = matmul_rate(torch.randn(n, 32, w, device=dev), torch.randn(n, w, w, device=dev), dev)
+    return {
+        "engine": engine,
+        "plain": plain,
+        "engine_acc": engine_acc,
+        "plain_acc": plain_acc,
+        "achieved": flops / engine / 1e9,
+        "peak": peak,
+        "shape": shape,
+    }
+
+
+def report(runs: list[dict], args) -> str:
+    """The measurements as Markdown: each quantity's range over the runs."""
+    import platform
+
+    def span(values, fmt):
+        lo, hi = min(values), max(values)
+        return fmt.format(lo) if fmt.format(lo) == fmt.format(hi) else f"{fmt.format(lo)}–{fmt.format(hi)}"
+
+    ratio = [r["plain"] / r["engine"] for r in runs]
+    share = [r["achieved"] / r["peak"] for r in runs]
+    bare = [r["shape"] / r["peak"] for r in runs]
+    return (
+        f"The Fig. 1 workload ({args.seeds} seeds × one epoch of the digits MLP 64-{args.width}-{args.width}-10, "
+        f"batch 32, evaluations and files included), torch {torch.__version__}, {platform.machine()} with "
+        f"{args.threads} threads, {len(runs)} runs (`python benchmarks/fig1_engine_vs_dataloader.py --repeat "
+        f"{len(runs)}`):\n\n"
+        "| | range over the runs |\n|---|---|\n"
+        f"| engine, seconds | {span([r['engine'] for r in runs], '{:.2f}')} |\n"
+        f"| one-seed DataLoader loop, seconds | {span([r['plain'] for r in runs], '{:.2f}')} |\n"
+        f"| loop / engine | {span(ratio, '{:.1f}x')} |\n"
+        f"| engine, GFLOP/s | {span([r['achieved'] for r in runs], '{:.0f}')} |\n"
+        f"| this machine's matmul peak (2048², GFLOP/s) | {span([r['peak'] for r in runs], '{:.0f}')} |\n"
+        f"| engine / peak | {span(share, '{:.0%}')} |\n"
+        f"| a bare bmm of the step's largest product / peak | {span(bare, '{:.0%}')} |\n"
     )
-    print(f"  engine (seeds batched)        {engine:7.2f} s   mean train acc {engine_acc:.3f}")
-    print(f"  plain DataLoader loop         {plain:7.2f} s   mean train acc {plain_acc:.3f}")
-    print(f"  ratio plain / engine          {plain / engine:7.1f}x")
-    roofline(spec, data, engine, args)
 
 
 def matmul_rate(a, b, device, repeats=20) -> float:
@@ -123,23 +183,9 @@ def matmul_rate(a, b, device, repeats=20) -> float:
     )
 
 
-def roofline(spec, data, engine_seconds, args) -> None:
-    """The engine's achieved GFLOP/s against this device's measured matmul peak, and where the time goes."""
-    w, S = args.width, args.seeds
-    weights = 64 * w + w * w + w * 10
-    steps = math.ceil(len(data.y_train) / spec["batch_size"])
-    examples = len(data.y_train) + len(data.y_val)
-    # a training step: forward 2·B·weights, backward twice that; each evaluation: forward over both splits
-    flops = S * (steps * 6 * spec["batch_size"] * weights + 2 * examples * 2 * weights)
+def profile(spec, data, args) -> None:
+    """Where the engine's time goes (torch.profiler, self time per kind of operation)."""
     dev = args.device
-    peak = matmul_rate(torch.randn(2048, 2048, device=dev), torch.randn(2048, 2048, device=dev), dev)
-    shape = matmul_rate(torch.randn(S, 32, w, device=dev), torch.randn(S, w, w, device=dev), dev)
-    achieved = flops / engine_seconds / 1e9
-    print(
-        f"  roofline: {flops / 1e9:.0f} GFLOP in {engine_seconds:.2f} s = {achieved:.0f} GFLOP/s, "
-        f"{achieved / peak:.0%} of this device's matmul peak ({peak:.0f} GFLOP/s, 2048^2); a bare bmm of the "
-        f"step's largest shape ({S} x 32x{w} @ {w}x{w}) reaches {shape:.0f} ({shape / peak:.0%})"
-    )
     profiled = [torch.profiler.ProfilerActivity.CPU]
     with tempfile.TemporaryDirectory() as run_dir, torch.profiler.profile(activities=profiled) as prof:
         train_run(spec, data, run_dir, device=dev, progress=False)
