@@ -65,9 +65,8 @@ def report(results: list[dict], arch, threads: int) -> str:
         "|---|---|---|---|---|",
     ]
     for r in results:
-        lines.append(
-            f"| {r['seeds']} | {r['stacked']:.1f} | {r['loop']:.1f} | {r['loop'] / r['stacked']:.1f}x | {r['eval']:.0f} |"
-        )
+        ratio = r["loop"] / r["stacked"]
+        lines.append(f"| {r['seeds']} | {r['stacked']:.1f} | {r['loop']:.1f} | {ratio:.1f}x | {r['eval']:.0f} |")
     return "\n".join(lines) + "\n"
 
 
