@@ -67,16 +67,17 @@ def measure(spec: dict, device: str, steps: int = CALIBRATION_STEPS, budget: flo
     groups training uses (memory.seed_groups); one group is timed and counted once per group."""
     import torch
 
+    from .architecture import params_per_model
     from .lass import lass
     from .memory import GROUP_PARAMS, seed_groups
-    from .models import Arch, forward, init_params
+    from .models import Arch, forward
     from .regularizers import Regularizer
     from .sensitivity import Trajectory, loss_terms, sensitivity_norms
     from .sgd import evaluate, initial_state, train_step
 
     shape, classes, _, _ = data_shape(spec)
     arch = Arch.from_spec(spec, shape, classes)
-    per_seed = sum(v[0].numel() for v in init_params(arch, [0])[0].values())
+    per_seed = params_per_model(arch)
     groups = seed_groups(len(spec["seeds"]), per_seed, GROUP_PARAMS["cuda" if device.startswith("cuda") else "cpu"])
     seeds = list(spec["seeds"])[groups[0]]
     S, B = len(seeds), spec["batch_size"]

@@ -16,16 +16,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .architecture import params_per_model
 from .lass import lass, to_input_units
 from .memory import EVAL_BATCH, EVAL_GROUP_PARAMS, seed_groups
 from .models import Arch, example_losses, forward, init_params, seed_for
 from .regularizers import NONE as NO_REG
 from .regularizers import Regularizer, adversarial_mix, layer_noise
 from .rundir import end_path
-
-
-def params_per_seed(params: dict) -> int:
-    return sum(v[0].numel() for v in params.values())
 
 
 def _select(tensors: dict, group: slice) -> dict:
@@ -184,7 +181,7 @@ def evaluate(
     """Eval-mode per-example loss (the run's training loss) and correctness of every seed's model: two (S, N)
     tensors."""
     S = next(iter(params.values())).shape[0]
-    groups = seed_groups(S, params_per_seed(params), EVAL_GROUP_PARAMS[x.device.type])
+    groups = seed_groups(S, params_per_model(arch), EVAL_GROUP_PARAMS[x.device.type])
     losses = torch.full((S, len(x)), float("nan"), device=x.device)
     correct = torch.zeros((S, len(x)), dtype=torch.bool, device=x.device)
     for g in groups:

@@ -18,9 +18,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from .architecture import Arch, params_per_model
 from .data import NoisyDataset
 from .memory import GROUP_PARAMS, seed_groups
-from .models import Arch, init_params
 from .regularizers import Regularizer
 from .rundir import checkpoint_path, end_path, eval_path
 from .sgd import (
@@ -29,7 +29,6 @@ from .sgd import (
     initial_state,
     learning_rate,
     load_state,
-    params_per_seed,
     train_step,
 )
 
@@ -139,8 +138,7 @@ def finished(run_dir: Path, fingerprint: str) -> bool:
 def setup(spec: dict, data: NoisyDataset, run_dir: Path, fingerprint: str, device, group_params: int | None) -> Run:
     arch = Arch.from_spec(spec, data.x_train.shape[1:], data.n_classes)
     schedule = Schedule.from_spec(spec, len(data.y_train))
-    per_seed = params_per_seed(init_params(arch, list(spec["seeds"])[:1])[0])
-    groups = seed_groups(len(spec["seeds"]), per_seed, group_params or GROUP_PARAMS[device.type])
+    groups = seed_groups(len(spec["seeds"]), params_per_model(arch), group_params or GROUP_PARAMS[device.type])
     on = {
         name: torch.as_tensor(getattr(data, name), device=device) for name in ("x_train", "y_train", "x_val", "y_val")
     }
