@@ -52,6 +52,12 @@ def measure(replay: str, T: int, window: int, stride: int, threads: int) -> dict
     x, y = torch.as_tensor(data.x_train), torch.as_tensor(data.y_train)
     steps = window_steps(T, window, stride)
     step_ms = training_step_ms(spec, x, y, data.n_classes)
+    a = torch.randn(2048, 2048)
+    a @ a
+    begin = time.perf_counter()
+    for _ in range(5):
+        a @ a
+    sgemm = 5 * 2 * 2048**3 / (time.perf_counter() - begin) / 1e9
     start = time.perf_counter()
     if replay == "whole graph":
         sys.path.insert(0, str(ROOT))
@@ -76,6 +82,7 @@ def measure(replay: str, T: int, window: int, stride: int, threads: int) -> dict
         "checksum": float(g.sum()),
         "threads": threads,
         "training_step_ms": round(step_ms, 3),
+        "sgemm_gflops": round(sgemm),
         **(predicted(spec, len(x), data.n_classes, T, len(steps)) if replay == "segments" else {}),
     }
 
@@ -106,7 +113,7 @@ def predicted(spec, n_train, n_classes, T, outputs) -> dict:
     arch = Arch.from_spec(spec, (1, 8, 8), n_classes)
     rows = min(256, outputs)
     return {
-        "segment": memory.replay_segment(arch, 1, spec["batch_size"], T, rows),
+        "segment": memory.replay_segment(T),
         "model_gb": round(memory.job_mb(memory.replay_bytes(arch, 1, spec["batch_size"], n_train, T, rows)) / 1024, 2),
     }
 
@@ -160,15 +167,15 @@ def report(results: list[dict]) -> str:
         f"(`python benchmarks/replay_memory.py`):",
         "",
         "| replay | T | window | stride | output steps | segment | seconds | training steps per replayed step "
-        "| peak GB | memory model GB |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| peak GB | memory model GB | sgemm GFLOP/s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         per_step = r["seconds"] * 1e3 / (r["T"] * r["training_step_ms"]) if "training_step_ms" in r else None
         lines.append(
             f"| {r['replay']} | {r['T']} | {r['window']} | {r['stride']} | {r['outputs']} | {r.get('segment', '')} "
             f"| {r['seconds']:.0f} | {'' if per_step is None else f'{per_step:.0f}'} | {r['peak_gb']:.2f} "
-            f"| {r.get('model_gb', '')} |"
+            f"| {r.get('model_gb', '')} | {r.get('sgemm_gflops', '')} |"
         )
     whole, segments = results[0], results[1]
     agree = abs(whole["checksum"] - segments["checksum"]) / abs(whole["checksum"])

@@ -22,7 +22,6 @@ T = {
     "step": 0.01,
     "eval_example": 0.001,
     "lass_point_iteration": 0.002,
-    "replay_step": 0.0,
     "backward_output_step": 0.0,
 }
 
@@ -71,8 +70,7 @@ def test_a_real_calibration_measures_every_quantity(tmp_path):
         "step",
         "eval_example",
         "lass_point_iteration",
-        "replay_step",
         "backward_output_step",
         "backward_pass_step",
     }
-    assert all(0 <= v < 1 for v in t.values()) and t["step"] > 0 and t["replay_step"] > 0
+    assert all(0 <= v < 1 for v in t.values()) and t["step"] > 0 and t["backward_output_step"] > 0

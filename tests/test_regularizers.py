@@ -190,8 +190,16 @@ def test_replay_redraws_the_training_masks(tmp_path):
     train_run(spec, data, tmp_path, progress=False)
     x, y = torch.as_tensor(data.x_train), torch.as_tensor(data.y_train)
     trajectory = Trajectory.replay(spec, x, y, 10, 0, 5, segment=2)  # segments from steps 0, 2 and 4
-    unrolled = trajectory.unroll(len(trajectory.starts) - 1, loss_terms("batch", spec["loss"], 10, [5]))
-    L = unrolled[2][5].detach()[None]  # L_5 under θ_5: replays steps 0..4
+    t, _, idx, params_5, buffers_5 = trajectory.segment(len(trajectory.starts) - 1)[-1]  # θ_5: replays steps 0..4
+    logits, _ = forward(
+        Arch.from_spec(spec, x.shape[1:], 10),
+        params_5,
+        buffers_5,
+        x[idx],
+        train=True,
+        noise=layer_noise(Regularizer.from_spec(spec), [0, 1], t, "cpu"),
+    )
+    L = loss_terms("batch", spec["loss"], 10, [5])(5, logits, y[idx]).detach()[None]
     arch = Arch.from_spec(spec, x.shape[1:], 10)
     params, buffers = init_params(arch, [0, 1])
     velocity = {k: torch.zeros_like(v) for k, v in params.items()}

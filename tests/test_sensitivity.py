@@ -232,3 +232,37 @@ def test_segmented_sweep_equals_the_whole_unrolled_graph(tiny, by, direct, out_s
     scale = float(expected.abs().max())
     assert scale > 1e-6 and got.shape == expected.shape  # the check can fail
     assert float((got - expected).abs().max()) <= 1e-10 * scale
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"regularizer": "dropout", "reg_strength": 0.3},  # the masks of each step, through the curvature too
+        {"regularizer": "weight_decay", "reg_strength": 0.05},
+        {"regularizer": "input_dropout", "reg_strength": 0.2, "loss": "cross_entropy"},
+        {"arch": "cnn", "cnn_channels": 2, "cnn_dense": [4], "crop": 0},  # BatchNorm: torch.func's curvature
+    ],
+)
+def test_the_sweep_equals_the_whole_graph_with_regularizers_and_the_cnn(tiny, overrides):
+    from tests.reference_replay import input_jacobian as whole_jacobian
+    from tests.reference_replay import replay_losses as whole_replay
+
+    base, x, y = tiny
+    spec = S.resolve(
+        {
+            **{k: base[k] for k in ("dataset", "train_size", "lr", "batch_size", "sampling", "steps")},
+            "width": 5,
+            "depth": 2,
+            "momentum": 0.5,
+            "loss": "smoothed_log",
+            **overrides,
+        }
+    )
+    spec["seeds"] = [0, 1]
+    out_steps = [9, 14]
+    batches, L = whole_replay(spec, x, y, 10, out_steps)
+    expected = torch.cat([j for _, j in whole_jacobian(batches, L, len(y), chunk=7)])
+    got = torch.cat([j for _, j in input_jacobian(spec, x, y, 10, out_steps, segment=4)])
+    scale = float(expected.abs().max())
+    assert scale > 1e-6 and got.shape == expected.shape
+    assert float((got - expected).abs().max()) <= 1e-10 * scale

@@ -7,10 +7,10 @@ the digits default's jobs) plus the tensors its work holds at once:
 - training: the data set, the stacked seeds' parameters, momentum and gradients (and a state being written),
   one batch's activations, one evaluation chunk's activations;
 - the loss-sensitivity replay (memorization.sensitivity): the states stored at the segments' starts, the
-  graph of one segment, what the batched backward pass holds per output row and unrolled step, the
-  Jacobian of one pass and the cotangents of a segment's ends.
-The replay's segment length balances the first two against the others (`replay_segment`), so its memory
-grows as √(T · rows), not as T: measured against benchmarks/replay_memory.py in docs/performance.md.
+  parameters of the steps of one segment, and per output row of a pass its cotangents, its row of the
+  Jacobian and the curvature's tangents of one batch.
+The segment length balances the first two (`replay_segment`), so the replay's memory grows as √T, not as T,
+and linearly with the rows of a pass: measured against benchmarks/replay_memory.py in docs/performance.md.
 """
 
 from __future__ import annotations
@@ -55,41 +55,25 @@ def training_bytes(arch: Arch, n_seeds: int, batch: int, n_examples: int, device
     return data + state + step + evaluation
 
 
-def _replay_parts(arch: Arch, n_seeds: int, batch: int) -> tuple[int, int, int, int]:
-    """Bytes (per stored state, per unrolled step of one segment's graph, per output row and unrolled step,
-    per output row). The last two are fitted to the peaks benchmarks/replay_memory.py measures (the gradients
-    of every batch input of a segment, for every row, and about eleven copies of a row's cotangents of the
-    parameters and momentum); docs/performance.md lists the model against the measurements."""
-    params, acts = params_per_model(arch), activations_per_example(arch)
-    state = n_seeds * 2 * params * FLOAT  # parameters and momentum at a segment's start
-    graph_step = n_seeds * FLOAT * (3 * params + 10 * batch * acts)  # second-order graph of one step
-    row_step = n_seeds * FLOAT * batch * (math.prod(arch.in_shape) + acts // 8)
-    return state, graph_step, row_step, 11 * state
-
-
-# Segments shorter than this cost more in per-segment work than they save in memory (measured: 2-step
-# segments replay 25% slower than 32-step ones, for 7% less memory).
-MIN_SEGMENT = 8
-
-
-def replay_segment(arch: Arch, n_seeds: int, batch: int, n_steps: int, rows: int) -> int:
-    """Steps per segment that minimise the replay's memory: n/L stored states against L steps of graph and
-    of input gradients for every row of a pass; about √n with one row, shorter with the hundreds of rows of
-    a pass at the authors' stride."""
-    state, graph_step, row_step, _ = _replay_parts(arch, n_seeds, batch)
-    best = math.sqrt(max(1, n_steps) * state / (graph_step + rows * row_step))
-    return max(1, min(n_steps, max(MIN_SEGMENT, round(best))))
+def replay_segment(n_steps: int) -> int:
+    """Steps per segment that minimise the replay's memory: n/L stored states (parameters and momentum) against
+    the parameters of the L steps of the segment being swept: L = √(2n)."""
+    return max(1, min(n_steps, round(math.sqrt(2 * max(1, n_steps)))))
 
 
 def replay_bytes(
     arch: Arch, n_seeds: int, batch: int, n_train: int, n_steps: int, rows: int, segment: int | None = None
 ) -> int:
-    """Peak tensors of one pass of the replay over n_steps with `rows` outputs (memorization.sensitivity), in
-    segments of `segment` steps or of the length `replay_segment` chooses."""
-    state, graph_step, row_step, row = _replay_parts(arch, n_seeds, batch)
-    segment = segment or replay_segment(arch, n_seeds, batch, n_steps, rows)
-    jacobian = rows * n_seeds * n_train * math.prod(arch.in_shape) * FLOAT
-    return math.ceil(n_steps / segment) * state + segment * (graph_step + rows * row_step) + rows * row + jacobian
+    """Peak tensors of one pass of the replay over n_steps with `rows` outputs (memorization.sensitivity): the
+    stored states and one segment's parameters; per row, the cotangents of the parameters and momentum and
+    the row of the Jacobian; and the curvature's work on one step's batch, a few tangents of the batch's
+    activations per row (memorization.curvature). Measured against benchmarks/replay_memory.py in
+    docs/performance.md."""
+    params = params_per_model(arch)
+    segment = segment or replay_segment(n_steps)
+    states = (math.ceil(n_steps / segment) * 2 + segment) * n_seeds * params
+    per_row = n_seeds * (2 * params + n_train * math.prod(arch.in_shape)) + 3 * batch * activations_per_example(arch)
+    return FLOAT * (states + rows * per_row)
 
 
 def job_mb(tensor_bytes: int) -> int:

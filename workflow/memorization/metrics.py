@@ -169,9 +169,9 @@ def filters_frame(spec: dict, data: NoisyDataset, run_dir, settings: dict, devic
 
 
 def _replay_cost(settings: dict, t: dict, shape, outputs_per_step: int) -> float:
-    """Per checkpoint T: T replayed steps (or horizon + window), each taken once without a graph (the stored
-    states), then per pass (a chunk of outputs) unrolled again with its graph and swept back, plus a cost per
-    output and replayed step (one row serves every seed; an upper bound: a row starts at its own step)."""
+    """Per checkpoint T: T replayed steps (or horizon + window), each taken once to store the states, then per
+    pass (a chunk of outputs) stepped again and swept back, plus a cost per output and replayed step (one row
+    serves every seed; an upper bound: a row starts at its own step)."""
     seconds = 0.0
     for T in select_checkpoints(shape.schedule.checkpoint_steps, settings["at"], skip_initial=True):
         replayed = T if settings["horizon"] is None else min(T, settings["horizon"] + settings["window"])
@@ -179,7 +179,7 @@ def _replay_cost(settings: dict, t: dict, shape, outputs_per_step: int) -> float
         passes = math.ceil(outputs / settings["chunk"])
         seconds += replayed * (
             t.get("step", math.nan)
-            + passes * (t.get("replay_step", math.nan) + t.get("backward_pass_step", math.nan))
+            + passes * t.get("backward_pass_step", math.nan)
             + outputs * t.get("backward_output_step", math.nan)
         )
     return seconds

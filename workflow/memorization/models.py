@@ -172,9 +172,9 @@ def example_losses(logits: torch.Tensor, y: torch.Tensor, kind: str = "cross_ent
     if kind == "cross_entropy":
         return F.cross_entropy(flat, y, reduction="none").view(S, B)
     if kind == "smoothed_log":
-        # p_y = exp(z_y − logsumexp z), z_y by a one-hot product: the replay differentiates this twice under
-        # vmap (is_grads_batched), where softmax's and gather's backward have no batching rule and run one
-        # row at a time (a third of the replay's time); logsumexp and products batch.
+        # p_y = exp(z_y − logsumexp z), z_y by a one-hot product: the replay's curvature of a CNN
+        # differentiates this twice under vmap (memorization.curvature), where softmax's and gather's backward
+        # have no batching rule and run one row at a time; logsumexp and products batch.
         z_y = (flat * F.one_hot(y, K).to(flat.dtype)).sum(1)
         p_y = torch.exp(z_y - torch.logsumexp(flat, dim=1))
         return (-torch.log(0.1 + p_y) / K).view(S, B)

@@ -27,7 +27,7 @@ from . import configuration, registry
 
 JOB_START = {"torch": 3.0, "light": 1.5}  # seconds to start a job process and import its libraries (measured)
 CALIBRATION_STEPS = 200
-CALIBRATION_VERSION = 6  # bump when `measure` measures something new: older cache entries are measured again
+CALIBRATION_VERSION = 7  # bump when `measure` measures something new: older cache entries are measured again
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ def measure(spec: dict, device: str, steps: int = CALIBRATION_STEPS, budget: flo
     from .memory import GROUP_PARAMS, seed_groups
     from .models import Arch, forward
     from .regularizers import Regularizer
-    from .sensitivity import Trajectory, loss_terms, sensitivity_norms
+    from .sensitivity import sensitivity_norms
     from .sgd import evaluate, initial_state, train_step
 
     shape, classes, _, _ = data_shape(spec)
@@ -146,21 +146,17 @@ def measure(spec: dict, device: str, steps: int = CALIBRATION_STEPS, budget: flo
         n = min(data_shape(spec)[2], 256)
         replay_spec = {**spec, "steps": 20, "epochs": None, "sampling": "replacement", "train_size": n}
         xt, yt = torch.rand(n, *shape, generator=gen).to(device), torch.randint(classes, (n,), generator=gen)
-        # a sweep per pass: the segment unrolled with its graph, then a batched backward with a row per output
+        # a sweep per pass: each segment stepped again, then every output row carried back through each update
         few, many = [18, 19], list(range(8, 20))
-        trajectory = Trajectory.replay(replay_spec, xt, yt.to(device), classes, 0, 19, segment=20)
-        out["replay_step"] = (
-            timed(lambda: trajectory.unroll(0, loss_terms("batch", spec["loss"], classes, many)), 2) / 20
-        )
         times = {}
         for outputs in (few, many):
             sweep = partial(sensitivity_norms, replay_spec, xt, yt.to(device), classes, outputs, chunk=256, segment=20)
             times[len(outputs)] = timed(sweep, 2) / 20
-        # one backward row per output step serves every seed (sensitivity.input_jacobian)
+        # one row per output step serves every seed (sensitivity.input_jacobian)
         per_output = max(0.0, (times[len(many)] - times[len(few)]) / (len(many) - len(few)))
         out["backward_output_step"] = per_output  # per output step (all seeds) and replayed step
-        # per pass and step, beyond the no-graph step that stores the states and the unroll
-        out["backward_pass_step"] = max(0.0, times[len(few)] - len(few) * per_output - out["replay_step"] - out["step"])
+        # per pass and step, beyond the step that stores the states
+        out["backward_pass_step"] = max(0.0, times[len(few)] - len(few) * per_output - out["step"])
     return out
 
 

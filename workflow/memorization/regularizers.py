@@ -86,22 +86,46 @@ class LayerNoise:
     def __init__(self, reg: Regularizer, seeds, step: int, device):
         self.reg = reg
         self.gens = [torch.Generator(device=device).manual_seed(seed_for(s, "regularizer", step)) for s in seeds]
+        # Every draw is kept, so a forward pass can be repeated with the same numbers (`again`): inside
+        # torch.func's transforms, which the replay's curvature runs the pass under, random draws are refused.
+        self._drawn: list[torch.Tensor] = []
+        self._next = 0
+        self.sites: list[tuple[torch.Tensor | None, float]] = []  # per layer of this pass: (dropout's keep mask, rate)
+
+    def again(self) -> LayerNoise:
+        """The same draws once more, from the first layer."""
+        self._next, self.sites = 0, []
+        return self
 
     def _draw(self, like: torch.Tensor, sample) -> torch.Tensor:
         """One draw per seed of `sample` (torch.rand or torch.randn) in the shape and dtype of `like`."""
         if like.shape[0] != len(self.gens):
             raise ValueError(f"noise for {len(self.gens)} seeds, tensor has {like.shape[0]} on its seed axis")
-        return torch.stack(
-            [sample(like.shape[1:], generator=g, device=like.device, dtype=like.dtype) for g in self.gens]
-        )
+        if self._next == len(self._drawn):
+            self._drawn.append(
+                torch.stack(
+                    [sample(like.shape[1:], generator=g, device=like.device, dtype=like.dtype) for g in self.gens]
+                )
+            )
+        self._next += 1
+        return self._drawn[self._next - 1]
 
     def _perturb(self, h: torch.Tensor, rate: float, std: float) -> torch.Tensor:
         """Inverted dropout at `rate`, then additive Gaussian noise of `std` (each only when non-zero)."""
+        keep = self._draw(h, torch.rand) >= rate if rate else None
+        self.sites.append((keep, rate))
         if rate:
-            h = h * (self._draw(h, torch.rand) >= rate) / (1.0 - rate)
+            h = h * keep / (1.0 - rate)
         if std:
             h = h + std * self._draw(h, torch.randn)
         return h
+
+    def linear(self, site: int, seed, t: torch.Tensor) -> torch.Tensor:
+        """The derivative of this pass's perturbation number `site` (in forward order) for the seed at position
+        `seed` (or a slice of seeds), applied to tangents t (..., *that layer's output from its seed axis on,
+        less that axis for one seed): dropout's mask and scale; additive noise has no derivative."""
+        keep, rate = self.sites[site]
+        return t if keep is None else t * keep[seed] / (1.0 - rate)
 
     def inputs(self, x: torch.Tensor) -> torch.Tensor:
         """x: (S, B, ...) one batch per seed."""

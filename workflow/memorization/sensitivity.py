@@ -3,10 +3,11 @@
 g_x^t = ‖∂L_t/∂x‖ is the influence of training input x on the loss after t SGD updates. It flows only
 through the parameter updates x took part in: L_t is the mini-batch loss of step t with that batch's
 inputs detached (the authors' `disconnected_grad`), while x stays connected wherever it entered an
-earlier update. We therefore replay the run's SGD steps differentiably — the same batches (rebuilt from
-the stateless per-(seed, epoch) generators), the same `sgd_step` as training, second-order gradients
-kept — and take ∂L_t/∂X for every training example at once with one batched reverse sweep, segment by
-segment, in memory that grows as √T rather than T (`Trajectory`).
+earlier update. We therefore replay the run's SGD steps — the same batches (rebuilt from the stateless
+per-(seed, epoch) generators), masks and training step — and take ∂L_t/∂X for every training example at
+once with one reverse sweep that carries a cotangent per output back through each update: the SGD step's
+exact transpose (`sgd.sgd_step_vjp_`) and the batch loss's Hessian product (`memorization.curvature`), segment
+by segment, in memory that grows as √T rather than T (`Trajectory`).
 
 A plain input gradient of each example's own loss is a different quantity (its off-diagonal per-class
 cells are zero); it is not offered here.
@@ -14,15 +15,18 @@ cells are zero); it is not offered here.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
 
+from .curvature import add_loss_hvp_
 from .memory import replay_segment
 from .models import Arch, example_losses, forward
 from .regularizers import Regularizer, layer_noise
-from .sgd import Schedule, initial_state, learning_rate, load_state, sgd_step, train_step
+from .sgd import Schedule, initial_state, learning_rate, load_state, sgd_step_vjp_, train_step
 
 NORMS = ("l1", "l2", "linf")
 
@@ -60,11 +64,10 @@ def start_state(spec: dict, arch: Arch, run_dir, step: int, device):
 @dataclass
 class Trajectory:
     """A run's SGD trajectory from `begin` to the last output step, held as the state (params, buffers,
-    velocity) at the start of each segment, computed once by the training step without a graph. A segment is
-    unrolled again with its graph (second order) only while the reverse sweep passes through it, so the
-    replay's memory grows as √(T · rows) (the stored states against one segment's graph held for every row
-    of a pass, `memory.replay_segment`), not as T (the whole graph). Parameters before `begin` are held
-    constant (the `horizon`)."""
+    velocity) at the start of each segment, computed once by the training step without a graph. The reverse
+    sweep takes the segments from the last: each is stepped again from its stored state, keeping the parameters
+    of each of its steps, so the replay holds T/L states and L steps' parameters (L ≈ √(2T),
+    `memory.replay_segment`) instead of T. Parameters before `begin` are held constant (the `horizon`)."""
 
     spec: dict
     arch: Arch
@@ -88,10 +91,9 @@ class Trajectory:
         *,
         run_dir=None,
         segment: int | None = None,
-        rows: int = 1,
     ) -> Trajectory:
         """The trajectory from `begin` to `last`, in segments of `segment` steps, or of the length that
-        minimises the memory of a sweep with `rows` outputs per pass (`memory.replay_segment`)."""
+        minimises the replay's memory (`memory.replay_segment`)."""
         reg = Regularizer.from_spec(spec)
         if reg.adversarial:
             raise ValueError(
@@ -104,8 +106,7 @@ class Trajectory:
         params, buffers, velocity, loaded = start_state(spec, arch, run_dir, begin, device)
         state = [{k: v.to(x.dtype) for k, v in d.items()} for d in (params, buffers, velocity)]
         begin = max(begin, loaded)
-        n_steps = last + 1 - begin
-        segment = segment or replay_segment(arch, len(seeds), spec["batch_size"], n_steps, rows)
+        segment = segment or replay_segment(last + 1 - begin)
         starts = list(range(begin, last + 1, segment))
         states, wanted = [], set(starts)
         for t, epoch, idx in schedule.steps(seeds, loaded, starts[-1] + 1, device):
@@ -113,65 +114,39 @@ class Trajectory:
                 states.append(tuple({k: v.clone() for k, v in d.items()} for d in state))
             if t == starts[-1]:
                 break
-            train_step(
-                arch,
-                *state,
-                x[idx],
-                y[idx],
-                lr=learning_rate(spec, epoch),
-                momentum=spec["momentum"],
-                groups=[slice(0, len(seeds))],
-                loss=spec["loss"],
-                reg=reg,
-                seeds=seeds,
-                step=t,
-            )
+            _train_step_(spec, arch, reg, seeds, state, x[idx], y[idx], epoch, t)
         return cls(spec, arch, schedule, reg, x, y, starts, states, last)
 
-    def unroll(self, i: int, output, direct: bool = False):
-        """Segment i again, from its stored state made a leaf of the graph, every update differentiable (the
-        same `sgd_step` as training). output(step, logits, labels) -> (S, K) or None: the loss terms wanted
-        at that step, under θ_step (the direct path x → output cut unless `direct`).
-
-        Returns (start, batches, outputs, end): start and end are (params, velocity) at the segment's ends,
-        batches one (indices (S, B), inputs) per batch that entered the graph, each inputs a leaf of its own
-        (the backward of a slice of one big input tensor writes a gradient the size of the training set at
-        every step: 50x slower), outputs {step: (S, K)}."""
-        spec, seeds, dev = self.spec, list(self.spec["seeds"]), self.x.device
-        params, buffers, velocity = self.states[i]
-        params = {k: v.detach().requires_grad_(True) for k, v in params.items()}
-        velocity = {k: v.detach().requires_grad_(True) for k, v in velocity.items()}
-        start, batches, outputs = (params, velocity), [], {}
+    def segment(self, i: int) -> list[tuple[int, int, torch.Tensor, dict, dict]]:
+        """(step, epoch, batch indices (S, B), params, buffers) for every step of segment i, the parameters
+        and buffers before that step's update: segment i stepped again from its stored state, no graph."""
+        seeds = list(self.spec["seeds"])
+        state = [{k: v.clone() for k, v in d.items()} for d in self.states[i]]
         stop = self.starts[i + 1] if i + 1 < len(self.starts) else self.last + 1
-        for step, epoch, idx in self.schedule.steps(seeds, self.starts[i], stop, dev):
-            xb, yb = self.x[idx], self.y[idx]
-            xo = xb.clone().requires_grad_(True) if direct else xb  # each forward pass redraws the step's masks
-            logits, _ = forward(
-                self.arch, params, buffers, xo, train=True, noise=layer_noise(self.reg, seeds, step, dev)
-            )
-            terms = output(step, logits, yb)
-            if terms is not None:
-                outputs[step] = terms
-                if direct:
-                    batches.append((idx, xo))
-            if step == self.last:
-                break
-            xb = xb.clone().requires_grad_(True)
-            batches.append((idx, xb))
-            logits, buffers = forward(
-                self.arch, params, buffers, xb, train=True, noise=layer_noise(self.reg, seeds, step, dev)
-            )
-            total = example_losses(logits, yb, spec["loss"]).mean(1).sum()
-            grads = dict(zip(params, torch.autograd.grad(total, list(params.values()), create_graph=True)))
-            params, velocity = sgd_step(
-                params,
-                grads,
-                velocity,
-                lr=learning_rate(spec, epoch),
-                momentum=spec["momentum"],
-                weight_decay=self.reg.weight_decay,
-            )
-        return start, batches, outputs, (params, velocity)
+        steps = []
+        for t, epoch, idx in self.schedule.steps(seeds, self.starts[i], stop, self.x.device):
+            steps.append((t, epoch, idx, *({k: v.clone() for k, v in d.items()} for d in state[:2])))
+            if t + 1 < stop:
+                _train_step_(self.spec, self.arch, self.reg, seeds, state, self.x[idx], self.y[idx], epoch, t)
+        return steps
+
+
+def _train_step_(spec: dict, arch: Arch, reg: Regularizer, seeds: list, state, xb, yb, epoch: int, step: int):
+    """The run's training step at `step` (sgd.train_step, as training took it), in place on state = [params,
+    buffers, velocity]."""
+    train_step(
+        arch,
+        *state,
+        xb,
+        yb,
+        lr=learning_rate(spec, epoch),
+        momentum=spec["momentum"],
+        groups=[slice(0, len(seeds))],
+        loss=spec["loss"],
+        reg=reg,
+        seeds=seeds,
+        step=step,
+    )
 
 
 def loss_terms(by: str, loss: str, n_classes: int, out_steps):
@@ -211,88 +186,99 @@ def input_jacobian(
     by: str = "batch",
     direct: bool = False,
     horizon: int | None = None,
-    chunk: int = 64,
+    chunk: int = 256,
     segment: int | None = None,
 ):
     """Yield (row indices, J) for chunks of the M·K outputs (m, k) of the replayed loss terms (M output
     steps, K terms each, `loss_terms`), where J[c, s, n] = ∂L_{m,s,k}/∂x_n for seed s's copy of training
     input n: (chunk, S, N, ...).
 
-    One reverse sweep per chunk, segment by segment from the last (`Trajectory`): each segment is unrolled
-    with its graph and one batched backward pass (`is_grads_batched`: a row per output) takes the outputs in
-    it and the cotangents of its end state to the gradients of its batches' inputs and the cotangents of its
-    start state. A row whose output step lies before a segment is zero there and is left out.
+    One reverse sweep per chunk, step by step from the last output (`Trajectory`), carrying a cotangent of
+    the parameters and momentum for every row: a row starts at its own output step with ∂L_t/∂θ_t, and each
+    update u before it takes the cotangents through the transpose of the SGD step (sgd.sgd_step_vjp_), whose
+    curvature term H·a of the step's batch loss (memorization.curvature) also gives that batch's inputs their
+    gradient. Rows are the outputs, ordered by step, so the rows an update acts on are a suffix of the chunk.
 
-    One backward row serves every seed: the seeds are independent copies of the run stacked along axis 1
-    (their own parameters, batches, BatchNorm statistics and noise), so the gradient of Σ_s L_{m,s,k} with
-    respect to seed s's inputs is that of L_{m,s,k} alone. S seeds then cost one row per output instead of S
-    (the graph itself is vectorised over seeds).
+    One row serves every seed: the seeds are independent copies of the run stacked along axis 1 (their own
+    parameters, batches, BatchNorm statistics and noise), so the gradient of Σ_s L_{m,s,k} with respect to
+    seed s's inputs is that of L_{m,s,k} alone. S seeds then cost one row per output instead of S.
 
     direct: keep the direct path x → L_t of the output step's batch (the authors' per-class code); by
-    default it is cut (their loss-sensitivity code: the batch inputs are detached there). horizon: unroll
+    default it is cut (their loss-sensitivity code: the batch inputs are detached there). horizon: replay
     only this many steps before the first output step (None: from initialisation, as the authors' code)."""
     out_steps = sorted(out_steps)
     K = _terms_per_step(spec, Schedule.from_spec(spec, len(x_train)), by, n_classes, out_steps)
     traj = Trajectory.replay(
-        spec,
-        x_train,
-        y_train,
-        n_classes,
-        _begin(out_steps, horizon),
-        out_steps[-1],
-        run_dir=run_dir,
-        segment=segment,
-        rows=min(chunk, len(out_steps) * K),
+        spec, x_train, y_train, n_classes, _begin(out_steps, horizon), out_steps[-1], run_dir=run_dir, segment=segment
     )
     S, N, shape, dev = len(spec["seeds"]), len(x_train), tuple(x_train.shape[1:]), x_train.device
-    position = {t: m for m, t in enumerate(out_steps)}
     output = loss_terms(by, spec["loss"], n_classes, out_steps)
     for first in range(0, len(out_steps) * K, chunk):
-        rows = torch.arange(first, min(first + chunk, len(out_steps) * K), device=dev)
-        row_step = torch.tensor(out_steps, device=dev)[rows // K]
+        rows = list(range(first, min(first + chunk, len(out_steps) * K)))
+        row_step = [out_steps[r // K] for r in rows]  # non-decreasing
         jac = torch.zeros((len(rows), S * N, *shape), dtype=x_train.dtype, device=dev)
-        cotangent = None  # of the next segment's start state, every row: (params, velocity)
+        like = traj.states[0][0]
+        lam_w, lam_v = ({k: v.new_zeros((S, len(rows), *v.shape[1:])) for k, v in like.items()} for _ in "wv")
         for i in reversed(range(len(traj.starts))):
-            active = (row_step >= traj.starts[i]).nonzero()[:, 0]  # the others are zero here
-            if not len(active):
+            if traj.starts[i] > row_step[-1]:
                 continue
-            start, batches, outputs, end = traj.unroll(i, output, direct)
-            targets, seeds_of = [], []
-            for t, terms in outputs.items():  # row m·K + k asks for Σ_s L_{m,s,k}
-                pick = torch.zeros((len(active), *terms.shape), dtype=terms.dtype, device=dev)
-                mine = (rows[active] // K == position[t]).nonzero()[:, 0]
-                pick[mine, :, rows[active][mine] % K] = 1
-                targets.append(terms)
-                seeds_of.append(pick)
-            if cotangent is not None:
-                for state, lam in zip(end, cotangent):
-                    targets += list(state.values())
-                    seeds_of += [lam[k][active] for k in state]
-            leaves = [xb for _, xb in batches]
-            inputs = leaves + list(start[0].values()) + list(start[1].values())
-            grads = torch.autograd.grad(
-                targets, inputs, grad_outputs=seeds_of, is_grads_batched=True, allow_unused=True
-            )
-            for (idx, _), g in zip(batches, grads):
-                if g is not None:  # an example used at several steps sums its influences
-                    where = active[:, None] * (S * N) + (idx + torch.arange(S, device=dev)[:, None] * N).reshape(1, -1)
-                    jac.view(-1, *shape).index_add_(0, where.reshape(-1), g.reshape(-1, *shape))
-            cotangent = tuple(
-                {k: _scattered(g, active, len(rows), v) for (k, v), g in zip(part.items(), part_grads)}
-                for part, part_grads in (
-                    (start[0], grads[len(leaves) : len(leaves) + len(start[0])]),
-                    (start[1], grads[len(leaves) + len(start[0]) :]),
-                )
-            )
-        yield rows, jac.view(len(rows), S, N, *shape)
+            for u, epoch, idx, params, buffers in reversed(traj.segment(i)):
+                if u > row_step[-1]:
+                    continue
+                noise = layer_noise(traj.reg, list(spec["seeds"]), u, dev)
+                xb, yb = x_train[idx], y_train[idx]
+                active = bisect.bisect_right(row_step, u)  # rows from here on take their loss after update u
+                if active < len(rows):
+                    w, v = ({k: t[:, active:] for k, t in lam.items()} for lam in (lam_w, lam_v))
+                    curvature = partial(_curvature_, w, jac, active, traj, params, buffers, idx, noise)
+                    sgd_step_vjp_(
+                        w,
+                        v,
+                        curvature,
+                        lr=learning_rate(spec, epoch),
+                        momentum=spec["momentum"],
+                        weight_decay=traj.reg.weight_decay,
+                    )
+                lo, hi = bisect.bisect_left(row_step, u), active  # rows whose loss is taken under θ_u
+                if lo < hi:
+                    picked = [rows[r] % K for r in range(lo, hi)]
+                    g_w, g_x = _loss_term_gradients(traj, params, buffers, xb, yb, noise, output, u, picked, direct)
+                    for k, g in g_w.items():
+                        lam_w[k][:, lo:hi] += g.transpose(0, 1)
+                    if direct:
+                        _add_to_rows(jac, lo, idx, g_x)
+        yield torch.tensor(rows, device=dev), jac.view(len(rows), S, N, *shape)
 
 
-def _scattered(g, active: torch.Tensor, n_rows: int, like: torch.Tensor) -> torch.Tensor:
-    """A cotangent for every row: the active rows' gradient, zero for the others (and for an unused input)."""
-    out = torch.zeros((n_rows, *like.shape), dtype=like.dtype, device=like.device)
-    if g is not None:
-        out[active] = g
-    return out
+def _curvature_(lam_w, jac, first, traj: Trajectory, params, buffers, idx, noise, a):
+    """The update's second-order term for rows first..: lam_w += H_ww·a, and H_xw·a to the batch's inputs."""
+    x, y = traj.x[idx], traj.y[idx]
+    hx = add_loss_hvp_(lam_w, traj.arch, params, buffers, x, y, traj.spec["loss"], noise, a)
+    _add_to_rows(jac, first, idx, hx.transpose(0, 1))
+
+
+def _loss_term_gradients(traj: Trajectory, params, buffers, xb, yb, noise, output, step: int, picked, direct: bool):
+    """For each picked term k: the gradients of Σ_s L_{step,s,k} under θ_step with respect to the parameters
+    ({name: (rows, S, ...)}) and, when `direct`, to the batch's inputs ((rows, S, B, ...), else None)."""
+    p = {k: v.detach().requires_grad_(True) for k, v in params.items()}
+    xo = xb.clone().requires_grad_(True) if direct else xb
+    logits, _ = forward(traj.arch, p, buffers, xo, train=True, noise=noise.again() if noise else None)
+    terms = output(step, logits, yb)
+    pick = torch.zeros((len(picked), *terms.shape), dtype=terms.dtype, device=terms.device)
+    pick[torch.arange(len(picked)), :, torch.tensor(picked)] = 1
+    inputs = list(p.values()) + ([xo] if direct else [])
+    grads = torch.autograd.grad(terms, inputs, grad_outputs=pick, is_grads_batched=True)
+    return dict(zip(p, grads)), grads[-1] if direct else None
+
+
+def _add_to_rows(jac: torch.Tensor, first: int, idx: torch.Tensor, g: torch.Tensor):
+    """jac[first + r, s·N + idx[s, b]] += g[r, s, b] (an example drawn several times sums its influences)."""
+    rows, S, B = g.shape[:3]
+    N = jac.shape[1] // S
+    shape = jac.shape[2:]
+    at = (idx + torch.arange(S, device=idx.device)[:, None] * N).reshape(1, -1)
+    where = (first + torch.arange(rows, device=idx.device))[:, None] * (S * N) + at
+    jac.view(-1, *shape).index_add_(0, where.reshape(-1), g.reshape(-1, *shape))
 
 
 def _terms_per_step(spec: dict, schedule: Schedule, by: str, n_classes: int, out_steps: list[int]) -> int:
@@ -331,7 +317,7 @@ def loss_sensitivity(
     norm: str = "l1",
     run_dir=None,
     horizon: int | None = None,
-    chunk: int = 64,
+    chunk: int = 256,
     segment: int | None = None,
 ) -> torch.Tensor:
     """ḡ_x at a checkpoint: the mean over the window's steps of ‖∂L_t/∂x‖, for every seed and example (S, N)."""
@@ -363,7 +349,7 @@ def class_sensitivity(
     norm: str = "l1",
     run_dir=None,
     horizon: int | None = None,
-    chunk: int = 64,
+    chunk: int = 256,
     segment: int | None = None,
     variant: str = "paper",
 ) -> torch.Tensor:

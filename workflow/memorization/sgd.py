@@ -83,6 +83,24 @@ def _sgd_step_(params: dict, grads: dict, velocity: dict, *, lr: float, momentum
     return params, dict(zip(names, gs))
 
 
+def sgd_step_vjp_(
+    lam_params: dict, lam_velocity: dict, through_gradient, *, lr: float, momentum: float, weight_decay: float
+):
+    """The transpose of sgd_step, in place: the cotangents (λ_w', λ_v') of its outputs (any leading axes, e.g.
+    a row per output of the replay) become those of its inputs w and v. With a = λ_v' − lr·λ_w' the cotangent
+    of the gradient g (weight decay included): λ_w = λ_w' + λ·a (decayed kernels) + (∂g/∂w)ᵀa and λ_v = μ·a.
+    through_gradient(a) adds (∂g/∂w)ᵀa to lam_params (the loss's curvature, memorization.curvature) and takes
+    whatever else it needs of a (its inputs' part); a is only valid during that call."""
+    names = list(lam_params)
+    lw, a = [lam_params[k] for k in names], [lam_velocity[k] for k in names]
+    torch._foreach_sub_(a, lw, alpha=lr)
+    if weight_decay:
+        decayed = [i for i, k in enumerate(names) if decays(k)]
+        torch._foreach_add_([lw[i] for i in decayed], [a[i] for i in decayed], alpha=weight_decay)
+    through_gradient(dict(zip(names, a)))
+    torch._foreach_mul_(a, momentum)
+
+
 # ----------------------------------------------------------------------------- schedule
 
 

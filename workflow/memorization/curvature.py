@@ -1,0 +1,184 @@
+"""The curvature of one training step's batch loss along many directions at once: the product of its Hessian
+with R parameter directions a, over the parameters (H_ww·a) and over the batch's inputs (H_xw·a). The
+loss-sensitivity replay carries one cotangent per output row back through every SGD step; a step's
+transpose needs exactly these two products for every row (sgd.sgd_step_vjp_).
+
+The loss is the training step's: Σ_s mean_b ℓ(z_{s,b}, y_{s,b}), every seed's model on its own batch, so the
+Hessian is block-diagonal over seeds. Directions and results carry the seed axis first and the rows second:
+(S, R, ...), so the rows of one seed are contiguous and the active rows of a sweep are a slice (a view).
+
+Two implementations, one answer (tests/test_curvature.py checks them against each other in float64):
+- the MLP's products written out (forward-over-reverse by hand): every row is one more matrix beside the
+  batch in the same products, and the loss's Hessian along a direction is a rank-one correction plus one
+  element-wise product instead of the dozen passes over (rows x batch x classes) that autograd's generic
+  double backward makes; on the digits identity-label set-up (1,000 classes) that pass count is the cost,
+  since each is bound by memory bandwidth, not arithmetic;
+- any other model (the CNN, BatchNorm) by torch.func: the reverse-mode product of the gradient, vmapped over
+  the rows.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .models import Arch, _dense, example_losses, forward
+
+# Rows are taken in blocks of this many, so that a block's tangents and cotangents stay in cache between the
+# products (measured on the digits identity-label set-up, 2 cores: 256 rows in blocks of 32 take 54 ms, in one
+# block 91 ms; blocks of 16 take 72 ms).
+ROW_BLOCK = 32
+
+
+def add_loss_hvp_(out: dict, arch: Arch, params: dict, buffers: dict, x, y, loss: str, noise, directions: dict):
+    """out[k] += (H_ww·a)[k] for every parameter k, and return H_xw·a: (S, R, B, *input shape).
+
+    params: (S, ...) the step's parameters; x (S, B, ...) and y (S, B) its batches; noise: its
+    regularizers.LayerNoise or None; directions and out: {name: (S, R, *shape)}, out written in place."""
+    if arch.kind == "mlp" and loss in ("cross_entropy", "smoothed_log"):
+        return _mlp_hvp_(out, arch, params, buffers, x, y, loss, noise, directions)
+    return _autograd_hvp_(out, arch, params, buffers, x, y, loss, noise, directions)
+
+
+def _autograd_hvp_(out, arch, params, buffers, x, y, loss, noise, directions):
+    """H·a = ∂⟨∇_w L, a⟩/∂(w, x): the vector-Jacobian product of the gradient, one vmapped row per direction."""
+
+    def total(p, xb):
+        logits, _ = forward(arch, p, buffers, xb, train=True, noise=noise.again() if noise else None)
+        return example_losses(logits, y, loss).mean(1).sum()
+
+    if noise is not None:  # draw the step's masks once, outside the transforms
+        with torch.no_grad():
+            total(params, x)
+    _, pullback = torch.func.vjp(torch.func.grad(total), params, x)
+    hw, hx = torch.func.vmap(pullback, in_dims=1, out_dims=1)(directions)
+    torch._foreach_add_([out[k] for k in hw], [hw[k] for k in hw])
+    return hx
+
+
+def _loss_curvature(logits, y, loss: str):
+    """Per example: ∂ℓ/∂z = c·(p − e_y) and, for the directional second derivative, p, c and dc/dp_y (None for
+    cross-entropy, whose c is 1). smoothed_log ℓ = −log(0.1 + p_y)/C: c = p_y / (C(0.1 + p_y))."""
+    p = torch.softmax(logits, -1)
+    onehot = F.one_hot(y, logits.shape[-1]).to(logits.dtype)
+    if loss == "cross_entropy":
+        return p, onehot, torch.ones_like(p[..., :1]), None
+    C = logits.shape[-1]
+    p_y = (p * onehot).sum(-1, keepdim=True)
+    return p, onehot, p_y / (C * (0.1 + p_y)), 0.1 / (C * (0.1 + p_y) ** 2)
+
+
+def _mlp_hvp_(out, arch, params, buffers, x, y, loss, noise, directions):  # noqa: ARG001 (no BatchNorm)
+    """The MLP's H·a written out. Forward z_l = h_l W_l + b_l, h_{l+1} = noise(relu(z_l)); the tangent along
+    a = (A_l, a_l) is dz_l = h_l A_l + a_l + dh_l W_l; the gradient's tangent is then dG_l = h_lᵀ dδ_l + dh_lᵀ δ_l
+    and dδh_l = dδ_l W_lᵀ + δ_l A_lᵀ (ReLU's second derivative is zero), and at the loss
+    dδ = c·p⊙(dz − p·dz) + dc·(p − e_y). Rows are folded into the products' outer dimensions, seed by seed."""
+    S, B = y.shape
+    n = len(arch.hidden)
+    rows = next(iter(directions.values())).shape[1]
+    # the forward pass, as models.forward computes it (the same operations, so the same numbers)
+    h = (noise.again().inputs(x) if noise else x).flatten(start_dim=2)
+    inputs, relu = [h], []
+    for layer in range(n):
+        z = _dense(h, params, f"fc{layer}")
+        relu.append(z > 0)
+        h = torch.relu(z)
+        h = noise.hidden(h) if noise else h
+        inputs.append(h)
+    logits = _dense(h, params, f"fc{n}")
+    p, onehot, c, dc_dpy = _loss_curvature(logits, y, loss)
+    c, dc_dpy = c / B, None if dc_dpy is None else dc_dpy / B  # the batch mean
+    # the backward pass: δ_l = ∂L/∂z_l
+    deltas = [None] * (n + 1)
+    deltas[n] = c * (p - onehot)
+    for layer in reversed(range(n)):
+        back = torch.bmm(deltas[layer + 1], params[f"fc{layer + 1}.weight"].transpose(1, 2))
+        deltas[layer] = (noise.linear(layer + 1, slice(None), back) if noise else back) * relu[layer]
+
+    def linear(site, s, t):
+        return noise.linear(site, s, t) if noise else t
+
+    hx = [[] for _ in range(S)]
+    for s in range(S):
+        for first in range(0, rows, ROW_BLOCK):
+            block = slice(first, first + ROW_BLOCK)
+            A = [directions[f"fc{layer}.weight"][s, block] for layer in range(n + 1)]
+            a = [directions[f"fc{layer}.bias"][s, block] for layer in range(n + 1)]
+            lam = {k: v[s, block] for k, v in out.items()}
+            hx[s].append(_mlp_rows_(lam, s, params, inputs, relu, deltas, A, a, p, c, y, dc_dpy, x.shape[1:], linear))
+    return torch.stack([torch.cat(h) for h in hx])
+
+
+def _mlp_rows_(lam, s, params, inputs, relu, deltas, A, a, p, c, y, dc_dpy, batch_shape, linear):
+    """One seed's H·a for a block of rows: lam (its out) += H_ww·a, returns H_xw·a (R, B, ...)."""
+    n = len(A) - 1
+    rows, B = A[0].shape[0], y.shape[1]
+    W = [params[f"fc{layer}.weight"][s] for layer in range(n + 1)]
+    h = [inputs[layer][s] for layer in range(n + 1)]
+    # the tangent of the forward pass up to the last hidden layer, (R, B, units)
+    dh, tangents = None, [None]
+    for layer in range(n):
+        dz = torch.baddbmm(a[layer].unsqueeze(1), h[layer].expand(rows, *h[layer].shape), A[layer])
+        if dh is not None:
+            dz.view(rows * B, -1).addmm_(dh.reshape(rows * B, -1), W[layer])
+        dh = linear(layer + 1, s, dz * relu[layer][s])
+        tangents.append(dh)
+    dd, back = _loss_layer_(
+        lam, n, h[n], dh, W[n], A[n], a[n], deltas[n][s], p[s], c[s], y[s], None if dc_dpy is None else dc_dpy[s]
+    )
+    # back through the hidden layers: dG_l = h_lᵀ dδ_l + dh_lᵀ δ_l into lam, dδh_l = dδ_l W_lᵀ + δ_l A_lᵀ
+    for layer in reversed(range(n)):
+        dd = linear(layer + 1, s, back) * relu[layer][s]
+        delta, lam_w = deltas[layer][s], lam[f"fc{layer}.weight"]
+        lam_w.baddbmm_(h[layer].T.expand(rows, *h[layer].T.shape), dd)
+        if tangents[layer] is not None:
+            lam_w.baddbmm_(tangents[layer].transpose(1, 2), delta.expand(rows, *delta.shape))
+        lam[f"fc{layer}.bias"].add_(dd.sum(1))
+        i = W[layer].shape[0]
+        back = torch.mm(dd.view(rows * B, -1), W[layer].T).view(rows, B, i)
+        back += torch.mm(A[layer].reshape(rows * i, -1), delta.T).view(rows, i, B).transpose(1, 2)
+    return linear(0, s, back.view(rows, *batch_shape))
+
+
+def _loss_layer_(lam, n, h, dh, W, A, a, delta, p, c, y, dc_dpy):
+    """The output layer of one seed for a block of rows: its gradient's tangent into lam and dδh, the tangent of
+    ∂L/∂h at its input (R, B, i). The tangent of the logits dz = hA + a + dh W is the one (rows x batch x
+    classes) tensor: it is written once into a reused buffer, turned into dδ = c·p⊙dz + u⊗p + v⊗e_y in place
+    (u = dc − c·(p·dz), v = −dc) and read by the two products that need it."""
+    rows, (B, i) = A.shape[0], h.shape
+    dz = torch.baddbmm(a.unsqueeze(1), h.expand(rows, B, i), A, out=_scratch((rows, B, W.shape[1]), W))
+    if dh is not None:
+        dz.view(rows * B, -1).addmm_(dh.reshape(rows * B, -1), W)
+    dz_y = dz.gather(2, y.expand(rows, B).unsqueeze(2)).squeeze(2)
+    dd = dz.mul_(p)
+    p_dz = dd.sum(2)  # (R, B)
+    u, v = -c.T * p_dz, None
+    if dc_dpy is not None:  # smoothed_log: c depends on p_y
+        dc = dc_dpy.T * (p.gather(1, y[:, None]).T * (dz_y - p_dz))
+        u, v = u + dc, -dc
+    dd.mul_(c).addcmul_(u.unsqueeze(2), p)
+    lam_w, lam_b = lam[f"fc{n}.weight"], lam[f"fc{n}.bias"]
+    lam_w.baddbmm_(h.T.expand(rows, i, B), dd)
+    lam_b.add_(dd.sum(1))
+    if dh is not None:
+        lam_w.baddbmm_(dh.transpose(1, 2), delta.expand(rows, *delta.shape))
+    back = torch.mm(dd.view(rows * B, -1), W.T).view(rows, B, i)
+    back += torch.mm(A.reshape(rows * i, -1), delta.T).view(rows, i, B).transpose(1, 2)
+    if v is not None:
+        lam_w.index_add_(2, y, h.T * v.unsqueeze(1))
+        lam_b.index_add_(1, y, v)
+        back += v.unsqueeze(2) * W[:, y].T
+    return dd, back
+
+
+_SCRATCH: dict = {}
+
+
+def _scratch(shape, dz_like: torch.Tensor) -> torch.Tensor:
+    """A reused buffer for the logits' tangent, the one large tensor of a step: a fresh one of tens of MB per
+    step costs more in page faults on a CPU than the products that fill it."""
+    key = (dz_like.dtype, dz_like.device)
+    numel = shape[0] * shape[1] * shape[2]
+    if key not in _SCRATCH or _SCRATCH[key].numel() < numel:
+        _SCRATCH[key] = torch.empty(numel, dtype=dz_like.dtype, device=dz_like.device)
+    return _SCRATCH[key][:numel].view(shape)
