@@ -149,25 +149,24 @@ def _loss_layer_(lam, n, h, dh, W, A, a, delta, p, c, y, dc_dpy):
     dz = torch.baddbmm(a.unsqueeze(1), h.expand(rows, B, i), A, out=_scratch((rows, B, W.shape[1]), W))
     if dh is not None:
         dz.view(rows * B, -1).addmm_(dh.reshape(rows * B, -1), W)
-    dz_y = dz.gather(2, y.expand(rows, B).unsqueeze(2)).squeeze(2)
+    at_y = y.expand(rows, B).unsqueeze(2)
+    dz_y = dz.gather(2, at_y).squeeze(2)
     dd = dz.mul_(p)
     p_dz = dd.sum(2)  # (R, B)
-    u, v = -c.T * p_dz, None
+    u = -c.T * p_dz
     if dc_dpy is not None:  # smoothed_log: c depends on p_y
         dc = dc_dpy.T * (p.gather(1, y[:, None]).T * (dz_y - p_dz))
-        u, v = u + dc, -dc
+        u = u + dc
     dd.mul_(c).addcmul_(u.unsqueeze(2), p)
-    lam_w, lam_b = lam[f"fc{n}.weight"], lam[f"fc{n}.bias"]
+    if dc_dpy is not None:
+        dd.scatter_add_(2, at_y, -dc.unsqueeze(2))
+    lam_w = lam[f"fc{n}.weight"]
     lam_w.baddbmm_(h.T.expand(rows, i, B), dd)
-    lam_b.add_(dd.sum(1))
     if dh is not None:
         lam_w.baddbmm_(dh.transpose(1, 2), delta.expand(rows, *delta.shape))
+    lam[f"fc{n}.bias"].add_(dd.sum(1))
     back = torch.mm(dd.view(rows * B, -1), W.T).view(rows, B, i)
     back += torch.mm(A.reshape(rows * i, -1), delta.T).view(rows, i, B).transpose(1, 2)
-    if v is not None:
-        lam_w.index_add_(2, y, h.T * v.unsqueeze(1))
-        lam_b.index_add_(1, y, v)
-        back += v.unsqueeze(2) * W[:, y].T
     return dd, back
 
 
