@@ -48,7 +48,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/replay_memory.py --quick
 	$(BIN)/python benchmarks/gpu.py
 
-# The same, writing their tables into docs/performance.md (the replay's full set takes about an hour).
+# The same, writing their tables into docs/performance.md (the replay's full set takes about 15 minutes).
 bench-docs: $(VENV)/.installed
 	$(BIN)/python benchmarks/fig1_engine_vs_dataloader.py --repeat 3 --docs docs/performance.md
 	$(BIN)/python benchmarks/cnn_stacked_vs_loop.py --docs docs/performance.md

@@ -25,8 +25,9 @@ import torch.nn.functional as F
 from .models import Arch, _dense, example_losses, forward
 
 # Rows are taken in blocks of this many, so that a block's tangents and cotangents stay in cache between the
-# products (measured on the digits identity-label set-up, 2 cores: 256 rows in blocks of 32 take 54 ms, in one
-# block 91 ms; blocks of 16 take 72 ms).
+# products (the digits identity-label set-up, 256 rows, 2 cores: in blocks of 32, 54 ms; in one block, 91 ms,
+# measured before the logits' tangent had its reused buffer; with it, blocks of 16 to 128 are within this
+# VM's noise of each other, 44-48 ms at best).
 ROW_BLOCK = 32
 
 
