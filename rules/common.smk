@@ -55,6 +55,23 @@ if workflow.local_exec and "mem_mb" not in workflow.global_resources:
 
 # experiment → [resolved run spec]; run id → spec; data set id → its data keys
 EXPERIMENTS = configuration.expand(config)
+
+# A training job that alone needs more than the machine has would run alone and be killed for memory:
+# say so before anything runs, with the fix (its seeds in smaller jobs).
+if workflow.local_exec:
+    _here = workflow.global_resources["mem_mb"]
+    _here = getattr(_here, "value", _here)  # a Resource when given by --resources
+    for _name, _runs in EXPERIMENTS.items():
+        for _run in _runs:
+            _needs = plan.training_memory_mb(_run)
+            if _needs > _here:
+                print(
+                    f"warning: experiments.{_name}: a training job of {len(_run['seeds'])} seeds needs about "
+                    f"{_needs} MB, more than the {_here} MB here; set its seeds_per_job to train them in "
+                    f"smaller jobs (the same noise draw)",
+                    file=sys.stderr,
+                )
+                break  # once per experiment
 RUNS = {configuration.run_id(s): s for runs in EXPERIMENTS.values() for s in runs}
 DATASETS = {
     configuration.dataset_id(s): configuration.dataset_spec(s) for s in RUNS.values()

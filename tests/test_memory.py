@@ -71,3 +71,11 @@ def test_the_workflow_shares_out_this_machines_memory_unless_told(tmp_path, tiny
     (tmp_path / target).unlink()
     found = re.search(r'mem_mb=Resource\("mem_mb", (\d+)\)', snakemake(tmp_path, "--", target).output)
     assert found and int(found.group(1)) == memory.machine_mb()
+
+
+def test_a_training_job_larger_than_the_machine_is_named_with_its_fix(tmp_path, tiny_config):
+    write_config(tmp_path, tiny_config)
+    name = next(iter(tiny_config["experiments"]))
+    small = snakemake(tmp_path, "-n", "--resources", f"mem_mb={memory.PROCESS_MB - 1}").output
+    assert f"experiments.{name}: a training job of" in small and "set its seeds_per_job" in small
+    assert "seeds_per_job" not in snakemake(tmp_path, "-n", "--resources", "mem_mb=100000").output

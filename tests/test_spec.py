@@ -108,3 +108,17 @@ def test_a_noise_draw_per_seed_makes_one_run_per_seed_with_one_configuration():
     assert {S.config_id(r) for r in per_seed} == {S.config_id(shared[0])}  # one configuration
     clean = S.expand(S.validate({"experiments": {"e": {"spec": {"width": 8}, "seeds": 2, "noise_draws": "per_seed"}}}))
     assert S.config_id(clean["e"][0]) == S.config_id(clean["e"][1]) != S.config_id(shared[0])
+
+
+def test_seeds_split_across_jobs_keep_their_shared_noise_draw():
+    base = {"spec": {"width": 8, "label_noise": "random", "label_noise_fraction": 0.4}, "seeds": 5}
+    whole = S.expand(S.validate({"experiments": {"e": base}}))["e"]
+    split = S.expand(S.validate({"experiments": {"e": {**base, "seeds_per_job": 2}}}))["e"]
+    assert [r["seeds"] for r in split] == [[0, 1], [2, 3], [4]]
+    assert {S.dataset_id(r) for r in split} == {S.dataset_id(whole[0])}  # one noise draw
+    assert {S.config_id(r) for r in split} == {S.config_id(whole[0])} and len({S.run_id(r) for r in split}) == 3
+    assert S.run_id(S.expand(S.validate({"experiments": {"e": {**base, "seeds_per_job": 5}}}))["e"][0]) == S.run_id(
+        whole[0]
+    )  # a job that holds them all is the run it always was
+    with pytest.raises(S.ConfigError, match="seeds_per_job"):
+        S.validate({"experiments": {"e": {**base, "seeds_per_job": 0}}})

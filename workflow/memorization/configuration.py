@@ -451,8 +451,9 @@ def expand(config: dict) -> dict[str, list[dict]]:
             label = f"experiments.{name} (grid point {dict(kv for p in combo for kv in p.items())})"
             spec = resolve(partial, where=label)
             seeds = _seeds(exp.get("seeds", 1))
-            if exp.get("noise_draws", "shared") == "shared":  # one noise draw, all seeds in one run
-                drawn = [{**spec, "seeds": seeds}]
+            if exp.get("noise_draws", "shared") == "shared":  # one noise draw, the seeds in one run per job
+                per_job = exp.get("seeds_per_job") or len(seeds)
+                drawn = [{**spec, "seeds": seeds[i : i + per_job]} for i in range(0, len(seeds), per_job)]
             else:  # a noise draw per seed: one run per seed, noise_seed offset by the seed
                 drawn = [{**spec, "noise_seed": spec["noise_seed"] + s, "seeds": [s]} for s in seeds]
             for run in drawn:
