@@ -89,15 +89,16 @@ def _mlp_hvp_(out, arch, params, buffers, x, y, loss, noise, directions):  # noq
     logits = _dense(h, params, f"fc{n}")
     p, onehot, c, dc_dpy = _loss_curvature(logits, y, loss)
     c, dc_dpy = c / B, None if dc_dpy is None else dc_dpy / B  # the batch mean
+
+    def linear(site, s, t):
+        return noise.linear(site, s, t) if noise else t
+
     # the backward pass: δ_l = ∂L/∂z_l
     deltas = [None] * (n + 1)
     deltas[n] = c * (p - onehot)
     for layer in reversed(range(n)):
         back = torch.bmm(deltas[layer + 1], params[f"fc{layer + 1}.weight"].transpose(1, 2))
-        deltas[layer] = (noise.linear(layer + 1, slice(None), back) if noise else back) * relu[layer]
-
-    def linear(site, s, t):
-        return noise.linear(site, s, t) if noise else t
+        deltas[layer] = linear(layer + 1, slice(None), back) * relu[layer]
 
     hx = [[] for _ in range(S)]
     for s in range(S):
@@ -113,24 +114,21 @@ def _mlp_hvp_(out, arch, params, buffers, x, y, loss, noise, directions):  # noq
 def _mlp_rows_(lam, s, params, inputs, relu, deltas, A, a, p, c, y, dc_dpy, batch_shape, linear):
     """One seed's H·a for a block of rows: lam (its out) += H_ww·a, returns H_xw·a (R, B, ...)."""
     n = len(A) - 1
-    rows, B = A[0].shape[0], y.shape[1]
     W = [params[f"fc{layer}.weight"][s] for layer in range(n + 1)]
     h = [inputs[layer][s] for layer in range(n + 1)]
     # the tangent of the forward pass up to the last hidden layer, (R, B, units)
-    dh, tangents = None, [None]
+    tangents = [None]
     for layer in range(n):
-        dz = torch.baddbmm(a[layer].unsqueeze(1), h[layer].expand(rows, *h[layer].shape), A[layer])
-        if dh is not None:
-            dz.view(rows * B, -1).addmm_(dh.reshape(rows * B, -1), W[layer])
-        dh = linear(layer + 1, s, dz * relu[layer][s])
-        tangents.append(dh)
-    dd, back = _loss_layer_(
-        lam, n, h[n], dh, W[n], A[n], a[n], deltas[n][s], p[s], c[s], y[s], None if dc_dpy is None else dc_dpy[s]
-    )
-    # back through the hidden layers: dG_l = h_lᵀ dδ_l + dh_lᵀ δ_l into lam, dδh_l = dδ_l W_lᵀ + δ_l A_lᵀ
-    for layer in reversed(range(n)):
-        dd = linear(layer + 1, s, back) * relu[layer][s]
-        delta, lam_w = deltas[layer][s], lam[f"fc{layer}.weight"]
+        dz = _preactivation_tangent(h[layer], tangents[layer], W[layer], A[layer], a[layer])
+        tangents.append(linear(layer + 1, s, dz * relu[layer][s]))
+    dz = _preactivation_tangent(h[n], tangents[n], W[n], A[n], a[n], out=_scratch)
+    dd = _loss_tangent_(dz, p[s], c[s], y[s], None if dc_dpy is None else dc_dpy[s])
+    # back through the layers: dG_l = h_lᵀ dδ_l + dh_lᵀ δ_l into lam, dδh_l = dδ_l W_lᵀ + δ_l A_lᵀ
+    back = None  # dδh of the layer above
+    for layer in reversed(range(n + 1)):
+        if back is not None:
+            dd = linear(layer + 1, s, back) * relu[layer][s]
+        delta, lam_w, rows, B = deltas[layer][s], lam[f"fc{layer}.weight"], *dd.shape[:2]
         lam_w.baddbmm_(h[layer].T.expand(rows, *h[layer].T.shape), dd)
         if tangents[layer] is not None:
             lam_w.baddbmm_(tangents[layer].transpose(1, 2), delta.expand(rows, *delta.shape))
@@ -141,15 +139,21 @@ def _mlp_rows_(lam, s, params, inputs, relu, deltas, A, a, p, c, y, dc_dpy, batc
     return linear(0, s, back.view(rows, *batch_shape))
 
 
-def _loss_layer_(lam, n, h, dh, W, A, a, delta, p, c, y, dc_dpy):
-    """The output layer of one seed for a block of rows: its gradient's tangent into lam and dδh, the tangent of
-    ∂L/∂h at its input (R, B, i). The tangent of the logits dz = hA + a + dh W is the one (rows x batch x
-    classes) tensor: it is written once into a reused buffer, turned into dδ = c·p⊙dz + u⊗p + v⊗e_y in place
-    (u = dc − c·(p·dz), v = −dc) and read by the two products that need it."""
+def _preactivation_tangent(h, dh, W, A, a, out=None):
+    """A dense layer's pre-activation tangent dz = hA + a + dh W for every row (R, B, units); dh None at the
+    first layer (the inputs have no tangent). out: a function of (shape, like) giving the buffer to write into."""
     rows, (B, i) = A.shape[0], h.shape
-    dz = torch.baddbmm(a.unsqueeze(1), h.expand(rows, B, i), A, out=_scratch((rows, B, W.shape[1]), W))
+    buffer = out((rows, B, W.shape[1]), W) if out else None
+    dz = torch.baddbmm(a.unsqueeze(1), h.expand(rows, B, i), A, out=buffer)
     if dh is not None:
         dz.view(rows * B, -1).addmm_(dh.reshape(rows * B, -1), W)
+    return dz
+
+
+def _loss_tangent_(dz, p, c, y, dc_dpy):
+    """The tangent of δ = ∂L/∂z at the loss, in place of the logits' tangent dz (R, B, classes), the one large
+    tensor of a step: dδ = c·p⊙dz + u⊗p + v⊗e_y with u = dc − c·(p·dz), v = −dc (dc = 0 for cross-entropy)."""
+    rows, B = dz.shape[:2]
     at_y = y.expand(rows, B).unsqueeze(2)
     dz_y = dz.gather(2, at_y).squeeze(2)
     dd = dz.mul_(p)
@@ -161,14 +165,7 @@ def _loss_layer_(lam, n, h, dh, W, A, a, delta, p, c, y, dc_dpy):
     dd.mul_(c).addcmul_(u.unsqueeze(2), p)
     if dc_dpy is not None:
         dd.scatter_add_(2, at_y, -dc.unsqueeze(2))
-    lam_w = lam[f"fc{n}.weight"]
-    lam_w.baddbmm_(h.T.expand(rows, i, B), dd)
-    if dh is not None:
-        lam_w.baddbmm_(dh.transpose(1, 2), delta.expand(rows, *delta.shape))
-    lam[f"fc{n}.bias"].add_(dd.sum(1))
-    back = torch.mm(dd.view(rows * B, -1), W.T).view(rows, B, i)
-    back += torch.mm(A.reshape(rows * i, -1), delta.T).view(rows, i, B).transpose(1, 2)
-    return dd, back
+    return dd
 
 
 _SCRATCH: dict = {}

@@ -230,7 +230,7 @@ def input_jacobian(
                 active = bisect.bisect_right(row_step, u)  # rows from here on take their loss after update u
                 if active < len(rows):
                     w, v = ({k: t[:, active:] for k, t in lam.items()} for lam in (lam_w, lam_v))
-                    curvature = partial(_curvature_, w, jac, active, traj, params, buffers, idx, noise)
+                    curvature = partial(_curvature_, w, jac, active, traj, params, buffers, idx, xb, yb, noise)
                     sgd_step_vjp_(
                         w,
                         v,
@@ -250,10 +250,9 @@ def input_jacobian(
         yield torch.tensor(rows, device=dev), jac.view(len(rows), S, N, *shape)
 
 
-def _curvature_(lam_w, jac, first, traj: Trajectory, params, buffers, idx, noise, a):
+def _curvature_(lam_w, jac, first, traj: Trajectory, params, buffers, idx, xb, yb, noise, a):
     """The update's second-order term for rows first..: lam_w += H_ww·a, and H_xw·a to the batch's inputs."""
-    x, y = traj.x[idx], traj.y[idx]
-    hx = add_loss_hvp_(lam_w, traj.arch, params, buffers, x, y, traj.spec["loss"], noise, a)
+    hx = add_loss_hvp_(lam_w, traj.arch, params, buffers, xb, yb, traj.spec["loss"], noise, a)
     _add_to_rows(jac, first, idx, hx.transpose(0, 1))
 
 
