@@ -120,7 +120,7 @@ def test_adversarial_step_trains_on_the_critical_points_lass_finds():
     x, y = torch.rand(2, 12, 1, 8, 8, generator=gen), torch.randint(10, (2, 12), generator=gen)
     adv = {"adversarial_weight": 0.4, "adversarial_r": R, "adversarial_alpha": 20.0, "adversarial_beta": 5.0}
     r = reg("dropout_adversarial", 0.0, **adv)  # dropout 0: deterministic, so the mix can be checked by hand
-    losses, _, clean_logits = adversarial_losses(
+    losses, clean_logits, _ = adversarial_losses(
         arch, params, buffers, x, y, r, [0, 1], step=0, pixel_range=1.0, loss="cross_entropy", noise=None
     )
     clean = example_losses(forward(arch, params, buffers, x, train=True)[0], y)
@@ -143,7 +143,7 @@ def test_adversarial_step_trains_on_the_critical_points_lass_finds():
     torch.testing.assert_close(losses[0], torch.where(found.critical, 0.6 * clean[0] + 0.4 * adv_loss[0], clean[0]))
     # with a ball too small to flip anything, the step is exactly the unregularised one
     tiny = reg("dropout_adversarial", 0.0, **{**adv, "adversarial_r": 1e-6})
-    losses, _, clean_logits = adversarial_losses(
+    losses, clean_logits, _ = adversarial_losses(
         arch, params, buffers, x, y, tiny, [0, 1], 0, 1.0, "cross_entropy", None
     )
     torch.testing.assert_close(losses, clean)

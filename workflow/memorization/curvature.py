@@ -20,9 +20,9 @@ Two implementations, one answer (tests/test_curvature.py checks them against eac
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-from .models import Arch, _dense, example_losses, forward
+from .backprop import MLPPass, mlp_pass, relu_backward, written_out
+from .models import Arch, example_losses, forward
 
 # Rows are taken in blocks of this many, so that a block's tangents and cotangents stay in cache between the
 # products (the digits identity-label set-up, 256 rows, 2 cores: in blocks of 32, 54 ms; in one block, 91 ms,
@@ -36,7 +36,7 @@ def add_loss_hvp_(out: dict, arch: Arch, params: dict, buffers: dict, x, y, loss
 
     params: (S, ...) the step's parameters; x (S, B, ...) and y (S, B) its batches; noise: its
     regularizers.LayerNoise or None; directions and out: {name: (S, R, *shape)}, out written in place."""
-    if arch.kind == "mlp" and loss in ("cross_entropy", "smoothed_log"):
+    if written_out(arch, loss):
         return _mlp_hvp_(out, arch, params, buffers, x, y, loss, noise, directions)
     return _autograd_hvp_(out, arch, params, buffers, x, y, loss, noise, directions)
 
@@ -57,48 +57,19 @@ def _autograd_hvp_(out, arch, params, buffers, x, y, loss, noise, directions):
     return hx
 
 
-def _loss_curvature(logits, y, loss: str):
-    """Per example: ∂ℓ/∂z = c·(p − e_y) and, for the directional second derivative, p, c and dc/dp_y (None for
-    cross-entropy, whose c is 1). smoothed_log ℓ = −log(0.1 + p_y)/C: c = p_y / (C(0.1 + p_y))."""
-    p = torch.softmax(logits, -1)
-    onehot = F.one_hot(y, logits.shape[-1]).to(logits.dtype)
-    if loss == "cross_entropy":
-        return p, onehot, torch.ones_like(p[..., :1]), None
-    C = logits.shape[-1]
-    p_y = (p * onehot).sum(-1, keepdim=True)
-    return p, onehot, p_y / (C * (0.1 + p_y)), 0.1 / (C * (0.1 + p_y) ** 2)
-
-
 def _mlp_hvp_(out, arch, params, buffers, x, y, loss, noise, directions):  # noqa: ARG001 (no BatchNorm)
-    """The MLP's H·a written out. Forward z_l = h_l W_l + b_l, h_{l+1} = noise(relu(z_l)); the tangent along
-    a = (A_l, a_l) is dz_l = h_l A_l + a_l + dh_l W_l; the gradient's tangent is then dG_l = h_lᵀ dδ_l + dh_lᵀ δ_l
-    and dδh_l = dδ_l W_lᵀ + δ_l A_lᵀ (ReLU's second derivative is zero), and at the loss
-    dδ = c·p⊙(dz − p·dz) + dc·(p − e_y). Rows are folded into the products' outer dimensions, seed by seed."""
-    S, B = y.shape
+    """The MLP's H·a written out, over the training pass (backprop.mlp_pass: z_l = h_l W_l + b_l, a_l =
+    relu(z_l), h_{l+1} = noise(a_l), δ_l = ∂L/∂z_l). The tangent along a = (A_l, a_l) is dz_l = h_l A_l + a_l +
+    dh_l W_l; the gradient's tangent is then dG_l = h_lᵀ dδ_l + dh_lᵀ δ_l and dδh_l = dδ_l W_lᵀ + δ_l A_lᵀ
+    (ReLU's second derivative is zero), and at the loss dδ = c·p⊙(dz − p·dz) + dc·(p − e_y). Rows are folded
+    into the products' outer dimensions, seed by seed."""
+    S = y.shape[0]
     n = len(arch.hidden)
     rows = next(iter(directions.values())).shape[1]
-    # the forward pass, as models.forward computes it (the same operations, so the same numbers)
-    h = (noise.again().inputs(x) if noise else x).flatten(start_dim=2)
-    inputs, relu = [h], []
-    for layer in range(n):
-        z = _dense(h, params, f"fc{layer}")
-        relu.append(z > 0)
-        h = torch.relu(z)
-        h = noise.hidden(h) if noise else h
-        inputs.append(h)
-    logits = _dense(h, params, f"fc{n}")
-    p, onehot, c, dc_dpy = _loss_curvature(logits, y, loss)
-    c, dc_dpy = c / B, None if dc_dpy is None else dc_dpy / B  # the batch mean
+    step = mlp_pass(arch, params, x, y, loss, noise)
 
     def linear(site, s, t):
         return noise.linear(site, s, t) if noise else t
-
-    # the backward pass: δ_l = ∂L/∂z_l
-    deltas = [None] * (n + 1)
-    deltas[n] = c * (p - onehot)
-    for layer in reversed(range(n)):
-        back = torch.bmm(deltas[layer + 1], params[f"fc{layer + 1}.weight"].transpose(1, 2))
-        deltas[layer] = linear(layer + 1, slice(None), back) * relu[layer]
 
     hx = [[] for _ in range(S)]
     for s in range(S):
@@ -107,28 +78,29 @@ def _mlp_hvp_(out, arch, params, buffers, x, y, loss, noise, directions):  # noq
             A = [directions[f"fc{layer}.weight"][s, block] for layer in range(n + 1)]
             a = [directions[f"fc{layer}.bias"][s, block] for layer in range(n + 1)]
             lam = {k: v[s, block] for k, v in out.items()}
-            hx[s].append(_mlp_rows_(lam, s, params, inputs, relu, deltas, A, a, p, c, y, dc_dpy, x.shape[1:], linear))
+            hx[s].append(_mlp_rows_(lam, s, params, step, y, A, a, x.shape[1:], linear))
     return torch.stack([torch.cat(h) for h in hx])
 
 
-def _mlp_rows_(lam, s, params, inputs, relu, deltas, A, a, p, c, y, dc_dpy, batch_shape, linear):
+def _mlp_rows_(lam, s, params, step: MLPPass, y, A, a, batch_shape, linear):
     """One seed's H·a for a block of rows: lam (its out) += H_ww·a, returns H_xw·a (R, B, ...)."""
     n = len(A) - 1
     W = [params[f"fc{layer}.weight"][s] for layer in range(n + 1)]
-    h = [inputs[layer][s] for layer in range(n + 1)]
+    h = [step.inputs[layer][s] for layer in range(n + 1)]
+    active = [step.active[layer][s] for layer in range(n)]
     # the tangent of the forward pass up to the last hidden layer, (R, B, units)
     tangents = [None]
     for layer in range(n):
         dz = _preactivation_tangent(h[layer], tangents[layer], W[layer], A[layer], a[layer])
-        tangents.append(linear(layer + 1, s, dz * relu[layer][s]))
+        tangents.append(linear(layer + 1, s, relu_backward(dz, active[layer])))
     dz = _preactivation_tangent(h[n], tangents[n], W[n], A[n], a[n], out=_scratch)
-    dd = _loss_tangent_(dz, p[s], c[s], y[s], None if dc_dpy is None else dc_dpy[s])
+    dd = _loss_tangent_(dz, step.p[s], step.c[s], y[s], None if step.dc_dpy is None else step.dc_dpy[s])
     # back through the layers: dG_l = h_lᵀ dδ_l + dh_lᵀ δ_l into lam, dδh_l = dδ_l W_lᵀ + δ_l A_lᵀ
     back = None  # dδh of the layer above
     for layer in reversed(range(n + 1)):
         if back is not None:
-            dd = linear(layer + 1, s, back) * relu[layer][s]
-        delta, lam_w, rows, B = deltas[layer][s], lam[f"fc{layer}.weight"], *dd.shape[:2]
+            dd = relu_backward(linear(layer + 1, s, back), active[layer])
+        delta, lam_w, rows, B = step.deltas[layer][s], lam[f"fc{layer}.weight"], *dd.shape[:2]
         lam_w.baddbmm_(h[layer].T.expand(rows, *h[layer].T.shape), dd)
         if tangents[layer] is not None:
             lam_w.baddbmm_(tangents[layer].transpose(1, 2), delta.expand(rows, *delta.shape))

@@ -11,12 +11,14 @@ import json
 import math
 import os
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .architecture import params_per_model
+from .backprop import OuterProduct, by_autograd, dense_gradients, loss_gradients
 from .lass import lass, to_input_units
 from .memory import EVAL_BATCH, EVAL_GROUP_PARAMS, seed_groups
 from .models import Arch, example_losses, forward, init_params, seed_for
@@ -45,7 +47,7 @@ def sgd_step(
 
     Weight decay acts on the kernels only (dense and convolution weights, `decays`), as Keras' kernel `l2`
     regulariser, which the paper used: biases and BatchNorm scales and shifts are not decayed. λ·w is
-    PyTorch's convention, Keras' `l2(λ/2)`.
+    PyTorch's convention, Keras' `l2(λ/2)`. A gradient may be an OuterProduct.
 
     This is the only place parameters change. The differentiable replay of loss sensitivity calls it as a
     pure function (inplace=False: new tensors, graph kept). Training calls it with inplace=True, which
@@ -54,6 +56,7 @@ def sgd_step(
     """
     if inplace:
         return _sgd_step_(params, grads, velocity, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    grads = dense_gradients(grads)
     new_params, new_velocity = {}, {}
     for name, w in params.items():
         g = grads[name] + weight_decay * w if weight_decay and decays(name) else grads[name]
@@ -64,23 +67,36 @@ def sgd_step(
 
 
 def _sgd_step_(params: dict, grads: dict, velocity: dict, *, lr: float, momentum: float, weight_decay: float):
-    """sgd_step in place, every parameter in one call per operation (torch._foreach_*): per-tensor calls are
-    three small operations per parameter per step, and on a CPU their dispatch is a tenth of a small
-    model's step. The same arithmetic as the pure form, in the same order."""
+    """sgd_step in place. A factored kernel gradient goes into one product: v ← μ·v + hᵀδ (then + λ·w), or
+    without momentum w ← (1 − lr·λ)·w − lr·hᵀδ. Every other parameter is updated in one call per operation
+    (torch._foreach_*): per-tensor calls are three small operations per parameter per step, and on a CPU their
+    dispatch is a tenth of a small model's step. Returns (params, velocity)."""
     names = list(params)
-    ws, gs = [params[k] for k in names], [grads[k] for k in names]
-    if weight_decay:
-        decayed = [i for i, k in enumerate(names) if decays(k)]
+    factored = [k for k in names if isinstance(grads[k], OuterProduct)]
+    for k in factored:
+        g, w, decay = grads[k], params[k], weight_decay if decays(k) else 0.0
+        if momentum:
+            velocity[k].baddbmm_(g.h.transpose(1, 2), g.delta, beta=momentum)
+            if decay:
+                velocity[k].add_(w, alpha=decay)
+        else:
+            w.baddbmm_(g.h.transpose(1, 2), g.delta, beta=1.0 - lr * decay, alpha=-lr)
+    rest = [k for k in names if k not in factored]
+    ws, gs = [params[k] for k in rest], [grads[k] for k in rest]
+    decayed = [i for i, k in enumerate(rest) if decays(k)] if weight_decay else []
+    if decayed:
         plus_decay = torch._foreach_add([gs[i] for i in decayed], [ws[i] for i in decayed], alpha=weight_decay)
         for i, g in zip(decayed, plus_decay):
             gs[i] = g
     if momentum:
-        vs = [velocity[k] for k in names]
+        vs = [velocity[k] for k in rest]
         torch._foreach_mul_(vs, momentum)
         torch._foreach_add_(vs, gs)
-        gs = vs
-    torch._foreach_sub_(ws, gs, alpha=lr)
-    return params, dict(zip(names, gs))
+        # every parameter's w ← w − lr·v in one call, the factored kernels' too
+        torch._foreach_sub_(ws + [params[k] for k in factored], vs + [velocity[k] for k in factored], alpha=lr)
+    elif ws:
+        torch._foreach_sub_(ws, gs, alpha=lr)
+    return params, velocity
 
 
 def sgd_step_vjp_(
@@ -238,32 +254,23 @@ def train_step(
     accuracy on the clean examples)."""
     report = torch.empty((y.shape[0], 2), device=y.device)
     for g in groups:
-        p = {k: v[g].detach().requires_grad_(True) for k, v in params.items()}  # views of the stacked seeds
+        p = {k: v[g] for k, v in params.items()}  # views of the stacked seeds
         group_seeds = list(seeds)[g]
         noise = layer_noise(reg, group_seeds, step, x.device)
         if reg.adversarial:
-            losses, new_buffers, logits = adversarial_losses(
-                arch, p, _select(buffers, g), x[g], y[g], reg, group_seeds, step, pixel_range, loss, noise
-            )
+            losses_of = partial(
+                adversarial_losses, arch, buffers=_select(buffers, g), x=x[g], y=y[g], reg=reg, seeds=group_seeds,
+                step=step, pixel_range=pixel_range, loss=loss, noise=noise,
+            )  # fmt: skip
+            grads, losses, logits, new_buffers = by_autograd(p, losses_of)
         else:
-            logits, new_buffers = forward(arch, p, _select(buffers, g), x[g], train=True, noise=noise)
-            losses = example_losses(logits, y[g], loss)
-        per_seed = losses.mean(1)
-        total = per_seed.sum()  # summed over seeds: each seed gets the gradient of its solo run
-        grads = dict(zip(p, torch.autograd.grad(total, list(p.values()))))
+            grads, losses, logits, new_buffers = loss_gradients(arch, p, _select(buffers, g), x[g], y[g], loss, noise)
         with torch.no_grad():
-            sgd_step(
-                {k: v.detach() for k, v in p.items()},
-                grads,
-                _select(velocity, g),
-                lr=lr,
-                momentum=momentum,
-                weight_decay=reg.weight_decay,
-                inplace=True,
-            )
+            velocity_g = _select(velocity, g)
+            sgd_step(p, grads, velocity_g, lr=lr, momentum=momentum, weight_decay=reg.weight_decay, inplace=True)
             for k, v in new_buffers.items():
                 buffers[k][g] = v
-            report[g, 0] = per_seed
+            report[g, 0] = losses.mean(1)
             report[g, 1] = (logits.argmax(-1) == y[g]).float().mean(1)
     return report
 
@@ -271,7 +278,7 @@ def train_step(
 def adversarial_losses(
     arch: Arch, params, buffers, x, y, reg: Regularizer, seeds, step: int, pixel_range: float, loss: str, noise
 ):
-    """Per-example losses (S, B), BatchNorm buffers and the clean examples' logits of adversarial training
+    """Per-example losses (S, B), the clean examples' logits and BatchNorm buffers of adversarial training
     (docs/science.md §5, footnote 7): LASS — the same search as the CSR metric, on the deterministic network —
     looks for a critical point x̂ near each batch example; one training forward pass over [x; x̂] (BatchNorm
     statistics over both) gives ℓ(x) and ℓ(x̂), mixed by `adversarial_mix`. LASS runs per seed: its active
@@ -298,7 +305,7 @@ def adversarial_losses(
     logits, new_buffers = forward(arch, params, buffers, torch.cat([x, x_hat], 1), train=True, noise=noise)
     both = example_losses(logits, torch.cat([y, y], 1), loss)
     mixed = adversarial_mix(both[:, :B], both[:, B:], critical, reg.adversarial_weight)
-    return mixed, new_buffers, logits[:, :B]
+    return mixed, logits[:, :B], new_buffers
 
 
 # ----------------------------------------------------------------------------- state
