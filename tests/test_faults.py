@@ -28,8 +28,9 @@ def make(**keys):
     return spec, build_noisy_dataset(S.dataset_spec(spec))
 
 
-def interrupted(tmp_path, spec, data, at_step):
-    """A run killed after `at_step` steps: its files as the training loop leaves them there."""
+def interrupted(tmp_path, spec, data, at_step, resume_every_s=0.0):
+    """A run killed after `at_step` steps: its files as the training loop leaves them there (the resume state
+    written at every evaluation unless resume_every_s says otherwise)."""
     whole = tmp_path / "whole"
     train_run(spec, data, whole, progress=False)
     part = tmp_path / "part"
@@ -48,13 +49,25 @@ def interrupted(tmp_path, spec, data, at_step):
             raise Stop
         return original(*args, **kwargs)
 
-    T.train_step = counting
+    T.train_step, every = counting, T.RESUME_EVERY_S
+    T.RESUME_EVERY_S = resume_every_s
     try:
         with pytest.raises(Stop):
             train_run(spec, data, part, progress=False)
     finally:
-        T.train_step = original
+        T.train_step, T.RESUME_EVERY_S = original, every
     return whole, part
+
+
+def test_the_resume_state_is_written_at_most_every_resume_interval_and_a_resume_is_exact_either_way(tmp_path):
+    spec, data = make(checkpoints={"unit": "epoch", "every": 2})  # checkpoints at epochs 0, 2, 4; evals every epoch
+    whole, part = interrupted(tmp_path, spec, data, at_step=3 * 3 + 1, resume_every_s=3600)  # into epoch 4
+    assert not (part / "state.pt").exists()  # epoch 3's evaluation came seconds after epoch 2's checkpoint
+    train_run(spec, data, part, progress=False)  # from the checkpoint at epoch 2
+    for step in (6, 12):
+        a, b = load_state(checkpoint_path(whole, step)), load_state(checkpoint_path(part, step))
+        for name in a["params"]:
+            torch.testing.assert_close(a["params"][name], b["params"][name], rtol=0, atol=0)
 
 
 def test_a_damaged_resume_state_falls_back_to_the_last_checkpoint_and_ends_as_an_uninterrupted_run(tmp_path, capfd):
