@@ -1,6 +1,7 @@
 """The scorecard: claims registered once in their figure's room, evaluated on the figure's statistic from
 tables only, holding and failing as they should."""
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -48,6 +49,20 @@ def test_a_claim_holds_or_fails_on_its_tables():
     assert lacking["holds"] is None and lacking["value"].startswith("not computable from these tables (KeyError")
 
 
+def test_the_scorecard_names_the_data_set_each_claim_was_tested_on():
+    frame = gini_rows([0.6, 0.5, 0.4], [0.5, 0.4, 0.3]).assign(dataset="mnist5k14")
+    assert evaluate("fig03_real_above_random", {"gini": frame})["dataset"] == "mnist5k14"
+    mixed = pd.concat([frame, frame.assign(dataset="digits", experiment="f")])
+    assert evaluate("fig03_real_above_random", {"gini": mixed})["dataset"] == "digits, mnist5k14"
+    assert evaluate("fig03_real_above_random", None)["dataset"] is None
+    card = claims.scorecard({"fig03_gini": {"gini": frame}})
+    assert card.set_index("claim").loc["fig03_real_above_random", "dataset"] == "mnist5k14"
+    assert pd.isna(card.set_index("claim").loc["fig01_real_uneven", "dataset"])
+    md = claims.markdown(card)
+    assert "| claim | figure | data set |" in md and "| `fig03_real_above_random` | fig03_gini | mnist5k14 |" in md
+    assert "<td>mnist5k14</td>" in claims.html(card)
+
+
 def test_a_run_shared_by_two_experiments_is_counted_once():
     frame = gini_rows([0.6, 0.5, 0.4], [0.5, 0.4, 0.3], [0.7, 0.45, 0.35])
     doubled = pd.concat([frame, frame.assign(experiment="other")[frame["run_id"] == "half"]])
@@ -92,7 +107,7 @@ def test_a_claim_registered_elsewhere_joins_the_scorecard():
         assert card.set_index("claim").loc["fig05_noise_needs_capacity", "value"] == "noise 0: 16"  # the same curve
         narrower = pd.DataFrame(rows).assign(val_acc=[0.95, 0.9])
         assert evaluate("test_widest_is_best", {"training": narrower})["holds"] is False
-        assert "| `test_widest_is_best` | fig05_capacity | The widest network validates best." in claims.markdown(card)
+        assert "| `test_widest_is_best` | fig05_capacity | — | The widest network validates best." in claims.markdown(card)
         assert card.set_index("claim").loc["fig03_real_above_random", "value"] == "not run"
         assert claim.name in list(card["claim"])
     finally:
@@ -148,6 +163,59 @@ def test_fig10_thresholds_are_the_papers():
     verdict = fig10_regularizers.dropout_hinders_memorisation(points)
     assert not verdict.holds  # dropout cuts 35 points, but dropout + adversarial only 28
     assert "dropout 0.6: cut 0.350" in verdict.value and "dropout_adversarial 0.3: cut 0.280" in verdict.value
+    best = fig10_regularizers.dropout_adversarial_best(points)  # the largest cut at <= 2 points of cost
+    assert not best.holds and best.value == "dropout 0.350, dropout_adversarial 0.280"
+
+
+def convergence_rows(epochs_by_level):
+    """A Fig. 6 table: {(width, train_size): [epochs to fit at noise 0, 0.4, 0.8]} (None: never fit)."""
+    rows = []
+    for (width, size), epochs in epochs_by_level.items():
+        for fraction, e in zip((0.0, 0.4, 0.8), epochs):
+            rows.append(
+                {
+                    "run_id": f"{width}-{size}-{fraction}",
+                    "seed": 0,
+                    "width": width,
+                    "train_size": size,
+                    "epochs_to_fit": e,
+                    "max_epochs": 100,
+                    "input_noise": "gaussian" if fraction else "none",
+                    "input_noise_fraction": fraction,
+                    "label_noise": "none",
+                    "label_noise_fraction": 0.0,
+                }
+            )
+    return {"convergence": pd.DataFrame(rows).astype({"epochs_to_fit": "Int64"})}
+
+
+def test_fig06_noise_fits_slower_at_every_width_and_size_or_fails_naming_where_not():
+    slower = {(16, 1000): [20, 30, 40], (64, 1000): [10, 15, 30], (24, 100): [5, 8, 9], (24, 1000): [20, 30, 40]}
+    verdict = evaluate("fig06_noise_fits_slower", convergence_rows(slower))
+    assert verdict["holds"] is True and verdict["value"] == "5 of 5 points"  # 3 widths, 2 sizes
+    faster = {**slower, (64, 1000): [26, 23, 30]}  # the default's widths 256/512: 80% noise fit in fewer epochs
+    verdict = evaluate("fig06_noise_fits_slower", convergence_rows(faster))
+    assert verdict["holds"] is False and verdict["value"] == "4 of 5 points (not at width 64)"
+    assert evaluate("fig06_size_slows_all", convergence_rows(slower))["holds"] is True
+    flat = {**slower, (24, 100): [20, 8, 9]}  # clean data fits a small set as slowly as a large one
+    assert evaluate("fig06_size_slows_all", convergence_rows(flat))["holds"] is False
+
+
+def test_fig04_diagonal_highest_in_every_row_of_both_conditions():
+    def rows(matrix, noise):
+        return [
+            {"run_id": noise, "seed": 0, "step": 100, "class_i": i, "class_j": j, "value": v}
+            | {"input_noise": noise, "input_noise_fraction": 1.0 if noise != "none" else 0.0}
+            | {"label_noise": "none", "label_noise_fraction": 0.0}
+            for (i, j), v in np.ndenumerate(matrix)
+        ]
+
+    diagonal = np.array([[3.0, 1.0], [1.0, 2.0]])
+    table = pd.DataFrame(rows(diagonal, "none") + rows(diagonal * 2, "uniform"))
+    verdict = evaluate("fig04_diagonal_highest", {"class_sensitivity": table})
+    assert verdict["holds"] is True and verdict["value"] == "random inputs 2 of 2 rows, real data 2 of 2 rows"
+    off = pd.DataFrame(rows(diagonal, "none") + rows(np.array([[3.0, 1.0], [4.0, 2.0]]), "uniform"))
+    assert evaluate("fig04_diagonal_highest", {"class_sensitivity": off})["holds"] is False
 
 
 def test_the_documented_claims_are_the_registry():

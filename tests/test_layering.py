@@ -121,3 +121,20 @@ def test_integer_and_float_spellings_of_a_metric_setting_are_one_setting(tmp_pat
     b = load(copy.deepcopy({"metrics": {"csr": {"r": 8.0}}}), tmp_path)
     assert S.metric_settings(a, "csr", "digits") == S.metric_settings(b, "csr", "digits")
     assert isinstance(S.metric_settings(a, "csr", "digits")["r"], float)
+
+
+def test_the_paper_config_on_mlxtends_mnist_keeps_the_papers_settings(tmp_path):
+    """configs/paper-mnist5k.yaml: the paper's MNIST experiments on mnist5k (Figs 3-4 on mnist5k14), its
+    models and metric settings unchanged, the CIFAR-10 experiments untouched."""
+    paper = S.expand(load(yaml.safe_load(PAPER.read_text()), tmp_path))
+    small = S.expand(load(yaml.safe_load((ROOT / "configs" / "paper-mnist5k.yaml").read_text()), tmp_path))
+    assert small.keys() == paper.keys()
+    swap = {"mnist": "mnist5k", "mnist14": "mnist5k14", "cifar10": "cifar10"}
+    for name, runs in paper.items():
+        assert {swap[r["dataset"]] for r in runs} == {r["dataset"] for r in small[name]}, name
+    width = {r["width"] for r in small["capacity"]}
+    assert width == {r["width"] for r in paper["capacity"]} and 4096 in width
+    config = load(yaml.safe_load((ROOT / "configs" / "paper-mnist5k.yaml").read_text()), tmp_path)
+    assert S.metric_settings(config, "csr", "mnist5k")["r"] == 0.3  # the paper's, not mnist5k's CPU defaults
+    assert S.metric_settings(config, "sensitivity", "mnist5k14")["stride"] == 2
+    assert max(r["train_size"] or 4000 for r in small["dataset_size"]) <= 4000

@@ -23,6 +23,7 @@ import pandas as pd
 SCORECARD_COLUMNS = {
     "claim": "string",
     "figure": "string",
+    "dataset": "string",
     "statement": "string",
     "statistic": "string",
     "rule": "string",
@@ -45,10 +46,20 @@ def numbers(values) -> str:
     return " ".join(f"{v:.3g}" for v in values)
 
 
-def _row(claim, value: str = "not run", holds=None) -> dict:
+def datasets_of(tables: dict[str, pd.DataFrame] | None) -> str | None:
+    """The data set(s) a figure's tables were computed on, as the scorecard names them ("digits",
+    "mnist5k14", or "digits, mnist5k" for a figure drawn from both); None for a figure not run."""
+    if not tables:
+        return None
+    names = sorted({d for t in tables.values() if "dataset" in t for d in t["dataset"].dropna().unique()})
+    return ", ".join(names) or None
+
+
+def _row(claim, value: str = "not run", holds=None, dataset: str | None = None) -> dict:
     return {
         "claim": claim.name,
         "figure": claim.figure,
+        "dataset": dataset,
         "statement": claim.statement,
         "statistic": claim.statistic,
         "rule": claim.rule,
@@ -67,18 +78,20 @@ def evaluate_figure(figure: str, tables: dict[str, pd.DataFrame] | None) -> list
         return [_row(c) for c in claims]
     from .stats import figure_statistic
 
+    dataset = datasets_of(tables)
     try:
         value = figure_statistic(figure, tables)
     except NOT_COMPUTABLE as err:
-        return [_row(c, f"not computable from these tables ({type(err).__name__}: {err})") for c in claims]
+        why = f"not computable from these tables ({type(err).__name__}: {err})"
+        return [_row(c, why, dataset=dataset) for c in claims]
     rows = []
     for claim in claims:
         try:
             verdict = claim.evaluate(value)
         except NOT_COMPUTABLE as err:
-            rows.append(_row(claim, f"not computable from these tables ({type(err).__name__}: {err})"))
+            rows.append(_row(claim, f"not computable from these tables ({type(err).__name__}: {err})", dataset=dataset))
         else:
-            rows.append(_row(claim, verdict.value, bool(verdict.holds)))
+            rows.append(_row(claim, verdict.value, bool(verdict.holds), dataset))
     return rows
 
 
@@ -98,9 +111,13 @@ def markdown(card: pd.DataFrame) -> str:
     def mark(h):
         return "—" if pd.isna(h) else ("**holds**" if h else "**fails**")
 
-    lines = ["| claim | figure | the paper | statistic (rule) | this run | |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| claim | figure | data set | the paper | statistic (rule) | this run | |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in card.itertuples():
-        cells = [f"`{r.claim}`", r.figure, r.statement, f"{r.statistic} ({r.rule})", r.value, mark(r.holds)]
+        data = "—" if pd.isna(r.dataset) else r.dataset
+        cells = [f"`{r.claim}`", r.figure, data, r.statement, f"{r.statistic} ({r.rule})", r.value, mark(r.holds)]
         lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
     counted = card["holds"].dropna()
     lines.append("")
@@ -118,11 +135,13 @@ def html(card: pd.DataFrame) -> str:
     for r in card.itertuples():
         colour = "#eee" if pd.isna(r.holds) else ("#d4f4d4" if r.holds else "#f8d0d0")
         verdict = "—" if pd.isna(r.holds) else ("holds" if r.holds else "fails")
-        cells = [r.claim, r.figure, r.statement, f"{r.statistic} ({r.rule})", r.value, verdict]
+        data = "—" if pd.isna(r.dataset) else r.dataset
+        cells = [r.claim, r.figure, data, r.statement, f"{r.statistic} ({r.rule})", r.value, verdict]
         rows.append(
             f"<tr style='background:{colour}'>" + "".join(f"<td>{escape(str(c))}</td>" for c in cells) + "</tr>"
         )
-    head = "".join(f"<th>{h}</th>" for h in ("claim", "figure", "the paper", "statistic (rule)", "this run", ""))
+    headings = ("claim", "figure", "data set", "the paper", "statistic (rule)", "this run", "")
+    head = "".join(f"<th>{h}</th>" for h in headings)
     return (
         "<html><head><meta charset='utf-8'><title>Reproduction scorecard</title></head><body>"
         "<h2>Reproduction scorecard</h2><p>Each claim of the paper, tested on this run's tables.</p>"

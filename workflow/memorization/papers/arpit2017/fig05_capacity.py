@@ -76,7 +76,21 @@ def noise_needs_capacity(c: Capacity) -> Verdict:
     return Verdict(value, bool(all(n >= needed[0] for n in needed) and needed[-1] > needed[0]))
 
 
+def clean_saturates(c: Capacity) -> Verdict:
+    clean = c.levels[0][1]
+    needed, widest = c.needed_width(clean), int(c.curve(clean).index.max())
+    return Verdict(f"{clean}: within 0.5 points of its best from width {needed} (widest {widest})", needed < widest)
+
+
 register_claims(
+    Claim(
+        "fig05_clean_saturates",
+        FIGURE.name,
+        "On clean data validation accuracy is already near its best below the largest width.",
+        "clean data: the smallest width within 0.5 points of its best validation accuracy",
+        "smaller than the widest width",
+        clean_saturates,
+    ),
     Claim(
         "fig05_noise_needs_capacity",
         FIGURE.name,
@@ -84,5 +98,5 @@ register_claims(
         "per input-noise level, the smallest width within 0.5 points of that level's best validation accuracy",
         "never smaller than clean data's, larger at the highest level",
         noise_needs_capacity,
-    )
+    ),
 )

@@ -127,7 +127,45 @@ def size_slows_noise_more(c: Convergence) -> Verdict:
     return Verdict(value, bool(ratio.iloc[0] < ratio.iloc[1:].min() and (ratio.iloc[1:] > 1).all()))
 
 
+def noise_fits_slower(c: Convergence) -> Verdict:
+    """At every width and every training-set size of the two panels, each noisy level takes more epochs to fit
+    than clean data (mean over seeds, runs that never fit counted at their cap)."""
+    points = slower = 0
+    parts = []
+    for p in c.panels:
+        epochs = p.curves.pivot(index=p.x, columns="noise_label", values="mean")[[label for _, label in c.levels]]
+        clean, noisy = epochs.iloc[:, 0], epochs.iloc[:, 1:]
+        ok = noisy.gt(clean, axis=0).all(axis=1)
+        points, slower = points + len(ok), slower + int(ok.sum())
+        if not ok.all():
+            parts.append(f"not at {p.x} " + ", ".join(str(x) for x in ok.index[~ok]))
+    value = f"{slower} of {points} points" + (f" ({'; '.join(parts)})" if parts else "")
+    return Verdict(value, bool(points and slower == points))
+
+
+def size_slows_all(c: Convergence) -> Verdict:
+    ratio = c.ratios("train_size")
+    value = f"width {c.fixed['train_size']}: " + ", ".join(f"noise {f:g}: x{r:.2f}" for f, r in ratio.items())
+    return Verdict(value, bool(len(ratio) and (ratio > 1).all()))
+
+
 register_claims(
+    Claim(
+        "fig06_noise_fits_slower",
+        FIGURE.name,
+        "On noisy data time to convergence is longer.",
+        "epochs to fit per noise level at every width and every training-set size of the two panels",
+        "every noisy level above clean data at every point",
+        noise_fits_slower,
+    ),
+    Claim(
+        "fig06_size_slows_all",
+        FIGURE.name,
+        "More data slows training, for real and noisy data alike.",
+        "epochs to fit at the largest / at the smallest training set, per input-noise level",
+        "> 1 at every level, clean data included",
+        size_slows_all,
+    ),
     Claim(
         "fig06_width_helps_noise_more",
         FIGURE.name,

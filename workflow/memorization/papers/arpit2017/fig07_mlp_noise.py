@@ -22,7 +22,7 @@ class Sweep:
 
     levels: dict[str, list[tuple[float, str]]]  # kind -> (fraction, noise_label), by fraction
     curves: pd.DataFrame  # per (quantity, kind, noise_label, epoch): mean, std, count over seeds
-    ends: pd.DataFrame  # per (kind, fraction): final validation CSR (each run's last checkpoint) and best val acc
+    ends: pd.DataFrame  # per (kind, fraction): final validation CSR (each run's last checkpoint), best and final val acc
     peaks: pd.DataFrame  # per label-noise fraction >= 0.4: the validation peak against the start of the noise fit
     lass: dict  # the CSR's LASS settings (r, points), from the table
 
@@ -51,9 +51,18 @@ def sweep(training: pd.DataFrame, csr: pd.DataFrame) -> Sweep:
         levels[kind] = noise_levels(t)
         for quantity, frame in (("train_acc", t), ("val_acc", t), ("csr", c)):
             curves.append(mean_band(frame, "epoch", quantity, "noise_label").assign(quantity=quantity, kind=kind))
-        best = summary[summary["noise"].isin([kind, "none"])].groupby("fraction")["best_val_acc"].mean()
+        runs = summary[summary["noise"].isin([kind, "none"])].groupby("fraction")
         final = last_csr[last_csr["noise"].isin([kind, "none"])].groupby("fraction")["csr"].mean()
-        ends.append(pd.DataFrame({"kind": kind, "final_csr": final, "best_val_acc": best}).rename_axis("fraction"))
+        ends.append(
+            pd.DataFrame(
+                {
+                    "kind": kind,
+                    "final_csr": final,
+                    "best_val_acc": runs["best_val_acc"].mean(),
+                    "final_val_acc": runs["final_val_acc"].mean(),
+                }
+            ).rename_axis("fraction")
+        )
     n_classes = DATASETS[training["dataset"].iloc[0]].n_classes if "dataset" in training else 10
     first = val_csr.iloc[0] if len(val_csr) else None
     return Sweep(
@@ -151,6 +160,16 @@ def noise_ordering(s: Sweep) -> Verdict:
     return Verdict("; ".join(parts), holds)
 
 
+def final_accuracy_ordering(s: Sweep) -> Verdict:
+    parts, holds = [], True
+    for kind in s.kinds:
+        e = s.ends[s.ends["kind"] == kind]
+        final = e["final_val_acc"].to_numpy()
+        holds &= bool((np.diff(final) <= 0).all())
+        parts.append(f"{kind} noise {numbers(e['fraction'])}: final val acc {numbers(final)}")
+    return Verdict("; ".join(parts), holds)
+
+
 def patterns_first(s: Sweep) -> Verdict:
     """For label-noise fractions >= 0.4: validation accuracy peaks before the noisy labels start being fit,
     ends more than a point below its peak, and validation CSR at the end exceeds CSR at the peak."""
@@ -178,7 +197,8 @@ PEAKS_RULE = "peak earlier, final accuracy > 1 point below the peak, CSR higher 
 
 
 def register_sweep(name: str, title: str, caption: str, model: str, like: str | None = None) -> None:
-    """Register a sweep figure and its two claims, `<figNN>_noise_ordering` and `<figNN>_patterns_first`;
+    """Register a sweep figure and its claims, `<figNN>_noise_ordering`, `<figNN>_final_accuracy` and
+    `<figNN>_patterns_first`;
     `like`: the figure whose patterns claim this one's statistic and rule refer to rather than repeat."""
     register_figure(Figure(name, ("training", "csr"), caption, compute=sweep, draw=drawing(title), findings=findings))
     prefix = name.split("_")[0]
@@ -191,6 +211,14 @@ def register_sweep(name: str, title: str, caption: str, model: str, like: str | 
             ORDERING,
             "CSR non-decreasing and accuracy non-increasing in the fraction",
             noise_ordering,
+        ),
+        Claim(
+            f"{prefix}_final_accuracy",
+            name,
+            f"{model}: the final validation accuracy is lower, too, for noisier data.",
+            "validation accuracy at the last epoch against the noise fraction, input and label noise",
+            "non-increasing in the fraction",
+            final_accuracy_ordering,
         ),
         Claim(
             f"{prefix}_patterns_first",
