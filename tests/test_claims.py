@@ -107,7 +107,9 @@ def test_a_claim_registered_elsewhere_joins_the_scorecard():
         assert card.set_index("claim").loc["fig05_noise_needs_capacity", "value"] == "noise 0: 16"  # the same curve
         narrower = pd.DataFrame(rows).assign(val_acc=[0.95, 0.9])
         assert evaluate("test_widest_is_best", {"training": narrower})["holds"] is False
-        assert "| `test_widest_is_best` | fig05_capacity | — | The widest network validates best." in claims.markdown(card)
+        assert "| `test_widest_is_best` | fig05_capacity | — | The widest network validates best." in claims.markdown(
+            card
+        )
         assert card.set_index("claim").loc["fig03_real_above_random", "value"] == "not run"
         assert claim.name in list(card["claim"])
     finally:

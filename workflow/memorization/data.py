@@ -1,4 +1,5 @@
-"""Data sets, their paper splits, class-balanced subsets, the noise constructions of docs/science.md §2, and the noisy data set file.
+"""Data sets, their paper splits, class-balanced subsets, the noise constructions of docs/science.md §2, and
+the noisy data set file.
 
 Images are float32 arrays shaped (N, C, H, W) in the model's input space; labels are int64.
 Splits (docs/science.md §1.1, §7):

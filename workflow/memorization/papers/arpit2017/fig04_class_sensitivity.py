@@ -113,5 +113,5 @@ register_claims(
         "diagonal / off-diagonal ratio D of the per-class sensitivity at the last checkpoint",
         "D(real) < D(random inputs)",
         real_less_diagonal,
-    )
+    ),
 )

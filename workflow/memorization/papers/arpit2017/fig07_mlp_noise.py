@@ -22,7 +22,7 @@ class Sweep:
 
     levels: dict[str, list[tuple[float, str]]]  # kind -> (fraction, noise_label), by fraction
     curves: pd.DataFrame  # per (quantity, kind, noise_label, epoch): mean, std, count over seeds
-    ends: pd.DataFrame  # per (kind, fraction): final validation CSR (each run's last checkpoint), best and final val acc
+    ends: pd.DataFrame  # per (kind, fraction): final val CSR (each run's last checkpoint), best and final val acc
     peaks: pd.DataFrame  # per label-noise fraction >= 0.4: the validation peak against the start of the noise fit
     lass: dict  # the CSR's LASS settings (r, points), from the table
 
