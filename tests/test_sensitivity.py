@@ -63,20 +63,22 @@ def test_loss_sensitivity_matches_central_finite_differences(tiny):
     never = sorted(set(range(len(y))) - earlier - batches[T])
     assert in_batch and indirect
     eps = 1e-6
-    checked = 0
-    for n in in_batch[:2] + indirect[:3]:
-        for d in (27, 36):  # two central pixels
-            plus, minus = x.clone(), x.clone()
-            plus[n].view(-1)[d] += eps
-            minus[n].view(-1)[d] -= eps
-            fd = (loss_after_updates(spec, plus, x, y, T) - loss_after_updates(spec, minus, x, y, T))[seed_pos] / (
-                2 * eps
-            )
-            analytic = jac[0, seed_pos, n].reshape(-1)[d]
-            assert abs(fd) > 1e-9, "pick a pixel that matters"
-            assert abs(analytic - fd) / abs(fd) < 1e-4, (n, d, float(analytic), float(fd))
-            checked += 1
-    assert checked == 10
+    checked = {"in batch": 0, "indirect": 0}
+    # L_T reads a pixel's first-layer weights only through step T's batch: two pixels that batch uses most
+    pixels = x[sorted(batches[T])].reshape(len(batches[T]), -1).abs().sum(0).topk(2).indices.tolist()
+    for kind, examples in (("in batch", in_batch), ("indirect", indirect)):
+        for n in examples:
+            for d in pixels:
+                plus, minus = x.clone(), x.clone()
+                plus[n].view(-1)[d] += eps
+                minus[n].view(-1)[d] -= eps
+                fd = (loss_after_updates(spec, plus, x, y, T) - loss_after_updates(spec, minus, x, y, T))[seed_pos]
+                fd = fd / (2 * eps)
+                analytic = jac[0, seed_pos, n].reshape(-1)[d]
+                # an example whose hidden units were all inactive when it was used has no influence: both 0
+                assert abs(analytic - fd) <= 1e-4 * abs(fd) + 1e-12, (n, d, float(analytic), float(fd))
+                checked[kind] += bool(abs(fd) > 1e-9)
+    assert checked["in batch"] >= 2 and checked["indirect"] >= 4, checked
     for n in never:  # an example no update used has no influence
         assert jac[0, seed_pos, n].abs().max() == 0
     # that seeds do not mix: test_seeds_computed_together_equal_each_seed_alone
