@@ -55,6 +55,10 @@ def datasets_of(tables: dict[str, pd.DataFrame] | None) -> str | None:
     return ", ".join(names) or None
 
 
+def _not_computable(err: Exception) -> str:
+    return f"not computable from these tables ({type(err).__name__}: {err})"
+
+
 def _row(claim, value: str = "not run", holds=None, dataset: str | None = None) -> dict:
     return {
         "claim": claim.name,
@@ -82,14 +86,13 @@ def evaluate_figure(figure: str, tables: dict[str, pd.DataFrame] | None) -> list
     try:
         value = figure_statistic(figure, tables)
     except NOT_COMPUTABLE as err:
-        why = f"not computable from these tables ({type(err).__name__}: {err})"
-        return [_row(c, why, dataset=dataset) for c in claims]
+        return [_row(c, _not_computable(err), dataset=dataset) for c in claims]
     rows = []
     for claim in claims:
         try:
             verdict = claim.evaluate(value)
         except NOT_COMPUTABLE as err:
-            rows.append(_row(claim, f"not computable from these tables ({type(err).__name__}: {err})", dataset=dataset))
+            rows.append(_row(claim, _not_computable(err), dataset=dataset))
         else:
             rows.append(_row(claim, verdict.value, bool(verdict.holds), dataset))
     return rows

@@ -165,7 +165,8 @@ def load_mnist5k(root: str = "data", download: bool = False) -> tuple[Split, Spl
     x = (images[order].astype(np.float32) / 255.0).reshape(-1, 1, 28, 28)
     y = labels[order].astype(np.int64)
     n = DATASETS["mnist5k"].n_train
-    train, val = np.sort(stratified_order(y)[:n]), np.sort(stratified_order(y)[n:])
+    order = stratified_order(y)
+    train, val = np.sort(order[:n]), np.sort(order[n:])
     return Split(x[train], y[train]), Split(x[val], y[val]), DATASETS["mnist5k"].n_classes
 
 

