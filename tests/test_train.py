@@ -83,7 +83,7 @@ def test_checkpoints_load_with_weights_only_and_reproduce_the_logged_accuracy(tm
     train_run(spec, data, tmp_path, progress=False)
     state = load_state(checkpoint_path(tmp_path, 6))  # torch.load(weights_only=True)
     arch = Arch.from_spec(spec, data.x_train.shape[1:], 10)
-    _, correct = evaluate(
+    _, correct, _ = evaluate(
         arch, state["params"], state["buffers"], torch.as_tensor(data.x_train), torch.as_tensor(data.y_train)
     )
     with np.load(tmp_path / "evals" / "step_000000006.npz") as ev:

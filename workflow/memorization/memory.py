@@ -114,3 +114,15 @@ def sensitivity_bytes(spec: dict, settings: dict, arch: Arch, n_train: int) -> i
 
 def class_sensitivity_bytes(spec: dict, settings: dict, arch: Arch, n_train: int) -> int:
     return _replay_table_bytes(spec, settings, arch, n_train, arch.n_classes)
+
+
+def scores_bytes(spec: dict, settings: dict, arch: Arch, n_train: int) -> int:
+    """The per-example scores (memorization.scores): VoG's float64 sums of the input gradients and of their
+    squares over the checkpoints, (S, N, D) each, one chunk's input gradients with the activations behind
+    them, and one chunk of per-example parameter gradients (GraNd) with about as much again of autograd's
+    intermediates under vmap."""
+    S, D, chunk = len(spec["seeds"]), math.prod(arch.in_shape), settings["chunk"]
+    sums = 2 * S * n_train * D * 8
+    input_gradients = S * chunk * (D + activations_per_example(arch)) * FLOAT * 2
+    per_example = 2 * chunk * params_per_model(arch) * FLOAT
+    return sums + input_gradients + per_example

@@ -27,7 +27,7 @@ from . import configuration, registry
 
 JOB_START = {"torch": 3.0, "light": 1.5}  # seconds to start a job process and import its libraries (measured)
 CALIBRATION_STEPS = 200
-CALIBRATION_VERSION = 8  # bump when `measure` measures something new: older cache entries are measured again
+CALIBRATION_VERSION = 9  # bump when `measure` measures something new: older cache entries are measured again
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,9 @@ def measure(spec: dict, device: str, steps: int = CALIBRATION_STEPS, budget: flo
         sync()
         return (time.perf_counter() - start) / done
 
-    def step():
+    presented = (torch.zeros(y.shape, dtype=torch.bool, device=device), torch.zeros(y.shape, device=device))
+
+    def step():  # as training takes it, recording the presentations
         train_step(
             arch,
             params,
@@ -120,6 +122,7 @@ def measure(spec: dict, device: str, steps: int = CALIBRATION_STEPS, budget: flo
             loss=spec["loss"],
             reg=reg,
             seeds=seeds,
+            presented=presented,
         )
 
     n_eval = 2048 if device.startswith("cuda") else 256  # the evaluation batch (2048) on a GPU; fewer on a CPU

@@ -430,6 +430,62 @@ for _table in (
         device=True,
         cost="memorization.metrics:csr_cost",
     ),
+    Table(
+        "scores",
+        "metric",
+        columns(
+            ("example", "int64", "index of the training example"),
+            ("label", "int64", "its training label (after label noise): the label every score is taken against"),
+            ("is_noisy", "bool", "as in examples"),
+            ("presentations", "int64", "mini-batch presentations of the example during training"),
+            (
+                "forgetting_events",
+                "int64",
+                "Toneva et al. 2019: changes from correct to wrong between consecutive presentations, as the "
+                "training step classified it (train mode)",
+            ),
+            ("never_learned", "bool", "never classified as labelled on any presentation"),
+            (
+                "forgetting",
+                "float64",
+                "the forgetting score: forgetting_events, or presentations where never learned (the most "
+                "forgotten, as Toneva et al.'s code ranks them)",
+            ),
+            ("first_learned_epoch", "Float64", "epoch of the first presentation classified as labelled; null if never"),
+            (
+                "aum",
+                "float64",
+                "Pleiss et al. 2020: area under the margin, the label's logit minus the largest other logit "
+                "(before the softmax) averaged over the presentations",
+            ),
+            (
+                "confidence",
+                "float64",
+                "Swayamdipta et al. 2020: mean over the end-of-epoch evaluations of the probability of the label",
+            ),
+            ("variability", "float64", "its standard deviation over those evaluations (ddof 0)"),
+            ("correctness", "float64", "fraction of those evaluations that classify the example as labelled"),
+            ("el2n", "float64", "Paul et al. 2021: ||softmax - onehot(label)||_2 at early_step (eval mode)"),
+            ("grand", "float64", "Paul et al. 2021: norm of its loss gradient over all parameters at early_step"),
+            ("early_step", "int64", "the checkpoint of el2n and grand: the one nearest the setting early_epoch"),
+            (
+                "vog",
+                "Float64",
+                "Agarwal et al. 2022: variance of gradients, the per-pixel std over the checkpoints (after the "
+                "initialisation) of d(label logit)/dx averaged over pixels, normalised within its label's class; "
+                "null with fewer than 2 checkpoints",
+            ),
+            ("vog_unnormalized", "Float64", "vog before the normalisation within the class"),
+            ("vog_checkpoints", "int64", "checkpoints vog is taken over"),
+        ),
+        "run, seed, training example",
+        "Per-example memorization and difficulty scores of the literature since the paper (docs/science.md §10).",
+        compute="memorization.scores:scores_frame",
+        settings="scores_settings",
+        device=True,
+        cost="memorization.scores:scores_cost",
+        memory="memorization.memory:scores_bytes",
+    ),
 ):
     register_table(_table)
 

@@ -3,10 +3,13 @@ workflow reads it when it builds the DAG.
 
     spec.json        the run's resolved spec
     checkpoints/     step_<9 digits>.pt: parameters, BatchNorm buffers, momentum and the loop's running sums
-    evals/           step_<9 digits>.npz: losses, accuracies and per-example correctness at each evaluation
+    evals/           step_<9 digits>.npz: losses, accuracies, per-example correctness and probability of the
+                     label at each evaluation
+    presentations/   epoch_<6 digits>.npz: every mini-batch presentation of the epoch, in the epoch's order,
+                     as the training step saw it: correct (bool) and margin (float32), (seeds, presentations)
     state.pt         the resume state between checkpoints, while training
     end.json         the step training ended at (earlier than planned if it stopped at fit), when finished
-    manifest.json    the checkpoints and evaluations a finished run's downstream jobs read, with their sizes
+    manifest.json    the checkpoints, evaluations and presentations its downstream jobs read, with their sizes
 """
 
 from __future__ import annotations
@@ -29,6 +32,10 @@ def eval_path(run_dir, step: int) -> Path:
     return Path(run_dir) / "evals" / f"step_{step:09d}.npz"
 
 
+def presentations_path(run_dir, epoch: int) -> Path:
+    return Path(run_dir) / "presentations" / f"epoch_{epoch:06d}.npz"
+
+
 def end_path(run_dir) -> Path:
     """Written when a run completes: the step it ended at (earlier than planned if it stopped at fit)."""
     return Path(run_dir) / "end.json"
@@ -39,11 +46,17 @@ def manifest_path(run_dir) -> Path:
 
 
 def write_manifest(run_dir) -> None:
-    """The files a finished run's downstream jobs read (checkpoints and evaluations), with their sizes: the
+    """The files a finished run's downstream jobs read (checkpoints, evaluations, presentations), with their sizes: the
     training rule's output, so a retrained run reruns what reads it, and `missing_files` can tell when one
     has gone or changed since."""
     run_dir = Path(run_dir)
-    files = sorted([*run_dir.glob("checkpoints/step_*.pt"), *run_dir.glob("evals/step_*.npz")])
+    files = sorted(
+        [
+            *run_dir.glob("checkpoints/step_*.pt"),
+            *run_dir.glob("evals/step_*.npz"),
+            *run_dir.glob("presentations/epoch_*.npz"),
+        ]
+    )
     listing = {str(f.relative_to(run_dir)): f.stat().st_size for f in files}
     tmp = manifest_path(run_dir).with_suffix(".tmp")
     tmp.write_text(json.dumps({"files": listing}, indent=1, sort_keys=True) + "\n")

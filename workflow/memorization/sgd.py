@@ -187,6 +187,10 @@ class Schedule:
                 order, order_epoch = self.epoch_order(seeds, epoch).to(device), epoch
             yield step, epoch, self.batch(order, step)
 
+    def presentations_per_epoch(self) -> int:
+        """Examples presented in one epoch (the length of epoch_order's rows)."""
+        return self.n_train if self.sampling == "shuffle" else self.steps_per_epoch * self.batch_size
+
     def batch(self, order: torch.Tensor, step: int) -> torch.Tensor:
         """Indices (S, B) of the batch at global step `step` (the last batch of an epoch may be smaller)."""
         i = step % self.steps_per_epoch
@@ -212,12 +216,13 @@ def evaluate(
     y: torch.Tensor,
     loss: str = "cross_entropy",
 ):
-    """Eval-mode per-example loss (the run's training loss) and correctness of every seed's model: two (S, N)
-    tensors."""
+    """Eval-mode per-example loss (the run's training loss), correctness and probability of the label (softmax)
+    of every seed's model: three (S, N) tensors."""
     S = next(iter(params.values())).shape[0]
     groups = seed_groups(S, params_per_model(arch), EVAL_GROUP_PARAMS[x.device.type])
     losses = torch.full((S, len(x)), float("nan"), device=x.device)
     correct = torch.zeros((S, len(x)), dtype=torch.bool, device=x.device)
+    p_label = torch.full((S, len(x)), float("nan"), device=x.device)
     for g in groups:
         p, b = _select(params, g), _select(buffers, g)
         for i in range(0, len(x), EVAL_BATCH):
@@ -225,7 +230,15 @@ def evaluate(
             yb = y[i : i + EVAL_BATCH].expand(logits.shape[0], -1)
             losses[g, i : i + EVAL_BATCH] = example_losses(logits, yb, loss)
             correct[g, i : i + EVAL_BATCH] = logits.argmax(-1) == yb
-    return losses, correct
+            p_label[g, i : i + EVAL_BATCH] = torch.softmax(logits, -1).gather(2, yb.unsqueeze(2)).squeeze(2)
+    return losses, correct, p_label
+
+
+def margins(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The logit of the label minus the largest other logit, before the softmax (Pleiss et al. 2020's margin,
+    whose mean over training is the AUM): (S, B) from logits (S, B, C) and labels (S, B)."""
+    at_y = y.unsqueeze(2)
+    return logits.gather(2, at_y).squeeze(2) - logits.scatter(2, at_y, float("-inf")).amax(2)
 
 
 def train_step(
@@ -244,10 +257,13 @@ def train_step(
     seeds=(),
     step: int = 0,
     pixel_range: float = 1.0,
+    presented: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """One SGD step of every seed, in place. x: (S, B, ...) and y: (S, B), each seed's own batch.
     seeds and step pick the random draws of a stochastic regulariser; pixel_range converts the LASS
-    settings of adversarial training from the 0–255 scale.
+    settings of adversarial training from the 0–255 scale. presented: two (S, B) tensors (views) that receive
+    what the training forward pass made of each presented example, whether it was classified as labelled and
+    its margin (`margins`): the per-presentation record of the example scores (memorization.scores).
 
     Returns what a training loop reports for the batch, per seed: (S, 2) = (mean loss, accuracy) of the
     training forward pass (train mode, regulariser active; for adversarial training the mixed loss and the
@@ -270,8 +286,12 @@ def train_step(
             sgd_step(p, grads, velocity_g, lr=lr, momentum=momentum, weight_decay=reg.weight_decay, inplace=True)
             for k, v in new_buffers.items():
                 buffers[k][g] = v
+            correct = logits.argmax(-1) == y[g]
             report[g, 0] = losses.mean(1)
-            report[g, 1] = (logits.argmax(-1) == y[g]).float().mean(1)
+            report[g, 1] = correct.float().mean(1)
+            if presented is not None:
+                presented[0][g] = correct
+                presented[1][g] = margins(logits, y[g])
     return report
 
 

@@ -23,7 +23,7 @@ from .architecture import Arch, params_per_model
 from .data import NoisyDataset
 from .memory import GROUP_PARAMS, seed_groups
 from .regularizers import Regularizer
-from .rundir import checkpoint_path, end_path, eval_path
+from .rundir import checkpoint_path, end_path, eval_path, presentations_path
 from .sgd import (
     Schedule,
     evaluate,
@@ -66,7 +66,9 @@ class Run:
 @dataclass
 class State:
     """What a resumed run continues from: the stacked seeds' parameters, BatchNorm buffers and momentum, the
-    step, and the loop's running report, (S, 2) sums of (loss, accuracy) over the epoch's batches so far."""
+    step, the loop's running report, (S, 2) sums of (loss, accuracy) over the epoch's batches so far, and the
+    epoch's presentations so far, (S, presentations per epoch) correctness and margin (written out at the
+    epoch's end)."""
 
     params: dict
     buffers: dict
@@ -74,6 +76,8 @@ class State:
     step: int
     epoch_sums: torch.Tensor
     epoch_batches: int
+    presented_correct: torch.Tensor
+    presented_margin: torch.Tensor
     saved_at: float = field(default_factory=time.monotonic)  # when the last state file was written
 
 
@@ -97,6 +101,8 @@ def save_state(run: Run, state: State, path: Path) -> None:
             "velocity": state.velocity,
             "epoch_sums": state.epoch_sums,
             "epoch_batches": state.epoch_batches,
+            "presented_correct": state.presented_correct,
+            "presented_margin": state.presented_margin,
         },
         path,
     )
@@ -169,19 +175,32 @@ def start(run: Run, device) -> State:
     saved = resume_state(run.run_dir, run.fingerprint, device)
     if saved is None:
         params, buffers, velocity = initial_state(run.arch, run.seeds, device)
-        return State(params, buffers, velocity, 0, torch.zeros((len(run.seeds), 2), device=device), 0)
+        S, P = len(run.seeds), run.schedule.presentations_per_epoch()
+        return State(
+            params,
+            buffers,
+            velocity,
+            0,
+            torch.zeros((S, 2), device=device),
+            0,
+            torch.zeros((S, P), dtype=torch.bool, device=device),
+            torch.full((S, P), float("nan"), device=device),
+        )
     print(
         f"resuming run {run.run_dir.name} from step {saved['step']} of {run.schedule.total_steps}",
         file=sys.stderr,
         flush=True,
     )
-    return State(**{k: saved[k] for k in ("params", "buffers", "velocity", "step", "epoch_sums", "epoch_batches")})
+    return State(**{k: saved[k] for k in State.__dataclass_fields__ if k != "saved_at"})
 
 
 def step(run: Run, state: State, epoch: int, batch: torch.Tensor) -> None:
-    """One SGD step of every seed on its batch, in place, and the loop's running report of the epoch."""
-    if state.step % run.schedule.steps_per_epoch == 0:  # a new epoch: the loop's running report starts over
+    """One SGD step of every seed on its batch, in place, the loop's running report of the epoch and the
+    batch's presentations."""
+    at = state.step % run.schedule.steps_per_epoch
+    if at == 0:  # a new epoch: the loop's running report starts over
         state.epoch_sums, state.epoch_batches = torch.zeros_like(state.epoch_sums), 0
+    place = slice(at * run.schedule.batch_size, at * run.schedule.batch_size + batch.shape[1])
     state.epoch_sums += train_step(
         run.arch,
         state.params,
@@ -197,6 +216,7 @@ def step(run: Run, state: State, epoch: int, batch: torch.Tensor) -> None:
         seeds=run.seeds,
         step=state.step,
         pixel_range=run.pixel_range,
+        presented=(state.presented_correct[:, place], state.presented_margin[:, place]),
     )
     state.epoch_batches += 1
     state.step += 1
@@ -205,7 +225,11 @@ def step(run: Run, state: State, epoch: int, batch: torch.Tensor) -> None:
 def record(run: Run, state: State, final: bool = False) -> None:
     """At an evaluation step: evaluate every seed on both splits and write the evaluation file; at a
     checkpoint (or the end), the checkpoint, which is then the resume state; else at an evaluation, the
-    resume state, when the last was written RESUME_EVERY_S ago or more."""
+    resume state, when the last was written RESUME_EVERY_S ago or more. Before either, at the end of an epoch
+    (or of training, within one), the epoch's presentations."""
+    spe = run.schedule.steps_per_epoch
+    if state.step > 0 and (state.step % spe == 0 or state.step == run.schedule.total_steps or final):
+        write_presentations(run, state)
     if state.step in run.eval_at:
         write_evaluation(run, state)
     if state.step in run.checkpoint_at or final:
@@ -217,11 +241,26 @@ def record(run: Run, state: State, final: bool = False) -> None:
         state.saved_at = time.monotonic()
 
 
+def write_presentations(run: Run, state: State) -> None:
+    """The presentations of the epoch that the last step belongs to, as many as it has had: the example of
+    each is the epoch's order (Schedule.epoch_order), so it is not stored."""
+    spe, epoch = run.schedule.steps_per_epoch, (state.step - 1) // run.schedule.steps_per_epoch
+    filled = min((state.step - epoch * spe) * run.schedule.batch_size, state.presented_correct.shape[1])
+    path = presentations_path(run.run_dir, epoch)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(
+        tmp,
+        correct=state.presented_correct[:, :filled].cpu().numpy(),
+        margin=state.presented_margin[:, :filled].cpu().numpy(),
+    )
+    os.replace(tmp, path)
+
+
 def write_evaluation(run: Run, state: State) -> None:
     loss = run.spec["loss"]
-    tr_loss, tr_correct = evaluate(run.arch, state.params, state.buffers, run.x_train, run.y_train, loss)
+    tr_loss, tr_correct, tr_p_label = evaluate(run.arch, state.params, state.buffers, run.x_train, run.y_train, loss)
     check_finite(run, state, tr_loss.mean(1))
-    va_loss, va_correct = evaluate(run.arch, state.params, state.buffers, run.x_val, run.y_val, loss)
+    va_loss, va_correct, _ = evaluate(run.arch, state.params, state.buffers, run.x_val, run.y_val, loss)
     if state.epoch_batches:
         batches = (state.epoch_sums / state.epoch_batches).cpu().numpy()
     else:
@@ -237,6 +276,7 @@ def write_evaluation(run: Run, state: State) -> None:
         val_loss=va_loss.mean(1).cpu().numpy(),
         val_acc=va_correct.float().mean(1).cpu().numpy(),
         correct=tr_correct.cpu().numpy(),
+        p_label=tr_p_label.cpu().numpy(),
     )
     os.replace(tmp, path)
 
@@ -294,7 +334,7 @@ def train_run(
     Snakemake recorded it only rewrites its tables.
     """
     run_dir, device = Path(run_dir), torch.device(device)
-    for sub in ("checkpoints", "evals"):
+    for sub in ("checkpoints", "evals", "presentations"):
         (run_dir / sub).mkdir(parents=True, exist_ok=True)
     fingerprint = json.dumps({"spec": spec, "code": version}, sort_keys=True)
     if finished(run_dir, fingerprint):
