@@ -239,3 +239,67 @@ def test_the_readme_results_are_the_generated_scorecard():
     rows = [line for line in block.splitlines() if line.startswith("| `")]
     assert [row.split("`")[1] for row in rows] == list(registry.CLAIMS)
     assert "evaluated claims hold" in block
+
+
+def scores_rows(separation: float, seeds=3, n=60, seed=0) -> pd.DataFrame:
+    """A scores table of one run with 20% noisy examples whose every score is shifted towards "hard" by
+    `separation` standard deviations (0: the scores know nothing of the noise), each seed its own noise."""
+    from memorization.stats import SCORE_DIRECTIONS
+
+    rng = np.random.default_rng(seed)
+    noisy = np.arange(n) < n // 5
+    hard = rng.normal(size=n) + separation * noisy  # each example's hardness, shared by the seeds
+    rows = []
+    for s in range(seeds):
+        value = hard + 0.3 * rng.normal(size=n)
+        frame = {k: sign * value for k, sign in SCORE_DIRECTIONS.items()}
+        rows.append(
+            pd.DataFrame(
+                {
+                    "experiment": "e",
+                    "run_id": "r",
+                    "dataset": "mnist5k",
+                    "seed": s,
+                    "example": np.arange(n),
+                    "is_noisy": noisy,
+                    "input_noise": "none",
+                    "input_noise_fraction": 0.0,
+                    "label_noise": "random",
+                    "label_noise_fraction": 0.2,
+                    **frame,
+                }
+            )
+        )
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_the_scores_claims_hold_when_the_scores_find_the_noise_and_fail_when_they_do_not():
+    found, blind = {"scores": scores_rows(4.0)}, {"scores": scores_rows(0.0)}
+    for name in ("pleiss2020_mislabeled_low_aum", "swayamdipta2020_mislabeled_hard_to_learn"):
+        assert evaluate(name, found)["holds"] is True and evaluate(name, blind)["holds"] is False
+    assert evaluate("toneva2019_noisy_forgotten_more", found)["holds"] is True
+    assert evaluate("toneva2019_forgetting_consistent", found)["holds"] is True  # the seeds share the hardness
+    unstable = scores_rows(4.0)
+    unstable["forgetting"] = np.random.default_rng(5).normal(size=len(unstable))
+    assert evaluate("toneva2019_forgetting_consistent", {"scores": unstable})["holds"] is False
+    assert evaluate("paul2021_el2n_agrees_with_forgetting", {"scores": unstable})["holds"] is False
+    clean = scores_rows(4.0).assign(is_noisy=False)
+    assert evaluate("pleiss2020_mislabeled_low_aum", {"scores": clean})["value"].startswith("not computable")
+
+
+def test_the_heldout_claims_read_memorization_from_the_subset_trainings():
+    from .test_scores import heldout_rows
+
+    rng = np.random.default_rng(0)
+    S, N = 16, 40
+    noisy = np.arange(N) < 8
+    in_subset = rng.random((S, N)) < 0.5
+    memorized = np.where(noisy, in_subset, True)  # noisy examples right only when trained on: memorized
+    p = np.where(memorized, 0.9, 0.05)
+    verdict = evaluate("feldman2020_mislabeled_memorized", {"heldout": heldout_rows(memorized, in_subset, p, noisy=noisy)})
+    assert verdict["holds"] is True and verdict["dataset"] == "digits"
+    regular = np.ones((S, N), bool)  # every example right, trained on or not: nothing is memorized
+    verdict = evaluate("feldman2020_mislabeled_memorized", {"heldout": heldout_rows(regular, in_subset, p, noisy=noisy)})
+    assert verdict["holds"] is False
+    whole = heldout_rows(memorized, np.ones((S, N), bool), p, noisy=noisy)
+    assert evaluate("jiang2021_mislabeled_low_cscore", {"heldout": whole})["value"].startswith("not computable")

@@ -10,12 +10,13 @@ import torch
 from memorization import configuration as S
 from memorization.data import build_noisy_dataset
 from memorization.models import Arch, example_losses, forward
-from memorization.rundir import checkpoint_path, presentations_path
+from memorization.rundir import checkpoint_path, eval_path, presentations_path
 from memorization.scores import (
     class_normalized,
     data_map,
     el2n,
     grand,
+    heldout_frame,
     label_logit_input_gradients,
     nearest_checkpoint,
     presentation_scores,
@@ -24,6 +25,7 @@ from memorization.scores import (
     vog,
 )
 from memorization.sgd import Schedule, load_state, margins
+from memorization.stats import SCORE_DIRECTIONS, c_scores, heldout_estimates, roc_auc, seed_stability
 from memorization.train import train_run
 
 from .test_faults import interrupted
@@ -197,3 +199,103 @@ def test_the_scores_of_a_run_with_label_noise_find_its_noisy_examples(tmp_path):
     assert noisy.loc[True, "aum"] < noisy.loc[False, "aum"]  # mislabeled: low margin (Pleiss et al.)
     assert noisy.loc[True, "confidence"] < noisy.loc[False, "confidence"]
     assert noisy.loc[True, "el2n"] > noisy.loc[False, "el2n"]
+
+
+# ----------------------------------------------------------------------------- subset trainings
+
+
+def test_each_seed_trains_on_its_own_subset_drawn_from_the_seed_alone(tmp_path):
+    spec, data = make(subset_fraction=0.5, epochs=3, checkpoints={"unit": "epoch", "at": [3]})
+    plan = Schedule.from_spec(spec, 96)
+    assert plan.steps_per_epoch == 2 and plan.presentations_per_epoch() == 48  # 48 of 96, batches of 32
+    first, second = plan.subset(0), plan.subset(1)
+    assert len(first) == 48 and not torch.equal(first, second)
+    assert torch.equal(Schedule.from_spec({**spec, "epochs": 9}, 96).subset(0), first)  # the seed's, whatever else
+    train_run(spec, data, tmp_path, progress=False)
+    example, _, _, _ = read_presentations(spec, plan, tmp_path)
+    for row, seed in enumerate(spec["seeds"]):
+        assert set(example[row].tolist()) == set(plan.subset(seed).tolist())  # batches only from its subset
+    frame = heldout_frame(spec, data, tmp_path)
+    assert frame.groupby("seed")["in_subset"].sum().tolist() == [48, 48]
+    with np.load(eval_path(tmp_path, 6)) as ev:  # the training accuracy is the seed's on its own subset
+        mask = plan.subset_mask(spec["seeds"])
+        np.testing.assert_allclose(ev["train_acc"], (ev["correct"] & mask).sum(1) / 48, rtol=1e-6)
+
+
+def test_a_subset_fraction_of_one_is_the_whole_set_and_leaves_the_run_id_alone():
+    spec, _ = make()
+    assert S.run_id(spec) == S.run_id({**spec, "subset_fraction": 1.0})
+    assert torch.equal(Schedule.from_spec(spec, 96).subset(3), torch.arange(96))
+
+
+def heldout_rows(correct, in_subset, p_label, fraction=0.5, noisy=None):
+    """A heldout table: (S, N) arrays, identity columns of one run."""
+    S_, N = np.shape(correct)
+    return pd.DataFrame(
+        {
+            "experiment": "e",
+            "run_id": f"r{fraction}",
+            "dataset": "digits",
+            "input_noise": "none",
+            "input_noise_fraction": 0.0,
+            "label_noise": "random",
+            "label_noise_fraction": 0.2,
+            "seed": np.repeat(np.arange(S_), N),
+            "example": np.tile(np.arange(N), S_),
+            "is_noisy": np.tile(noisy if noisy is not None else np.zeros(N, bool), S_),
+            "subset_fraction": fraction,
+            "in_subset": np.asarray(in_subset).reshape(-1),
+            "correct": np.asarray(correct).reshape(-1),
+            "p_label": np.asarray(p_label, dtype=float).reshape(-1),
+        }
+    )
+
+
+def test_heldout_memorization_and_the_c_score_follow_their_definitions():
+    # 4 models, 2 examples: example 0 is right whenever trained on and wrong when held out (memorized);
+    # example 1 is right by every model (regular)
+    in_subset = np.array([[1, 1], [1, 0], [0, 1], [0, 0]], bool)
+    correct = np.array([[1, 1], [1, 1], [0, 1], [0, 1]], bool)
+    p = np.array([[0.9, 0.8], [0.7, 0.6], [0.2, 0.9], [0.4, 0.7]])
+    est = heldout_estimates(heldout_rows(correct, in_subset, p)).set_index("example")
+    assert est.loc[0, "memorization"] == 1.0 and est.loc[1, "memorization"] == 0.0
+    assert est.loc[0, "self_confidence"] == pytest.approx(0.3) and est.loc[1, "self_confidence"] == pytest.approx(0.65)
+    assert est.loc[0, "n_in"] == 2 and est.loc[0, "n_out"] == 2
+    other = heldout_rows(np.array([[1, 1]] * 4, bool), in_subset, p, fraction=0.7)  # at 0.7 both are right
+    both = heldout_estimates(pd.concat([heldout_rows(correct, in_subset, p), other], ignore_index=True))
+    cs = c_scores(both).set_index("example")
+    assert cs.loc[0, "c_score"] == 0.5 and cs.loc[1, "c_score"] == 1.0 and (cs["ratios"] == 2).all()
+
+
+def test_self_confidence_is_cleanlabs_on_the_held_out_models_mean_probabilities():
+    cleanlab = pytest.importorskip("cleanlab.rank")
+    rng = np.random.default_rng(0)
+    S_, N, C = 12, 30, 4
+    probs = rng.dirichlet(np.ones(C), size=(S_, N))  # each model's predicted probabilities
+    labels = rng.integers(C, size=N)
+    in_subset = rng.random((S_, N)) < 0.5
+    in_subset[0], in_subset[1] = True, False  # every example both trained on and held out somewhere
+    p_label = probs[:, np.arange(N), labels]
+    est = heldout_estimates(heldout_rows(p_label > 0.5, in_subset, p_label)).set_index("example")
+    out_of_sample = np.stack([probs[~in_subset[:, i], i].mean(0) for i in range(N)])  # (N, C)
+    theirs = cleanlab.get_label_quality_scores(labels, out_of_sample, method="self_confidence", adjust_pred_probs=False)
+    np.testing.assert_allclose(est["self_confidence"].to_numpy(), theirs, rtol=1e-9)
+
+
+def test_roc_auc_is_scikit_learns_with_ties():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(1)
+    score, positive = rng.integers(5, size=200).astype(float), rng.random(200) < 0.3
+    assert roc_auc(score, positive) == pytest.approx(roc_auc_score(positive, score))
+    assert roc_auc([1.0, np.nan, 3.0], [False, True, True]) == 1.0  # an example without a score is left out
+    assert np.isnan(roc_auc([1.0, 2.0], [True, True]))
+
+
+def test_seed_stability_is_the_mean_spearman_over_seed_pairs():
+    rows = []
+    for seed, values in enumerate([[1, 2, 3, 4], [1, 2, 3, 4], [4, 3, 2, 1]]):
+        for ex, v in enumerate(values):
+            rows.append({"run_id": "r", "seed": seed, "example": ex, **{k: float(v) for k in SCORE_DIRECTIONS}})
+    stability = seed_stability(pd.DataFrame(rows), ["aum"])
+    assert stability.loc["aum", "spearman"] == pytest.approx((1 - 1 - 1) / 3) and stability.loc["aum", "pairs"] == 3

@@ -63,7 +63,7 @@ def init_params(arch: Arch, seeds: list[int]) -> tuple[dict[str, torch.Tensor], 
     return params, buffers
 
 
-STREAMS = {"init": 0, "batches": 1, "regularizer": 2, "adversarial": 3}
+STREAMS = {"init": 0, "batches": 1, "regularizer": 2, "adversarial": 3, "subset": 4}
 
 
 def seed_for(seed: int, stream: str, *counters: int) -> int:

@@ -486,6 +486,23 @@ for _table in (
         cost="memorization.scores:scores_cost",
         memory="memorization.memory:scores_bytes",
     ),
+    Table(
+        "heldout",
+        "metric",
+        columns(
+            ("example", "int64", "index of the training example"),
+            ("label", "int64", "its training label"),
+            ("is_noisy", "bool", "as in examples"),
+            ("subset_fraction", "float64", "the fraction of the training set each seed of the run trained on"),
+            ("in_subset", "bool", "the seed trained on the example (its subset mask)"),
+            ("correct", "bool", "the seed's final model (eval mode) classifies the example as labelled"),
+            ("p_label", "float64", "its softmax probability of the label"),
+        ),
+        "run, seed, training example",
+        "Each model of a subset training on every training example: held-out memorization (Feldman & Zhang "
+        "2020) and the C-score (Jiang et al. 2021) are estimated from it across seeds (docs/science.md §10).",
+        compute="memorization.scores:heldout_frame",
+    ),
 ):
     register_table(_table)
 
@@ -606,6 +623,6 @@ def load_analyses(paths) -> None:
         spec.loader.exec_module(module)
 
 
-# The paper's figures and claims: each room registers itself when imported (last, as the rooms use the
-# classes above).
-from .papers import arpit2017  # noqa: E402, F401
+# The paper's figures and claims, then those of the per-example scores that followed: each room registers
+# itself when imported (last, as the rooms use the classes above).
+from .papers import arpit2017, scores  # noqa: E402, F401

@@ -255,3 +255,29 @@ def scores_frame(spec: dict, data: NoisyDataset, run_dir, settings: dict, device
             )
         )
     return pd.concat(frames, ignore_index=True)
+
+
+# ----------------------------------------------------------------------------- subset trainings
+
+
+def heldout_frame(spec: dict, data: NoisyDataset, run_dir, settings: dict | None = None, device="cpu") -> pd.DataFrame:
+    """What every seed's model makes of every training example at the end of training, and whether the seed
+    trained on it: the records Feldman & Zhang's code saves per model (its subset and its correctness), from
+    which held-out memorization and the C-score are estimated across seeds and runs (memorization.stats).
+    (settings and device: the metric signature; unused.)"""
+    plan = completed_schedule(spec, len(data.y_train), run_dir)
+    with np.load(eval_path(run_dir, plan.total_steps), allow_pickle=False) as ev:
+        correct, p_label = ev["correct"], ev["p_label"]
+    mask, n = plan.subset_mask(spec["seeds"]), len(data.y_train)
+    return pd.DataFrame(
+        {
+            "seed": np.repeat(spec["seeds"], n),
+            "example": np.tile(np.arange(n), len(spec["seeds"])),
+            "label": np.tile(data.y_train.astype(np.int64), len(spec["seeds"])),
+            "is_noisy": np.tile(data.is_noisy, len(spec["seeds"])),
+            "subset_fraction": plan.subset_fraction,
+            "in_subset": mask.reshape(-1),
+            "correct": correct.reshape(-1),
+            "p_label": p_label.reshape(-1).astype(np.float64),
+        }
+    )

@@ -134,7 +134,9 @@ def schedule_steps(schedule: dict, *, steps_per_epoch: int, total_steps: int) ->
 
 @dataclass(frozen=True)
 class Schedule:
-    """A run's timeline: how many steps, which batch at each step, when to evaluate and checkpoint."""
+    """A run's timeline: how many steps, which batch at each step, when to evaluate and checkpoint. With a
+    subset_fraction below 1 each seed draws its batches from its own subset of the training set (`subset`),
+    and an epoch is a pass over the subset."""
 
     n_train: int
     batch_size: int
@@ -144,14 +146,35 @@ class Schedule:
     eval_steps: tuple[int, ...]
     checkpoint_steps: tuple[int, ...]
     planned_steps: int = 0  # total_steps as planned, before an early stop
+    subset_fraction: float = 1.0
 
     @classmethod
     def from_spec(cls, spec: dict, n_train: int) -> Schedule:
-        spe = math.ceil(n_train / spec["batch_size"])
+        fraction = spec.get("subset_fraction", 1.0)
+        spe = math.ceil(subset_size(n_train, fraction) / spec["batch_size"])
         total = spec["steps"] if spec["steps"] is not None else spec["epochs"] * spe
         evals = schedule_steps({"unit": "epoch", "every": spec["log_every"]}, steps_per_epoch=spe, total_steps=total)
         ckpts = schedule_steps(spec["checkpoints"], steps_per_epoch=spe, total_steps=total)
-        return cls(n_train, spec["batch_size"], spec["sampling"], spe, total, tuple(evals), tuple(ckpts), total)
+        return cls(
+            n_train, spec["batch_size"], spec["sampling"], spe, total, tuple(evals), tuple(ckpts), total, fraction
+        )
+
+    def subset(self, seed: int) -> torch.Tensor:
+        """The training examples seed `seed` trains on, in increasing order: all of them, or a uniformly random
+        subset of subset_fraction of them drawn from the seed alone (as Feldman & Zhang's and Jiang et al.'s
+        subset trainings), so that any seed's subset can be drawn again without the run's files."""
+        if self.subset_fraction == 1.0:
+            return torch.arange(self.n_train)
+        gen = torch.Generator().manual_seed(seed_for(seed, "subset"))
+        chosen = torch.randperm(self.n_train, generator=gen)[: subset_size(self.n_train, self.subset_fraction)]
+        return chosen.sort().values
+
+    def subset_mask(self, seeds: list[int]) -> np.ndarray:
+        """(S, n_train) bool: which examples each seed trains on."""
+        mask = np.zeros((len(seeds), self.n_train), dtype=bool)
+        for row, seed in enumerate(seeds):
+            mask[row, self.subset(seed).numpy()] = True
+        return mask
 
     def planned_epochs(self) -> float:
         """The training budget in epochs (the cap of a run that stops at fit)."""
@@ -169,13 +192,14 @@ class Schedule:
 
     def epoch_order(self, seeds: list[int], epoch: int) -> torch.Tensor:
         """(S, steps_per_epoch * batch) example indices of one epoch, for every seed."""
-        rows = []
+        rows, m = [], subset_size(self.n_train, self.subset_fraction)
         for seed in seeds:
             gen = torch.Generator().manual_seed(seed_for(seed, "batches", epoch))
             if self.sampling == "shuffle":
-                rows.append(torch.randperm(self.n_train, generator=gen))
+                order = torch.randperm(m, generator=gen)
             else:
-                rows.append(torch.randint(self.n_train, (self.steps_per_epoch * self.batch_size,), generator=gen))
+                order = torch.randint(m, (self.steps_per_epoch * self.batch_size,), generator=gen)
+            rows.append(order if m == self.n_train else self.subset(seed)[order])
         return torch.stack(rows)
 
     def steps(self, seeds: list[int], start: int, stop: int, device="cpu"):
@@ -189,12 +213,19 @@ class Schedule:
 
     def presentations_per_epoch(self) -> int:
         """Examples presented in one epoch (the length of epoch_order's rows)."""
-        return self.n_train if self.sampling == "shuffle" else self.steps_per_epoch * self.batch_size
+        if self.sampling == "shuffle":
+            return subset_size(self.n_train, self.subset_fraction)
+        return self.steps_per_epoch * self.batch_size
 
     def batch(self, order: torch.Tensor, step: int) -> torch.Tensor:
         """Indices (S, B) of the batch at global step `step` (the last batch of an epoch may be smaller)."""
         i = step % self.steps_per_epoch
         return order[:, i * self.batch_size : (i + 1) * self.batch_size]
+
+
+def subset_size(n_train: int, fraction: float) -> int:
+    """Examples in a seed's training subset: round(fraction · n_train), at least one."""
+    return max(1, round(fraction * n_train))
 
 
 def learning_rate(spec: dict, epoch: int) -> float:

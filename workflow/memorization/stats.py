@@ -238,3 +238,133 @@ def gini_frame(sensitivity: pd.DataFrame) -> pd.DataFrame:
     keep = [c for c in ("train_size", *(c.name for c in SENSITIVITY_SETTINGS)) if c in sensitivity]
     settings = sensitivity[keep].iloc[0].to_dict() if len(sensitivity) else {}
     return pd.DataFrame(rows).assign(**settings)
+
+
+# ----------------------------------------------------------------------------- per-example scores
+
+# The per-example scores of the `scores` table, each with the direction in which it marks an example as hard
+# or memorized (+1: high is hard): what the ROC AUC against the noise mask and the agreement read. Never
+# learned examples have no first-learned epoch: they rank as learned last.
+SCORE_DIRECTIONS = {
+    "forgetting": 1,
+    "first_learned_epoch": 1,
+    "aum": -1,
+    "confidence": -1,
+    "variability": 1,
+    "correctness": -1,
+    "el2n": 1,
+    "grand": 1,
+    "vog": 1,
+}
+
+
+def roc_auc(score, positive) -> float:
+    """ROC AUC of `score` at telling the positive examples from the others: the Mann–Whitney statistic with
+    ties counted half (the probability that a positive example outscores a negative one). Written out
+    (average ranks) because the base install that reads shared tables has no scikit-learn. Examples without
+    a score (NaN) are left out; NaN when either class is then empty."""
+    score, positive = np.asarray(score, dtype=float), np.asarray(positive, dtype=bool)
+    known = ~np.isnan(score)
+    score, positive = pd.Series(score[known]), positive[known]
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = score.rank(method="average").to_numpy()
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def hardness(scores: pd.DataFrame) -> pd.DataFrame:
+    """Each score oriented so that high marks an example as hard (SCORE_DIRECTIONS), never learned examples
+    after every learned one: the columns the AUCs and rank correlations read."""
+    out = pd.DataFrame(index=scores.index)
+    for name, sign in SCORE_DIRECTIONS.items():
+        values = scores[name].astype(float)
+        if name == "first_learned_epoch":
+            values = values.fillna(values.max() + 1 if values.notna().any() else 0.0)
+        out[name] = sign * values
+    return out
+
+
+def seed_mean_scores(scores: pd.DataFrame) -> pd.DataFrame:
+    """Per (run, example): every score, oriented (`hardness`), averaged over the run's seeds (as Paul et al.
+    average EL2N and Toneva et al. sum forgetting over seeds), with the run's condition and noise mask."""
+    oriented = pd.concat([scores[["run_id", "example", "is_noisy"]], hardness(scores)], axis=1)
+    mean = oriented.groupby(["run_id", "example"], sort=True).mean(numeric_only=True).reset_index()
+    runs = with_condition(scores.drop_duplicates("run_id"))[["run_id", "condition", "dataset"]]
+    return mean.assign(is_noisy=mean["is_noisy"] > 0).merge(runs, on="run_id")
+
+
+def noise_detection(mean: pd.DataFrame, names) -> pd.DataFrame:
+    """Per (condition, score): the ROC AUC of the seed-mean score at finding the noisy examples, for the runs
+    with noise (a condition's AUC averaged over its runs)."""
+    rows = []
+    for (condition, _), g in mean.groupby(["condition", "run_id"], sort=True):
+        if g["is_noisy"].all() or not g["is_noisy"].any():
+            continue
+        rows += [{"condition": condition, "score": s, "auc": roc_auc(g[s], g["is_noisy"])} for s in names]
+    frame = pd.DataFrame(rows, columns=["condition", "score", "auc"])
+    return frame.groupby(["condition", "score"], sort=False)["auc"].mean().reset_index()
+
+
+def rank_agreement(mean: pd.DataFrame, names) -> pd.DataFrame:
+    """Spearman rank correlation between the seed-mean scores across examples, per run, averaged over runs:
+    (score × score)."""
+    per_run = [g[list(names)].corr(method="spearman") for _, g in mean.groupby("run_id", sort=True)]
+    return sum(per_run) / len(per_run)
+
+
+def seed_stability(scores: pd.DataFrame, names) -> pd.DataFrame:
+    """Per score: the Spearman rank correlation across examples between two seeds of a run, averaged over
+    every pair of seeds of every run with two or more (NaN where none has)."""
+    oriented = pd.concat([scores[["run_id", "seed", "example"]], hardness(scores)], axis=1)
+    rows = []
+    for _, g in oriented.groupby("run_id", sort=True):
+        for name in names:
+            wide = g.pivot(index="example", columns="seed", values=name)
+            if wide.shape[1] < 2:
+                continue
+            corr = wide.corr(method="spearman").to_numpy()
+            pairs = corr[np.triu_indices(len(corr), 1)]
+            rows.append({"score": name, "spearman": float(np.nanmean(pairs)), "pairs": len(pairs)})
+    frame = pd.DataFrame(rows, columns=["score", "spearman", "pairs"])
+    return (
+        frame.groupby("score", sort=False)
+        .agg(spearman=("spearman", "mean"), pairs=("pairs", "sum"))
+        .reindex(list(names))
+    )
+
+
+def heldout_estimates(heldout: pd.DataFrame) -> pd.DataFrame:
+    """Per (run, example), from its seeds' subset trainings: P(correct | trained on it) and P(correct | held
+    out), held-out memorization (Feldman & Zhang 2020: their difference), the self-confidence of the
+    out-of-sample predictions (the mean held-out probability of the label, confident learning's
+    `self_confidence`), and the seed counts of each side."""
+    h = heldout.assign(correct=heldout["correct"].astype(float))
+    side = h.groupby(["run_id", "example", "in_subset"], sort=True).agg(
+        p_correct=("correct", "mean"), p_label=("p_label", "mean"), n=("seed", "count")
+    )
+    wide = side.unstack("in_subset")
+    keys = h.drop_duplicates(["run_id", "example"]).set_index(["run_id", "example"])
+    out = pd.DataFrame(
+        {
+            "p_in": wide[("p_correct", True)],
+            "p_out": wide[("p_correct", False)],
+            "self_confidence": wide[("p_label", False)],
+            "n_in": wide[("n", True)],
+            "n_out": wide[("n", False)],
+        }
+    )
+    out["memorization"] = out["p_in"] - out["p_out"]
+    cols = ["experiment", "dataset", "is_noisy", "subset_fraction", "input_noise", "input_noise_fraction",
+            "label_noise", "label_noise_fraction"]  # fmt: skip
+    return with_condition(out.join(keys[cols]).reset_index())
+
+
+def c_scores(estimates: pd.DataFrame) -> pd.DataFrame:
+    """Jiang et al. 2021's C-score per (experiment, condition, example): the held-out accuracy averaged over
+    the subset ratios (its runs' subset_fraction), with how many ratios it averages."""
+    return (
+        estimates.groupby(["experiment", "condition", "example"], sort=True)
+        .agg(c_score=("p_out", "mean"), ratios=("subset_fraction", "nunique"), is_noisy=("is_noisy", "first"))
+        .reset_index()
+    )

@@ -57,6 +57,7 @@ class Run:
     y_val: torch.Tensor
     eval_at: frozenset[int]  # sets: looked up at every step, and a paper-scale run has 1000s of evaluations
     checkpoint_at: frozenset[int]
+    trained_on: torch.Tensor | None  # (S, N) bool: each seed's training subset; None when every seed has all
 
     @property
     def seeds(self) -> list[int]:
@@ -167,6 +168,9 @@ def setup(spec: dict, data: NoisyDataset, run_dir: Path, fingerprint: str, devic
         **on,
         eval_at=frozenset(schedule.eval_steps),
         checkpoint_at=frozenset(schedule.checkpoint_steps),
+        trained_on=None
+        if schedule.subset_fraction == 1.0
+        else torch.as_tensor(schedule.subset_mask(spec["seeds"]), device=device),
     )
 
 
@@ -259,7 +263,14 @@ def write_presentations(run: Run, state: State) -> None:
 def write_evaluation(run: Run, state: State) -> None:
     loss = run.spec["loss"]
     tr_loss, tr_correct, tr_p_label = evaluate(run.arch, state.params, state.buffers, run.x_train, run.y_train, loss)
-    check_finite(run, state, tr_loss.mean(1))
+    # the training loss and accuracy are each seed's on what it trains on; correct and p_label cover every
+    # training example, the held-out ones of a subset training too
+    if run.trained_on is None:
+        train_loss, train_acc = tr_loss.mean(1), tr_correct.float().mean(1)
+    else:
+        on = run.trained_on
+        train_loss, train_acc = (tr_loss * on).sum(1) / on.sum(1), (tr_correct & on).sum(1) / on.sum(1)
+    check_finite(run, state, train_loss)
     va_loss, va_correct, _ = evaluate(run.arch, state.params, state.buffers, run.x_val, run.y_val, loss)
     if state.epoch_batches:
         batches = (state.epoch_sums / state.epoch_batches).cpu().numpy()
@@ -271,8 +282,8 @@ def write_evaluation(run: Run, state: State) -> None:
         tmp,
         batch_loss=batches[:, 0],
         batch_acc=batches[:, 1],
-        train_loss=tr_loss.mean(1).cpu().numpy(),
-        train_acc=tr_correct.float().mean(1).cpu().numpy(),
+        train_loss=train_loss.cpu().numpy(),
+        train_acc=train_acc.cpu().numpy(),
         val_loss=va_loss.mean(1).cpu().numpy(),
         val_acc=va_correct.float().mean(1).cpu().numpy(),
         correct=tr_correct.cpu().numpy(),
