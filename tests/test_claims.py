@@ -296,10 +296,12 @@ def test_the_heldout_claims_read_memorization_from_the_subset_trainings():
     in_subset = rng.random((S, N)) < 0.5
     memorized = np.where(noisy, in_subset, True)  # noisy examples right only when trained on: memorized
     p = np.where(memorized, 0.9, 0.05)
-    verdict = evaluate("feldman2020_mislabeled_memorized", {"heldout": heldout_rows(memorized, in_subset, p, noisy=noisy)})
+    memorizing = heldout_rows(memorized, in_subset, p, noisy=noisy)
+    verdict = evaluate("feldman2020_mislabeled_memorized", {"heldout": memorizing})
     assert verdict["holds"] is True and verdict["dataset"] == "digits"
     regular = np.ones((S, N), bool)  # every example right, trained on or not: nothing is memorized
-    verdict = evaluate("feldman2020_mislabeled_memorized", {"heldout": heldout_rows(regular, in_subset, p, noisy=noisy)})
+    nothing_memorized = heldout_rows(regular, in_subset, p, noisy=noisy)
+    verdict = evaluate("feldman2020_mislabeled_memorized", {"heldout": nothing_memorized})
     assert verdict["holds"] is False
     whole = heldout_rows(memorized, np.ones((S, N), bool), p, noisy=noisy)
     assert evaluate("jiang2021_mislabeled_low_cscore", {"heldout": whole})["value"].startswith("not computable")
