@@ -44,6 +44,7 @@ readme-scorecard: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/fig1_engine_vs_dataloader.py --repeat 3
 	$(BIN)/python benchmarks/cnn_stacked_vs_loop.py
+	$(BIN)/python benchmarks/scores_training.py
 	$(BIN)/python benchmarks/lass_batched_vs_loop.py
 	$(BIN)/python benchmarks/replay_memory.py --quick
 	$(BIN)/python benchmarks/gpu.py
@@ -52,6 +53,7 @@ bench: $(VENV)/.installed
 bench-docs: $(VENV)/.installed
 	$(BIN)/python benchmarks/fig1_engine_vs_dataloader.py --repeat 3 --docs docs/performance.md
 	$(BIN)/python benchmarks/cnn_stacked_vs_loop.py --docs docs/performance.md
+	$(BIN)/python benchmarks/scores_training.py --docs docs/performance.md
 	$(BIN)/python benchmarks/replay_memory.py --docs docs/performance.md
 
 # The predicted cost of a config before running it (CONFIG=configs/paper.yaml DEVICES=2 make plan).

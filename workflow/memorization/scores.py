@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .backprop import by_autograd
+from .backprop import WRITTEN_OUT_LOSSES, by_autograd, mlp_pass, written_out
 from .data import NoisyDataset
 from .memory import EVAL_BATCH
 from .models import Arch, example_losses, forward
@@ -102,11 +102,13 @@ def el2n(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 def grand(arch: Arch, params: dict, buffers: dict, x: torch.Tensor, y: torch.Tensor, loss: str, chunk: int):
     """GraNd (Paul et al.): the norm of each example's gradient of its loss over all the parameters (not the
-    last layer only, as some re-implementations do), eval mode; (S, N). The per-example gradients come from
-    the engine's stacked seeds: `chunk` copies of one seed's model, each with one example as its batch, so
-    autograd of their summed losses gives each copy its example's gradient (one path for the MLP and the CNN,
-    whose channels-last convolutions torch.func's vmap cannot batch)."""
+    last layer only, as some re-implementations do), eval mode; (S, N). The MLP's in closed form
+    (`_mlp_grand`); any other model's per-example gradients come from the engine's stacked seeds: `chunk`
+    copies of one seed's model, each with one example as its batch, so autograd of their summed losses gives
+    each copy its example's gradient (torch.func's vmap cannot batch the CNN's channels-last convolutions)."""
     S = next(iter(params.values())).shape[0]
+    if written_out(arch, loss):
+        return _mlp_grand(arch, params, x, y, loss, chunk)
     out = torch.empty((S, len(x)), device=x.device)
     for s in range(S):
         for i in range(0, len(x), chunk):
@@ -120,6 +122,23 @@ def grand(arch: Arch, params: dict, buffers: dict, x: torch.Tensor, y: torch.Ten
 
             grads, _, _, _ = by_autograd(copies, losses_of)  # each copy's gradient of its batch-of-one loss
             out[s, i : i + chunk] = torch.stack([g.flatten(1).pow(2).sum(1) for g in grads.values()]).sum(0).sqrt()
+    return out
+
+
+def _mlp_grand(arch: Arch, params: dict, x: torch.Tensor, y: torch.Tensor, loss: str, chunk: int) -> torch.Tensor:
+    """GraNd of the MLP in closed form: an example's gradient of a dense layer's kernel is the outer product
+    h δᵀ of its input and backward error, whose norm is ‖h‖·‖δ‖, and its bias gradient is δ; so ‖∇θ ℓ‖² =
+    Σ_l (‖h_l‖² + 1)·‖δ_l‖², from one written-out pass over a chunk (memorization.backprop; its δ carry the
+    batch mean's 1/B, undone here). 100x faster than materialising the per-example gradients."""
+    S = next(iter(params.values())).shape[0]
+    out = torch.empty((S, len(x)), device=x.device)
+    for i in range(0, len(x), chunk):
+        xb, yb = x[i : i + chunk], y[i : i + chunk]
+        step = mlp_pass(arch, params, xb.unsqueeze(0), yb.expand(S, -1), loss, None)
+        squares = sum(
+            (h.pow(2).sum(-1) + 1) * d.pow(2).sum(-1) for h, d in zip(step.inputs, step.deltas)
+        )  # (S or 1, B) x (S, B)
+        out[:, i : i + chunk] = squares.sqrt() * len(xb)
     return out
 
 
@@ -163,18 +182,21 @@ def nearest_checkpoint(steps, step: float) -> int:
 
 # ----------------------------------------------------------------------------- cost model (memorization.plan)
 
-# A checkpoint's input gradients cost about a forward and a backward pass over the examples, three
-# evaluations; one example's gradient over the parameters under vmap about GRAND_EVALS evaluations of it, per
-# seed (measured on the default's runs: docs/performance.md).
+# In evaluations of the examples by every seed (the plan's `eval_example`), measured on the default's scores
+# runs: a checkpoint's input gradients (VoG) 2.3-2.8; the MLP's GraNd in closed form 2; the CNN's per-example
+# gradients, materialised for each seed, about 45 per seed.
 VOG_EVALS = 3.0
-GRAND_EVALS = 12.0
+MLP_GRAND_EVALS = 2.0
+GRAND_EVALS_PER_SEED = 45.0
 
 
 def scores_cost(spec: dict, settings: dict, t: dict, shape) -> float:
-    """Seconds: VoG's input gradients at every checkpoint after the initialisation, and GraNd's per-example
-    gradients at one (the presentations and evaluations are only read)."""
+    """Seconds: VoG's input gradients at every checkpoint after the initialisation, and GraNd at one (the
+    presentations and evaluations are only read)."""
     checkpoints = len([s for s in shape.schedule.checkpoint_steps if s > 0])
-    return shape.n_train * t["eval_example"] * (VOG_EVALS * checkpoints + GRAND_EVALS * len(spec["seeds"]))
+    closed_form = spec["arch"] == "mlp" and not spec.get("crop") and spec["loss"] in WRITTEN_OUT_LOSSES
+    grand_evals = MLP_GRAND_EVALS if closed_form else GRAND_EVALS_PER_SEED * len(spec["seeds"])
+    return shape.n_train * t["eval_example"] * (VOG_EVALS * checkpoints + grand_evals)
 
 
 # ----------------------------------------------------------------------------- one run's table

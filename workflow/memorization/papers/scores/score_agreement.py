@@ -76,7 +76,7 @@ def draw(s: Scores):
     a.set_ylim(0, 1)
     a.set_ylabel("ROC AUC, noisy vs clean examples")
     a.set_title("Finding the noisy examples")
-    a.legend(fontsize=8)
+    a.legend(fontsize=7, loc="lower left")
     im = b.imshow(s.agreement.to_numpy(), vmin=-1, vmax=1, cmap="RdBu_r")
     b.set_xticks(range(len(NAMES)), NAMES, rotation=45, ha="right", fontsize=8)
     b.set_yticks(range(len(NAMES)), NAMES, fontsize=8)
