@@ -465,6 +465,44 @@ def expand(config: dict) -> dict[str, list[dict]]:
     return experiments
 
 
+def load_files(paths, *, workdir: str | Path = ".") -> dict:
+    """The config of these files (as `snakemake --configfile A B`: merged in order; none: config.yaml),
+    layered and validated as the workflow reads it."""
+    repository = Path(__file__).resolve().parents[2]
+    given = {}
+    for path in paths:
+        given = merge(given, _read_yaml(Path(path)))
+    return load(given, workdir=Path(workdir), repository=repository)
+
+
+def _applicable(spec: dict) -> dict:
+    """The spec values that mean something for this run (its identity, less the seeds, a noise fraction
+    without its noise and the adversarial settings of another regulariser)."""
+    values = {k: v for k, v in identity(spec).items() if k not in ("seeds", "noise_seed")}
+    for kind in ("input", "label"):
+        if spec.get(f"{kind}_noise", "none") == "none":
+            values.pop(f"{kind}_noise_fraction", None)
+    if spec.get("regularizer") != "dropout_adversarial":
+        for key in ADVERSARIAL_KEYS:
+            values.pop(key, None)
+    return values
+
+
+def run_labels(experiments: dict[str, list[dict]]) -> dict[str, str]:
+    """run id → what names the run to a person: its experiment(s) and the spec values in which it differs
+    from its experiment's other runs ("capacity: width=512, input_noise_fraction=0.4"); a run shared by
+    experiments lists each."""
+    labels: dict[str, list[str]] = {}
+    for name, runs in experiments.items():
+        shown = [_applicable(r) for r in runs]
+        keys = sorted({k for v in shown for k in v})
+        varying = [k for k in keys if len({json.dumps(v.get(k), sort_keys=True) for v in shown}) > 1]
+        for run, values in zip(runs, shown):
+            text = ", ".join(f"{k}={values[k]}" for k in varying if k in values)
+            labels.setdefault(run_id(run), []).append(f"{name}: {text}" if text else name)
+    return {rid: "; ".join(parts) for rid, parts in labels.items()}
+
+
 def main(argv=None) -> None:
     """python -m memorization.spec CONFIG...: check config files as the workflow will, before running it.
     Snakemake's own reader of --configfile names no line for a YAML mistake; this does."""
@@ -473,12 +511,8 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="python -m memorization.spec", description=main.__doc__.split("\n")[0])
     ap.add_argument("configs", nargs="+", help="config files, as given to snakemake --configfile (merged in order)")
     args = ap.parse_args(argv)
-    repository = Path(__file__).resolve().parents[2]
     try:
-        given = {}
-        for path in args.configs:
-            given = merge(given, _read_yaml(Path(path)))
-        config = load(given, workdir=Path.cwd(), repository=repository)
+        config = load_files(args.configs, workdir=Path.cwd())
     except (ConfigError, FileNotFoundError) as err:
         raise SystemExit(f"invalid configuration: {err}") from None
     experiments = expand(config)

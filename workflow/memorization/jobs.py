@@ -46,7 +46,10 @@ def train(
     lock_dir: str = "/tmp/memorization-gpu-leases",
     threads: int = 1,
     version: str = "",
+    label: str = "",
 ) -> None:
+    """Train one run; `label` names it to a person (its experiments and the values that set it apart,
+    configuration.run_labels), in the log's first line."""
     import torch
 
     from . import devices
@@ -60,12 +63,11 @@ def train(
     run_dir = Path(manifest_out).parent
     data = NoisyDataset.load(dataset)
     with devices.lease(device, lock_dir) as dev:
-        print(f"training {len(spec['seeds'])} seed(s) of run {run_dir.name} on {dev}", flush=True)
+        print(f"training {len(spec['seeds'])} seed(s) of run {run_dir.name} on {dev}: {label}", flush=True)
         train_run(spec, data, run_dir, device=dev, version=version)
     training, convergence = run_tables(spec, data, run_dir)
     write_frame(training, training_out, run_metadata(run_dir.name, spec, training))
     write_frame(convergence, convergence_out, run_metadata(run_dir.name, spec, convergence))
-    (run_dir / "spec.json").write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n")
     write_manifest(run_dir)
 
 

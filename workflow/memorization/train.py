@@ -9,15 +9,15 @@ recording an evaluation and a state file where the schedule says, until the end 
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from .architecture import Arch, params_per_model
 from .data import NoisyDataset
@@ -58,6 +58,7 @@ class Run:
     eval_at: frozenset[int]  # sets: looked up at every step, and a paper-scale run has 1000s of evaluations
     checkpoint_at: frozenset[int]
     trained_on: torch.Tensor | None  # (S, N) bool: each seed's training subset; None when every seed has all
+    report: bool = True  # a line in the log per evaluation (at most every REPORT_EVERY_S)
 
     @property
     def seeds(self) -> list[int]:
@@ -80,6 +81,7 @@ class State:
     presented_correct: torch.Tensor
     presented_margin: torch.Tensor
     saved_at: float = field(default_factory=time.monotonic)  # when the last state file was written
+    reported_at: float = -math.inf  # when the log last got an evaluation's line
 
 
 # ----------------------------------------------------------------------------- state on disk
@@ -195,7 +197,7 @@ def start(run: Run, device) -> State:
         file=sys.stderr,
         flush=True,
     )
-    return State(**{k: saved[k] for k in State.__dataclass_fields__ if k != "saved_at"})
+    return State(**{k: saved[k] for k in State.__dataclass_fields__ if k not in ("saved_at", "reported_at")})
 
 
 def step(run: Run, state: State, epoch: int, batch: torch.Tensor) -> None:
@@ -276,20 +278,57 @@ def write_evaluation(run: Run, state: State) -> None:
         batches = (state.epoch_sums / state.epoch_batches).cpu().numpy()
     else:
         batches = np.full((len(run.seeds), 2), np.nan)
+    arrays = {
+        "batch_loss": batches[:, 0],
+        "batch_acc": batches[:, 1],
+        "train_loss": train_loss.cpu().numpy(),
+        "train_acc": train_acc.cpu().numpy(),
+        "val_loss": va_loss.mean(1).cpu().numpy(),
+        "val_acc": va_correct.float().mean(1).cpu().numpy(),
+        "correct": tr_correct.cpu().numpy(),
+        "p_label": tr_p_label.cpu().numpy(),
+    }
     path = eval_path(run.run_dir, state.step)
     tmp = path.with_suffix(".tmp.npz")
-    np.savez(
-        tmp,
-        batch_loss=batches[:, 0],
-        batch_acc=batches[:, 1],
-        train_loss=train_loss.cpu().numpy(),
-        train_acc=train_acc.cpu().numpy(),
-        val_loss=va_loss.mean(1).cpu().numpy(),
-        val_acc=va_correct.float().mean(1).cpu().numpy(),
-        correct=tr_correct.cpu().numpy(),
-        p_label=tr_p_label.cpu().numpy(),
-    )
+    np.savez(tmp, **arrays)
     os.replace(tmp, path)
+    report_progress(run, state, arrays["train_loss"], arrays["train_acc"], arrays["val_acc"])
+
+
+PROGRESS_COLUMNS = (
+    "step", "total_steps", "epoch", "seeds", "train_loss", "train_loss_std", "train_acc", "train_acc_std",
+    "val_acc", "val_acc_std", "time",
+)  # fmt: skip
+REPORT_EVERY_S = 2.0  # the log gets an evaluation's line at most this often (and always the last one)
+
+
+def report_progress(run: Run, state: State, train_loss, train_acc, val_acc) -> None:
+    """An evaluation's row in the run's progress.csv, which can be read while it trains (`memorization runs`),
+    and its line in the job's log: mean and spread over the seeds of the training loss and accuracy (each
+    seed's on what it trains on) and the validation accuracy."""
+
+    def spread(values):
+        values = np.asarray(values, dtype=np.float64)
+        return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan"), float(np.nanstd(values))
+
+    (tl, tl_s), (ta, ta_s), (va, va_s) = spread(train_loss), spread(train_acc), spread(val_acc)
+    spe, total = run.schedule.steps_per_epoch, run.schedule.total_steps
+    row = (state.step, total, state.step / spe, len(run.seeds), tl, tl_s, ta, ta_s, va, va_s, f"{time.time():.1f}")
+    path = run.run_dir / "progress.csv"
+    new = not path.exists()
+    with path.open("a") as f:
+        if new:
+            f.write(",".join(PROGRESS_COLUMNS) + "\n")
+        f.write(",".join(f"{v:.6g}" if isinstance(v, float) else str(v) for v in row) + "\n")
+    now = time.monotonic()
+    if run.report and (now - state.reported_at >= REPORT_EVERY_S or state.step == total):
+        state.reported_at = now
+        print(
+            f"epoch {state.step / spe:g}/{total / spe:g} step {state.step}/{total}: train loss {tl:.4f} ± {tl_s:.4f}, "
+            f"train acc {ta:.4f} ± {ta_s:.4f}, val acc {va:.4f} ± {va_s:.4f} ({len(run.seeds)} seeds)",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def check_finite(run: Run, state: State, eval_loss: torch.Tensor) -> None:
@@ -339,6 +378,9 @@ def train_run(
 ) -> None:
     """Train every seed of `spec` on `data`; write evaluations and checkpoints under `run_dir`.
 
+    Progress: spec.json is written first; every evaluation appends a row to `run_dir/progress.csv` and, with
+    `progress`, prints a line (seed means and spreads of loss and accuracy) to stderr, the job's log.
+
     Resumable: the state is saved at every evaluation (`state.pt`) and checkpoint; a later call with the same
     arguments continues from the newest readable one (`resume_state`). A finished run (`end.json` written by
     the same spec and code `version`) is not trained again: a job interrupted after training but before
@@ -347,30 +389,21 @@ def train_run(
     run_dir, device = Path(run_dir), torch.device(device)
     for sub in ("checkpoints", "evals", "presentations"):
         (run_dir / sub).mkdir(parents=True, exist_ok=True)
+    (run_dir / "spec.json").write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n")  # which run this is
     fingerprint = json.dumps({"spec": spec, "code": version}, sort_keys=True)
     if finished(run_dir, fingerprint):
         print(f"run {run_dir.name} finished training already (end.json): not trained again", file=sys.stderr)
         return
-    run = setup(spec, data, run_dir, fingerprint, device, group_params)
+    run = replace(setup(spec, data, run_dir, fingerprint, device, group_params), report=progress)
     end_path(run_dir).unlink(missing_ok=True)  # a rerun recomputes the end
     state = start(run, device)
     if state.step == 0:
+        (run_dir / "progress.csv").unlink(missing_ok=True)  # a run trained from the start reports afresh
         record(run, state)
-    bar = tqdm(
-        total=run.schedule.total_steps,
-        initial=state.step,
-        desc=f"train {run_dir.name}",
-        unit="step",
-        file=sys.stderr,
-        mininterval=2.0,
-        disable=not progress,
-    )
     if not fits(run, state.step):
         for _, epoch, batch in run.schedule.steps(run.seeds, state.step, run.schedule.total_steps, device):
             step(run, state, epoch, batch)
-            bar.update(1)
             record(run, state)
             if fits(run, state.step):
                 break
-    bar.close()
     finish(run, state)

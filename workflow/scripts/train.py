@@ -4,7 +4,11 @@ import sys
 
 sys.stderr = sys.stdout = open(snakemake.log[0], "a", buffering=1)  # append: a resumed job keeps its history
 
+from memorization.configuration import expand, run_labels
 from memorization.jobs import train
+
+# the run's name for a person, from the config (not a param: a new run in its experiment must not rerun it)
+label = run_labels(expand(snakemake.config)).get(snakemake.wildcards.run, "")
 
 train(
     snakemake.params.spec,
@@ -16,4 +20,5 @@ train(
     lock_dir=snakemake.config["gpu_lock_dir"],
     threads=snakemake.threads,
     version=snakemake.params.code,
+    label=label,
 )

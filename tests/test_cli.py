@@ -1,0 +1,82 @@
+"""The `memorization` command: the runs of a config with their status read from real run folders in each
+state, one run shown, the old entry points behind it; and the live progress a training run writes."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+
+from memorization import cli
+from memorization import configuration as S
+from memorization.train import train_run
+
+from .test_faults import interrupted, make
+
+
+def test_a_runs_status_in_each_state(tmp_path):
+    spec, data = make()
+    assert cli.run_status(tmp_path / "nothing") == "not started"
+    whole, part = interrupted(tmp_path, spec, data, at_step=7)  # 3 steps an epoch: evaluated at step 6
+    status = cli.run_status(part)
+    assert status.startswith("training: step 6 of 12, epoch 2, train loss ") and "(mean of 2 seeds)" in status
+    assert cli.run_status(whole) == "done"
+    log = tmp_path / "train.log"
+    log.write_text("training 2 seed(s) of run x on cpu: e\nTraceback (most recent call last):\n  ...\n"
+                   "FloatingPointError: training diverged: the loss of seed(s) [0] is not finite\n")  # fmt: skip
+    assert cli.run_status(part, log).startswith("failed: FloatingPointError: training diverged")
+    log.write_text(log.read_text() + "training 2 seed(s) of run x on cpu: e\nepoch 1/4 step 3/12: ...\n")
+    assert cli.run_status(part, log).startswith("training: step 6")  # its retry went on after the error
+
+
+def test_runs_lists_every_run_with_what_sets_it_apart(tmp_path):
+    config = S.validate(
+        {
+            "experiments": {
+                "widths": {
+                    "spec": {"dataset": "digits", "train_size": 96, "epochs": 4, "lr": 0.05},
+                    "grid": {"width": [16, 32]},
+                    "seeds": 2,
+                }
+            }
+        }
+    )
+    specs = S.expand(config)["widths"]
+    results = tmp_path / "results"
+    _, data = make()
+    train_run(specs[0], data, results / "runs" / S.run_id(specs[0]), progress=False)
+    rows = cli.runs_table(config, results)
+    assert [(r["experiment"], r["differs in"], r["status"]) for r in rows] == [
+        ("widths", "width=16", "done"),
+        ("widths", "width=32", "not started"),
+    ]
+    assert cli.format_table(rows).splitlines()[-1] == "1 done, 1 not started"
+    shown = cli.show(results, S.run_id(specs[0]))
+    assert "width: 16" in shown and "checkpoints at steps: 0, 3, 6, 9, 12" in shown and "evaluations: 5" in shown
+
+
+def test_training_reports_each_evaluation_in_its_log_and_in_progress_csv(tmp_path, capfd):
+    spec, data = make()
+    train_run(spec, data, tmp_path)
+    err = capfd.readouterr().err
+    assert "epoch 4/4 step 12/12: train loss " in err and "val acc " in err and "(2 seeds)" in err
+    progress = pd.read_csv(tmp_path / "progress.csv")
+    assert progress["step"].tolist() == [0, 3, 6, 9, 12] and (progress["seeds"] == 2).all()
+    with np.load(tmp_path / "evals" / "step_000000012.npz") as ev:
+        assert progress["train_acc"].iloc[-1] == float(f"{ev['train_acc'].mean():.6g}")
+
+
+def test_the_command_runs_the_old_entry_points(tmp_path):
+    command = [sys.executable, "-m", "memorization.cli"]
+    out = subprocess.run([*command, "check", "config.yaml"], capture_output=True, text=True, cwd=cli_root())
+    assert out.returncode == 0 and out.stdout.startswith("valid: ")
+    out = subprocess.run([*command, "claims", "--list"], capture_output=True, text=True)
+    assert "fig01_real_uneven" in out.stdout and "pleiss2020_mislabeled_low_aum" in out.stdout
+    bad = subprocess.run([*command, "runs", "nope.yaml"], capture_output=True, text=True)
+    assert bad.returncode != 0 and "nope.yaml" in bad.stderr
+
+
+def cli_root():
+    from .conftest import ROOT
+
+    return ROOT
