@@ -25,12 +25,13 @@ from memorization.rundir import (
 )  # noqa: E402
 
 try:
-    # --configfile/--config as Snakemake merged them, laid over a base config where there is one.
-    configuration.check_files(
-        workflow.overwrite_configfiles
-    )  # duplicate keys, which Snakemake's reader drops
+    # The --configfile files (read again: Snakemake's reader drops duplicate keys) laid over a base config
+    # where there is one, then the --config values on top, key by key (configuration.load_config).
+    # (`workdir=` must not start a line here: Snakemake's parser would read it as its `workdir:` keyword)
+    _files = configuration.read_files(workflow.overwrite_configfiles)
+    _overrides = workflow.config_settings.config  # the --config values alone
     _layered = configuration.load(
-        config, workdir=os.getcwd(), repository=workflow.basedir
+        _files, overrides=_overrides, workdir=os.getcwd(), repository=workflow.basedir
     )
 except (configuration.ConfigError, FileNotFoundError) as err:
     raise WorkflowError(f"invalid configuration: {err}") from None

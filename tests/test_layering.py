@@ -138,3 +138,28 @@ def test_the_paper_config_on_mlxtends_mnist_keeps_the_papers_settings(tmp_path):
     assert S.metric_settings(config, "csr", "mnist5k")["r"] == 0.3  # the paper's, not mnist5k's CPU defaults
     assert S.metric_settings(config, "sensitivity", "mnist5k14")["stride"] == 2
     assert max(r["train_size"] or 4000 for r in small["dataset_size"]) <= 4000
+
+
+def test_a_nested_config_override_changes_one_value_and_keeps_the_rest():
+    """`--config 'experiments={difficulty: {seeds: 3}}'` (Snakemake hands the --config values over apart):
+    merged over the default key by key, never replacing the default."""
+    over = {"experiments": {"difficulty": {"seeds": 3}}}
+    config = S.validate(S.load_config({}, overrides=over, workdir=ROOT, repository=ROOT))
+    assert config["experiments"].keys() == DEFAULT["experiments"].keys()
+    assert config["experiments"]["difficulty"]["seeds"] == 3
+    assert config["experiments"]["difficulty"]["spec"] == DEFAULT["experiments"]["difficulty"]["spec"]
+    # over a --configfile, the same override merges over that file, and config.yaml stays out
+    mine = {"experiments": {"difficulty": {"spec": {"epochs": 2}, "seeds": 5}}}
+    config = S.validate(S.load_config(mine, overrides=over, workdir=ROOT, repository=ROOT))
+    assert list(config["experiments"]) == ["difficulty"] and config["experiments"]["difficulty"]["seeds"] == 3
+    # `--config base=FILE` stands on that file
+    config = S.validate(S.load_config({}, overrides={"base": "configs/digits.yaml"}, workdir=ROOT, repository=ROOT))
+    assert config["defaults"]["dataset"] == "digits" and "dataset" not in config["experiments"]["difficulty"]["spec"]
+
+
+def test_a_nested_override_through_snakemake_plans_the_default(tmp_path):
+    def totals(*cmd):
+        out = snakemake(tmp_path, "-n", *cmd, config=None, configfile=False).output
+        return next(line for line in out.splitlines() if line.startswith("total"))
+
+    assert totals("--config", "experiments={difficulty: {seeds: 3}}") == totals()

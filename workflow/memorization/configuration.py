@@ -163,24 +163,31 @@ def _find(name: str, workdir: Path, repository: Path) -> Path:
     )
 
 
-def load_config(given: dict, *, workdir: str | Path = ".", repository: str | Path = ".") -> dict:
-    """The config to run, from what Snakemake was given (its --configfile files and --config values, already
-    merged by Snakemake).
+def load_config(
+    given: dict, *, overrides: dict | None = None, workdir: str | Path = ".", repository: str | Path = "."
+) -> dict:
+    """The config to run, from what Snakemake was given: `given`, its --configfile files merged (or a config
+    already merged with the --config values, for callers that have no separate overrides), and `overrides`,
+    its --config values.
 
-    - A config that names `base: FILE` is laid over that file (which may name a base of its own).
+    - A config that names `base: FILE` is laid over that file (which may name a base of its own); so is one
+      given `--config base=FILE`.
     - A config without experiments of its own is laid over config.yaml (so `--config device=cpu` alone runs
       the default with that change).
     - Otherwise it stands alone over the built-in defaults.
+    - The --config values go on top, key by key at every depth: `--config 'experiments={difficulty: {seeds:
+      3}}'` changes that one value of the default (or of the --configfile), never replaces the rest.
     Base files are looked up in the working directory, then in the repository. `experiments: {name: null}`
     drops an experiment the base defines. Values given as text on the command line (`--config
     download=true`) are read as YAML where the schema expects a number or a boolean.
     """
     workdir, repository = Path(workdir), Path(repository)
-    given = copy.deepcopy(given or {})
-    base = given.pop("base", None)
+    given, overrides = copy.deepcopy(given or {}), copy.deepcopy(overrides or {})
+    base = overrides.pop("base", None) or given.pop("base", None)
+    given.pop("base", None)
     if base is None and "experiments" not in given:
         base = DEFAULT_CONFIG
-    layers, seen = [given], []
+    layers, seen = [given, overrides], []
     while base is not None:
         path = _find(str(base), workdir, repository)
         if path in seen:
@@ -196,11 +203,14 @@ def load_config(given: dict, *, workdir: str | Path = ".", repository: str | Pat
     return _coerce_text(config)
 
 
-def check_files(paths) -> None:
-    """Read config files as this module does (duplicate keys refused, YAML errors with file and line): the
-    files Snakemake itself loaded for --configfile, whose own reader keeps the last of duplicate keys."""
+def read_files(paths) -> dict:
+    """Config files merged in order, read as this module does (duplicate keys refused, YAML errors with file
+    and line): the files Snakemake itself loaded for --configfile, whose own reader keeps the last of
+    duplicate keys."""
+    config = {}
     for path in paths:
-        _read_yaml(Path(path))
+        config = merge(config, _read_yaml(Path(path)))
+    return config
 
 
 def _finite(value, where: str = "") -> None:
@@ -326,11 +336,11 @@ def validate(config: dict) -> dict:
     return config
 
 
-def load(given: dict, *, workdir: str | Path = ".", repository: str | Path = ".") -> dict:
+def load(given: dict, *, overrides: dict | None = None, workdir: str | Path = ".", repository: str | Path = ".") -> dict:
     """The config to run, as every entry point reads it (the workflow, `python -m memorization.spec`, the
     cost plan): layered (`load_config`), its `analyses:` files imported (they register the data sets, tables,
     figures and claims the schema must know; paths relative to `workdir`), then validated."""
-    config = load_config(given, workdir=workdir, repository=repository)
+    config = load_config(given, overrides=overrides, workdir=workdir, repository=repository)
     registry.load_analyses(Path(workdir, path) for path in config.get("analyses") or [])
     return validate(config)
 
@@ -469,10 +479,7 @@ def load_files(paths, *, workdir: str | Path = ".") -> dict:
     """The config of these files (as `snakemake --configfile A B`: merged in order; none: config.yaml),
     layered and validated as the workflow reads it."""
     repository = Path(__file__).resolve().parents[2]
-    given = {}
-    for path in paths:
-        given = merge(given, _read_yaml(Path(path)))
-    return load(given, workdir=Path(workdir), repository=repository)
+    return load(read_files(paths), workdir=Path(workdir), repository=repository)
 
 
 def _applicable(spec: dict) -> dict:
