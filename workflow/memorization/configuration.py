@@ -336,7 +336,9 @@ def validate(config: dict) -> dict:
     return config
 
 
-def load(given: dict, *, overrides: dict | None = None, workdir: str | Path = ".", repository: str | Path = ".") -> dict:
+def load(
+    given: dict, *, overrides: dict | None = None, workdir: str | Path = ".", repository: str | Path = "."
+) -> dict:
     """The config to run, as every entry point reads it (the workflow, `python -m memorization.spec`, the
     cost plan): layered (`load_config`), its `analyses:` files imported (they register the data sets, tables,
     figures and claims the schema must know; paths relative to `workdir`), then validated."""
