@@ -4,10 +4,13 @@ import sys
 
 sys.stderr = sys.stdout = open(snakemake.log[0], "a", buffering=1)  # append: a resumed job keeps its history
 
+from memorization import registry
 from memorization.configuration import expand, run_labels
 from memorization.jobs import train
 
-# the run's name for a person, from the config (not a param: a new run in its experiment must not rerun it)
+# the run's name for a person, from the config (not a param: a new run in its experiment must not rerun it);
+# the config's analyses first, whose data sets the experiments may use
+registry.load_analyses(snakemake.config.get("analyses") or [])
 label = run_labels(expand(snakemake.config)).get(snakemake.wildcards.run, "")
 
 train(
