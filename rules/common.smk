@@ -8,7 +8,10 @@ from snakemake.exceptions import WorkflowError
 
 # The library lives in workflow/; jobs (separate processes) find it through PYTHONPATH, so the workflow
 # also runs from a checkout that was not pip-installed (e.g. in a conda env built from envs/).
-LIBRARY = os.path.join(workflow.basedir, "workflow")
+# This repository, found from this file (`workflow.current_basedir` is rules/ here; `workflow.basedir` would
+# be the Snakefile of a workflow that uses this one as a module): its config.yaml and its package.
+REPOSITORY = os.path.dirname(os.path.abspath(workflow.current_basedir))
+LIBRARY = os.path.join(REPOSITORY, "workflow")
 sys.path.insert(0, LIBRARY)
 # (Set, not required: so no `envvars:` directive.)
 os.environ.update(
@@ -31,7 +34,7 @@ try:
     _files = configuration.read_files(workflow.overwrite_configfiles)
     _overrides = workflow.config_settings.config  # the --config values alone
     _layered = configuration.load(
-        _files, overrides=_overrides, workdir=os.getcwd(), repository=workflow.basedir
+        _files, overrides=_overrides, workdir=os.getcwd(), repository=REPOSITORY
     )
 except (configuration.ConfigError, FileNotFoundError) as err:
     raise WorkflowError(f"invalid configuration: {err}") from None

@@ -170,3 +170,16 @@ def test_a_killed_training_job_resumes_and_gives_the_uninterrupted_tables(tmp_pa
             pd.read_parquet(killed / f"results/tables/long/{table}.parquet"),
             pd.read_parquet(whole / f"results/tables/long/{table}.parquet"),
         )
+
+
+def test_the_workflow_runs_as_a_module_of_another_snakefile(tmp_path):
+    """`module m: snakefile: …/Snakefile` + `use rule * from m`: the default is found from the workflow's own
+    location (not the user's folder) for a dry run, and a config of the user's runs to its figure."""
+    module = f'module m:\n    snakefile: "{ROOT / "Snakefile"}"\n\nuse rule * from m as m_*\n'
+    (tmp_path / "Snakefile").write_text(module)
+    dry = snakemake(tmp_path, "-n", configfile=False, snakefile=tmp_path / "Snakefile").output
+    assert "m_train" in dry and "results/tables/difficulty/examples.parquet" in dry
+    write_config(tmp_path, {"experiments": {"tiny": {"spec": {"dataset": "digits", "train_size": 96, "width": 16,
+                                                              "epochs": 2}, "seeds": 2}}})  # fmt: skip
+    snakemake(tmp_path, snakefile=tmp_path / "Snakefile")
+    assert (tmp_path / "results" / "tables" / "tiny" / "training.parquet").is_file()
