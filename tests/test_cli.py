@@ -80,3 +80,18 @@ def cli_root():
     from .conftest import ROOT
 
     return ROOT
+
+
+def test_the_report_of_a_partial_run(tmp_path_factory, monkeypatch):
+    """`snakemake --report` refuses while a figure is missing; `memorization report` reports what is there."""
+    from .conftest import TINY, completed_workdir, snakemake
+
+    workdir = completed_workdir(tmp_path_factory, "report", TINY)
+    (workdir / "results" / "figures" / "fig01_difficulty.png").unlink()  # as if the figure job had not run yet
+    refused = snakemake(workdir, "--report", str(workdir / "plain.html"), check=False)
+    assert refused.returncode != 0 and "marked for report but does not exist" in refused.output
+    config = S.load_files([workdir / "config.yaml"])
+    assert cli.report_targets(config, workdir / "results") == [f"{workdir / 'results'}/scorecard.html"]
+    monkeypatch.chdir(workdir)
+    assert cli.report([str(workdir / "config.yaml")], "partial.html", workdir / "results") == 0
+    assert (workdir / "partial.html").stat().st_size > 0

@@ -4,6 +4,7 @@
                                                   apart, and its status read from results/runs/
     memorization show RUN                         one run: its spec, checkpoints, evaluations, tables
     memorization check CONFIG...                  check config files (python -m memorization.spec)
+    memorization report [CONFIG...]               snakemake --report of what the run has drawn so far
     memorization plan | claims | figures ...      the cost plan, the scorecard, the figures from tables
 
 The `python -m memorization.<module>` entry points do the same. Reading only the run folders, `runs` and
@@ -132,6 +133,46 @@ def show(results: Path, run: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+# ----------------------------------------------------------------------------- the report of any state
+
+
+def report_targets(config: dict, results: Path) -> list[str]:
+    """What `snakemake --report` can show of the run so far: the figures drawn, the scorecard, and the
+    findings page once every figure is there (Snakemake refuses a report that would name a missing file)."""
+    figures = sorted({f for exp in config["experiments"].values() for f in exp.get("figures", [])})
+    drawn = [f"{results}/figures/{f}.png" for f in figures if (results / "figures" / f"{f}.png").exists()]
+    targets = list(drawn)
+    if (results / "scorecard.html").exists():
+        targets.append(f"{results}/scorecard.html")
+    if len(drawn) == len(figures) and (results / "findings.html").exists():
+        targets.append(f"{results}/findings.html")
+    return targets
+
+
+def report(configs: list[str], out: str, results: Path) -> int:
+    """`snakemake --report OUT` restricted to what exists, so a partial run has its report too."""
+    import subprocess
+
+    from .configuration import load_files
+
+    config = load_files(configs or ["config.yaml"])
+    targets = report_targets(config, results)
+    if not targets:
+        raise SystemExit(f"nothing to report yet: no figure or scorecard under {results}; run snakemake first")
+    cmd = [str(Path(sys.executable).with_name("snakemake")), "--report", out]
+    if not any(Path(p).exists() for p in ("Snakefile", "workflow/Snakefile")):
+        cmd += ["-s", str(Path(__file__).resolve().parents[2] / "Snakefile")]
+    import os
+
+    # relative to the working directory, as the rules name their outputs; before --configfile, which takes
+    # every argument after it
+    cmd += [os.path.relpath(t) for t in targets]
+    if configs:
+        cmd += ["--configfile", *configs]
+    print(f"report of {len(targets)} file(s) so far into {out}", file=sys.stderr)
+    return subprocess.run(cmd).returncode
+
+
 # ----------------------------------------------------------------------------- the command
 
 
@@ -145,6 +186,10 @@ def main(argv=None) -> None:
     one = sub.add_parser("show", help="one run: spec, checkpoints, evaluations, tables")
     one.add_argument("run", help="a run id (memorization runs lists them)")
     one.add_argument("--results", default="results")
+    rep = sub.add_parser("report", help="snakemake --report of whatever the run has drawn so far")
+    rep.add_argument("configs", nargs="*", help="config files (default: config.yaml)")
+    rep.add_argument("--out", default="results/report.html")
+    rep.add_argument("--results", default="results")
     for name, module, text in (
         ("check", "configuration", "check config files as the workflow will (python -m memorization.spec)"),
         ("plan", "plan", "the cost plan of a config (python -m memorization.plan)"),
@@ -154,7 +199,7 @@ def main(argv=None) -> None:
         p = sub.add_parser(name, help=text, add_help=False)
         p.set_defaults(module=module)
     args, rest = ap.parse_known_args(argv)
-    if args.command in ("runs", "show") and rest:
+    if args.command in ("runs", "show", "report") and rest:
         ap.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "runs":
         from .configuration import ConfigError, load_files
@@ -171,6 +216,8 @@ def main(argv=None) -> None:
             sys.stdout.write("\033[2J\033[H" + time.strftime("%H:%M:%S ") + f"(every {args.watch:g} s)\n" + text)
             sys.stdout.flush()
             time.sleep(args.watch)
+    if args.command == "report":
+        raise SystemExit(report(args.configs, args.out, Path(args.results)))
     if args.command == "show":
         print(show(Path(args.results), args.run), end="")
         return
