@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -162,8 +163,6 @@ def report(configs: list[str], out: str, results: Path) -> int:
     cmd = [str(Path(sys.executable).with_name("snakemake")), "--report", out]
     if not any(Path(p).exists() for p in ("Snakefile", "workflow/Snakefile")):
         cmd += ["-s", str(Path(__file__).resolve().parents[2] / "Snakefile")]
-    import os
-
     # relative to the working directory, as the rules name their outputs; before --configfile, which takes
     # every argument after it
     cmd += [os.path.relpath(t) for t in targets]

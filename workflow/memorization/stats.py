@@ -306,6 +306,14 @@ def noise_detection(mean: pd.DataFrame, names) -> pd.DataFrame:
     return frame.groupby(["condition", "score"], sort=False)["auc"].mean().reset_index()
 
 
+def aucs_by_condition(detection: pd.DataFrame, score: str) -> pd.Series:
+    """One score's ROC AUC per noise condition, from a `noise_detection` frame."""
+    d = detection[detection["score"] == score]
+    if d.empty:
+        raise ValueError(f"no run with noisy examples for {score}: the noise detection needs label or input noise")
+    return d.set_index("condition")["auc"]
+
+
 def rank_agreement(mean: pd.DataFrame, names) -> pd.DataFrame:
     """Spearman rank correlation between the seed-mean scores across examples, per run, averaged over runs:
     (score × score)."""

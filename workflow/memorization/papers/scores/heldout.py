@@ -9,10 +9,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ...claims import Verdict
 from ...registry import Claim, Figure, register_claims, register_figure
-from ...stats import c_scores, heldout_estimates, roc_auc
-from .score_agreement import DETECTOR
+from ...stats import c_scores, heldout_estimates, noise_detection
+from .score_agreement import DETECTOR, finds
 
 CAPTION = """\
 **Held-out memorization and the C-score.** Many models, each trained on its own random subset of the
@@ -31,31 +30,21 @@ class Heldout:
     detection: pd.DataFrame  # per (condition, score): auc (high score = noisy)
     models: int  # models trained
 
-    def aucs(self, score: str) -> pd.Series:
-        d = self.detection[self.detection["score"] == score]
-        if d.empty:
-            raise ValueError("no subset training with noisy examples: the noise detection needs label noise")
-        return d.set_index("condition")["auc"]
-
 
 def heldout_statistic(heldout: pd.DataFrame) -> Heldout:
     if heldout["in_subset"].all():
         raise ValueError("every seed trained on every example: held-out estimates need subset_fraction < 1")
     est = heldout_estimates(heldout)
     cs = c_scores(est)
-    rows = []
-
-    def detect(frame, by, score, values):  # the AUC of each run (or experiment) of a condition with noise
-        for condition, g in frame.groupby("condition", sort=True):
-            if g["is_noisy"].any() and not g["is_noisy"].all():
-                for _, r in g.groupby(by):
-                    rows.append({"condition": condition, "score": score, "auc": roc_auc(values(r), r["is_noisy"])})
-
-    detect(est, "run_id", "memorization", lambda r: r["memorization"])
-    detect(est, "run_id", "self_confidence", lambda r: -r["self_confidence"])
-    detect(cs, "experiment", "c_score", lambda r: -r["c_score"])
-    detection = pd.DataFrame(rows, columns=["condition", "score", "auc"])
-    detection = detection.groupby(["condition", "score"], sort=False)["auc"].mean().reset_index()
+    # each score oriented so that high marks an example as noisy; the C-score is one per experiment
+    held = est.assign(self_confidence=-est["self_confidence"])
+    detection = pd.concat(
+        [
+            noise_detection(held, ["memorization", "self_confidence"]),
+            noise_detection(cs.assign(run_id=cs["experiment"], c_score=-cs["c_score"]), ["c_score"]),
+        ],
+        ignore_index=True,
+    )
     models = int(heldout.drop_duplicates(["run_id", "seed"]).shape[0])
     return Heldout(est, cs, detection, models)
 
@@ -111,15 +100,6 @@ FIGURE = register_figure(
 )
 
 
-def _finds(score: str):
-    def evaluate(h: Heldout) -> Verdict:
-        aucs = h.aucs(score)
-        text = "ROC AUC " + ", ".join(f"{c} {v:.3g}" for c, v in aucs.items())
-        return Verdict(text, bool((aucs >= DETECTOR).all()))
-
-    return evaluate
-
-
 register_claims(
     Claim(
         "feldman2020_mislabeled_memorized",
@@ -128,7 +108,7 @@ register_claims(
         "ROC AUC of memorization (P(correct|in) − P(correct|out) over the subset trainings) at finding the "
         "noisy examples, per noise condition",
         f">= {DETECTOR} in every condition",
-        _finds("memorization"),
+        finds("memorization"),
     ),
     Claim(
         "jiang2021_mislabeled_low_cscore",
@@ -136,7 +116,7 @@ register_claims(
         "Jiang et al. 2021: mislabeled examples have low C-scores (they are irregular).",
         "ROC AUC of the C-score (low = mislabeled) at finding the noisy examples, per noise condition",
         f">= {DETECTOR} in every condition",
-        _finds("c_score"),
+        finds("c_score"),
     ),
     Claim(
         "northcutt2021_out_of_sample_confidence",
@@ -145,6 +125,6 @@ register_claims(
         "ROC AUC of the held-out models' mean probability of the label (low = mislabeled) at finding the "
         "noisy examples, per noise condition",
         f">= {DETECTOR} in every condition",
-        _finds("self_confidence"),
+        finds("self_confidence"),
     ),
 )

@@ -10,7 +10,14 @@ import pandas as pd
 
 from ...claims import Verdict, numbers
 from ...registry import Claim, Figure, register_claims, register_figure
-from ...stats import SCORE_DIRECTIONS, noise_detection, rank_agreement, seed_mean_scores, seed_stability
+from ...stats import (
+    SCORE_DIRECTIONS,
+    aucs_by_condition,
+    noise_detection,
+    rank_agreement,
+    seed_mean_scores,
+    seed_stability,
+)
 
 CAPTION = """\
 **Per-example scores, side by side.** Every score of the training runs (forgetting and first-learned epoch,
@@ -33,12 +40,6 @@ class Scores:
     agreement: pd.DataFrame  # score x score: Spearman across examples
     stability: pd.DataFrame  # per score (index): spearman between seeds, pairs
     datasets: list[str]
-
-    def aucs(self, score: str) -> pd.Series:
-        d = self.detection[self.detection["score"] == score]
-        if d.empty:
-            raise ValueError("no run with noisy examples: the noise detection needs label or input noise")
-        return d.set_index("condition")["auc"]
 
 
 def scores_statistic(scores: pd.DataFrame) -> Scores:
@@ -98,17 +99,15 @@ FIGURE = register_figure(
 )
 
 
-def _finds(score: str):
-    def evaluate(s: Scores) -> Verdict:
-        aucs = s.aucs(score)
-        return Verdict("ROC AUC " + ", ".join(f"{c} {v:.3g}" for c, v in aucs.items()), bool((aucs >= DETECTOR).all()))
+def finds(score: str, holds=lambda aucs: aucs >= DETECTOR):
+    """A claim that `score` finds the noisy examples: `holds` of its ROC AUCs (from the statistic's
+    `detection`), in every noise condition."""
+
+    def evaluate(statistic) -> Verdict:
+        aucs = aucs_by_condition(statistic.detection, score)
+        return Verdict("ROC AUC " + ", ".join(f"{c} {v:.3g}" for c, v in aucs.items()), bool(holds(aucs).all()))
 
     return evaluate
-
-
-def noisy_forgotten_more(s: Scores) -> Verdict:
-    aucs = s.aucs("forgetting")
-    return Verdict("ROC AUC " + ", ".join(f"{c} {v:.3g}" for c, v in aucs.items()), bool((aucs > 0.5).all()))
 
 
 def forgetting_consistent(s: Scores) -> Verdict:
@@ -130,7 +129,7 @@ register_claims(
         "Toneva et al. 2019: examples with noisy labels are forgotten more often than the others.",
         "ROC AUC of the seed-mean forgetting score at finding the noisy examples, per noise condition",
         "> 0.5 in every condition",
-        noisy_forgotten_more,
+        finds("forgetting", lambda aucs: aucs > 0.5),
     ),
     Claim(
         "toneva2019_forgetting_consistent",
@@ -146,7 +145,7 @@ register_claims(
         "Pleiss et al. 2020: mislabeled examples have a low area under the margin, which separates them.",
         "ROC AUC of the seed-mean AUM (low = mislabeled) at finding the noisy examples, per noise condition",
         f">= {DETECTOR} in every condition",
-        _finds("aum"),
+        finds("aum"),
     ),
     Claim(
         "swayamdipta2020_mislabeled_hard_to_learn",
@@ -154,7 +153,7 @@ register_claims(
         "Swayamdipta et al. 2020: mislabeled examples lie in the data map's hard-to-learn region (low confidence).",
         "ROC AUC of the seed-mean confidence (low = mislabeled) at finding the noisy examples, per condition",
         f">= {DETECTOR} in every condition",
-        _finds("confidence"),
+        finds("confidence"),
     ),
     Claim(
         "paul2021_el2n_agrees_with_forgetting",
