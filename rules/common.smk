@@ -6,17 +6,12 @@ from functools import cache
 
 from snakemake.exceptions import WorkflowError
 
-# The library lives in workflow/; jobs (separate processes) find it through PYTHONPATH, so the workflow
-# also runs from a checkout that was not pip-installed (e.g. in a conda env built from envs/).
 # This repository, found from this file (`workflow.current_basedir` is rules/ here; `workflow.basedir` would
-# be the Snakefile of a workflow that uses this one as a module): its config.yaml and its package.
+# be the Snakefile of a workflow that uses this one as a module): its config.yaml and its package, the
+# library in workflow/, imported from there (as each job script does), so the workflow also runs from a
+# checkout that was not pip-installed, e.g. in a conda env built from envs/ (which clears PYTHONPATH).
 REPOSITORY = os.path.dirname(os.path.abspath(workflow.current_basedir))
-LIBRARY = os.path.join(REPOSITORY, "workflow")
-sys.path.insert(0, LIBRARY)
-# (Set, not required: so no `envvars:` directive.)
-os.environ.update(
-    PYTHONPATH=os.pathsep.join(filter(None, [LIBRARY, os.environ.get("PYTHONPATH")]))
-)
+sys.path.insert(0, os.path.join(REPOSITORY, "workflow"))
 
 from memorization import devices, registry  # noqa: E402
 from memorization import configuration, memory, plan  # noqa: E402
@@ -31,8 +26,14 @@ try:
     # The --configfile files (read again: Snakemake's reader drops duplicate keys) laid over a base config
     # where there is one, then the --config values on top, key by key (configuration.load_config).
     # (`workdir=` must not start a line here: Snakemake's parser would read it as its `workdir:` keyword)
-    _files = configuration.read_files(workflow.overwrite_configfiles)
+    # The config files: --configfile's, and a `configfile:` of a Snakefile that uses this one as a module
+    # (snakedeploy writes `configfile: "config/config.yaml"`).
+    _files = configuration.read_files(workflow.configfiles)
     _overrides = workflow.config_settings.config  # the --config values alone
+    if (
+        not workflow.configfiles
+    ):  # a module may be handed its config as a dict: what is not --config's
+        _files = {k: v for k, v in config.items() if _overrides.get(k) != v}
     _layered = configuration.load(
         _files, overrides=_overrides, workdir=os.getcwd(), repository=REPOSITORY
     )

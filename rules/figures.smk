@@ -6,7 +6,7 @@ rule figure:
         png=report(
             "results/figures/{figure}.png",
             caption="../workflow/report/figure.rst",
-            category="Figures",
+            category="3. Figures",
         ),
         pdf="results/figures/{figure}.pdf",
         findings="results/figures/{figure}.findings.txt",
@@ -31,7 +31,7 @@ rule findings:
     input:
         [f"results/figures/{fig}.findings.txt" for fig in all_figure_names()],
     output:
-        report("results/findings.html", category="What this run shows"),
+        report("results/findings.html", category="2. What this run shows"),
     log:
         "results/logs/findings.log",
     localrule: True
@@ -51,7 +51,7 @@ rule scorecard:
     output:
         parquet="results/scorecard.parquet",
         md="results/scorecard.md",
-        html=report("results/scorecard.html", category="Reproduction scorecard"),
+        html=report("results/scorecard.html", category="1. Reproduction scorecard"),
     log:
         "results/logs/scorecard.log",
     localrule: True

@@ -5,6 +5,9 @@ rule metric:
     input:
         dataset=run_dataset,
         run="results/runs/{run}/manifest.json",
+        checkpoints="results/runs/{run}/checkpoints",
+        evals="results/runs/{run}/evals",
+        presentations="results/runs/{run}/presentations",
     output:
         "results/metrics/{run}/{table}.parquet",
     log:

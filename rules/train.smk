@@ -1,6 +1,9 @@
 rule train:
-    """All seeds of one configuration in one job, on one leased GPU when there is one. Resumes after a kill
-    from results/runs/{run}/state.pt (deliberately not an output, so Snakemake leaves it in place).
+    """All seeds of one configuration in one job, on one leased GPU when there is one. Its checkpoints,
+    evaluations and presentations are outputs (a run folder on a storage plugin or a non-shared file system is
+    complete); they are written to results/runs/{run}/unfinished/ while it trains and moved into place when it
+    ends, so a kill leaves its resume points (there and state.pt, deliberately not outputs) where Snakemake,
+    which deletes a job's outputs before running it, does not look.
     """
     input:
         dataset=run_dataset,
@@ -8,6 +11,9 @@ rule train:
         manifest="results/runs/{run}/manifest.json",
         training="results/runs/{run}/training.parquet",
         convergence="results/runs/{run}/convergence.parquet",
+        checkpoints=directory("results/runs/{run}/checkpoints"),
+        evals=directory("results/runs/{run}/evals"),
+        presentations=directory("results/runs/{run}/presentations"),
     log:
         "results/logs/train/{run}.log",
     benchmark:

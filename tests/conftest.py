@@ -38,6 +38,28 @@ def write_config(directory: Path, config: dict, name: str = "config.yaml") -> Pa
     return path
 
 
+def bare_python(folder: Path) -> Path:
+    """An interpreter with this environment's packages but not the `memorization` package, and no
+    PYTHONPATH: what a job has in a conda env built from envs/ (Snakemake clears PYTHONPATH there). A venv
+    whose one .pth file lists this environment's site-packages: the editable install's own .pth file there is
+    not read (Python reads .pth files only in its site directories)."""
+    import site
+    import venv
+
+    venv.create(folder, with_pip=False, symlinks=True)
+    python = Path(folder) / "bin" / "python"
+    purelib = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    Path(purelib, "environment.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    found = subprocess.run([python, "-c", "import memorization"], capture_output=True, env=_without_pythonpath())
+    assert found.returncode != 0, "the bare interpreter must not find the package by itself"
+    return python
+
+
+def _without_pythonpath() -> dict:
+    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+
 def snakemake(
     workdir: Path,
     *args,
@@ -45,14 +67,17 @@ def snakemake(
     configfile: bool = True,
     check=True,
     snakefile: Path = ROOT / "Snakefile",
+    python: Path | None = None,
     **kwargs,
 ):
     """Run the workflow in `workdir` with a config file (workdir/config.yaml unless `config` is given; none at
-    all with configfile=False); return the CompletedProcess (stdout+stderr merged)."""
-    cmd = [str(SNAKEMAKE), "-s", str(snakefile), "-d", str(workdir), "--workflow-profile", "none", "--cores", "2"]
+    all with configfile=False); return the CompletedProcess (stdout+stderr merged). With `python`, Snakemake
+    runs under that interpreter (its jobs too), without PYTHONPATH."""
+    launcher = [str(python), "-m", "snakemake"] if python else [str(SNAKEMAKE)]
+    cmd = [*launcher, "-s", str(snakefile), "-d", str(workdir), "--workflow-profile", "none", "--cores", "2"]
     if configfile:
         cmd += ["--configfile", str(config or Path(workdir) / "config.yaml")]
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}  # tests stay on the CPU even on a GPU machine
+    env = {**(_without_pythonpath() if python else os.environ), "CUDA_VISIBLE_DEVICES": ""}  # tests stay on the CPU
     proc = subprocess.run([*cmd, *args], cwd=workdir, capture_output=True, text=True, env=env, **kwargs)
     proc.output = proc.stdout + proc.stderr
     if check and proc.returncode != 0:

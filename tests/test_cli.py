@@ -1,8 +1,12 @@
 """The `memorization` command: the runs of a config with their status read from real run folders in each
 state, one run shown, the old entry points behind it; and the live progress a training run writes."""
 
+import json
+import re
 import subprocess
 import sys
+import threading
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -82,11 +86,21 @@ def cli_root():
     return ROOT
 
 
+def report_categories(page: Path) -> list[str]:
+    """A report's categories in the order of its menu (sorted by name)."""
+    return sorted(json.loads(re.search(r"var categories = (\{.*?\});\n", page.read_text()).group(1)))
+
+
 def test_the_report_of_a_partial_run(tmp_path_factory, monkeypatch):
-    """`snakemake --report` refuses while a figure is missing; `memorization report` reports what is there."""
+    """`snakemake --report` refuses while a figure is missing; `memorization report` reports what is there.
+    The scorecard is the report's first category."""
     from .conftest import TINY, completed_workdir, snakemake
 
     workdir = completed_workdir(tmp_path_factory, "report", TINY)
+    snakemake(workdir, "--report", str(workdir / "full.html"))
+    assert report_categories(workdir / "full.html") == [
+        "1. Reproduction scorecard", "2. What this run shows", "3. Figures"
+    ]  # fmt: skip
     (workdir / "results" / "figures" / "fig01_difficulty.png").unlink()  # as if the figure job had not run yet
     refused = snakemake(workdir, "--report", str(workdir / "plain.html"), check=False)
     assert refused.returncode != 0 and "marked for report but does not exist" in refused.output
@@ -94,4 +108,38 @@ def test_the_report_of_a_partial_run(tmp_path_factory, monkeypatch):
     assert cli.report_targets(config, workdir / "results") == [f"{workdir / 'results'}/scorecard.html"]
     monkeypatch.chdir(workdir)
     assert cli.report([str(workdir / "config.yaml")], "partial.html", workdir / "results") == 0
-    assert (workdir / "partial.html").stat().st_size > 0
+    assert report_categories(workdir / "partial.html") == ["1. Reproduction scorecard"]
+
+
+def test_runs_watch_follows_a_run_from_not_started_to_done(tmp_path):
+    """`memorization runs --watch S` redraws the table every S seconds from the run folders alone."""
+    import time
+
+    import yaml
+
+    experiment = {"spec": {"dataset": "digits", "train_size": 96, "width": 16, "epochs": 4, "lr": 0.05}, "seeds": 2}
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(yaml.safe_dump({"experiments": {"watched": experiment}}))
+    (spec,) = S.expand(S.load_files([config_file]))["watched"]
+    results = tmp_path / "results"
+    command = [sys.executable, "-m", "memorization.cli", "runs", str(config_file), "--results", str(results)]
+    watcher = subprocess.Popen([*command, "--watch", "0.2"], stdout=subprocess.PIPE, text=True)
+    chunks = []
+    threading.Thread(target=lambda: chunks.extend(iter(lambda: watcher.stdout.read(1), "")), daemon=True).start()
+    try:
+
+        def wait_for(text):
+            deadline = time.time() + 60
+            while text not in "".join(chunks).rsplit("\033[2J", 1)[-1]:  # in the latest frame
+                assert time.time() < deadline and watcher.poll() is None, "".join(chunks)[-2000:]
+                time.sleep(0.05)
+
+        wait_for("\n1 not started\n")
+        _, data = make()
+        train_run(spec, data, results / "runs" / S.run_id(spec), progress=False)
+        wait_for("\n1 done\n")
+    finally:
+        watcher.kill()
+        watcher.wait()
+    frames = "".join(chunks).split("\033[2J\033[H")[1:]
+    assert len(frames) >= 2 and all(re.match(r"\d\d:\d\d:\d\d \(every 0.2 s\)\n", f) for f in frames)

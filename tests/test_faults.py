@@ -14,7 +14,7 @@ import torch
 from memorization import configuration as S
 from memorization.data import build_noisy_dataset
 from memorization.jobs import experiment_table, run_metadata
-from memorization.rundir import checkpoint_path, end_path, eval_path
+from memorization.rundir import checkpoint_path, end_path, eval_path, unfinished_dir
 from memorization.sgd import load_state
 from memorization.tables import write_frame
 from memorization.train import train_run
@@ -75,11 +75,13 @@ def test_a_damaged_resume_state_falls_back_to_the_last_checkpoint_and_ends_as_an
     whole, part = interrupted(tmp_path, spec, data, at_step=3 * 3 + 1)  # 3 steps/epoch: into epoch 4
     state = part / "state.pt"
     assert state.exists() and os.stat(state).st_nlink == 1  # a file of its own, never a checkpoint's link
-    good = checkpoint_path(part, 6).read_bytes()
+    good = checkpoint_path(unfinished_dir(part), 6).read_bytes()  # training's files stay in unfinished/ until it ends
+    assert not (part / "checkpoints").exists()
     state.write_bytes(state.read_bytes()[:100])  # a kill while the disk was full
     train_run(spec, data, part, progress=False)
     assert "state.pt cannot be read" in capfd.readouterr().err
-    assert checkpoint_path(part, 6).read_bytes() == good  # the checkpoint was not touched
+    assert checkpoint_path(part, 6).read_bytes() == good  # the checkpoint was not touched, only moved into place
+    assert not unfinished_dir(part).exists()
     for step in (6, 12):
         a, b = load_state(checkpoint_path(whole, step)), load_state(checkpoint_path(part, step))
         for name in a["params"]:
@@ -91,7 +93,7 @@ def test_a_damaged_resume_state_falls_back_to_the_last_checkpoint_and_ends_as_an
 def test_every_state_damaged_means_a_fresh_start_not_a_blocked_run(tmp_path):
     spec, data = make()
     _, part = interrupted(tmp_path, spec, data, at_step=5)
-    for path in [part / "state.pt", *part.glob("checkpoints/*.pt")]:
+    for path in [part / "state.pt", *unfinished_dir(part).glob("checkpoints/*.pt")]:
         path.write_bytes(b"")
     train_run(spec, data, part, progress=False)
     assert end_path(part).exists() and load_state(checkpoint_path(part, 12))["step"] == 12
@@ -112,7 +114,7 @@ def test_training_that_diverges_stops_with_a_clear_error(tmp_path):
     spec, data = make(lr=1e9, momentum=0.9)
     with pytest.raises(FloatingPointError, match=r"training diverged: the loss of seed\(s\) \[0, 1\] is not finite"):
         train_run(spec, data, tmp_path, progress=False)
-    assert eval_path(tmp_path, 0).exists()  # what was computed is kept
+    assert eval_path(unfinished_dir(tmp_path), 0).exists()  # what was computed is kept (as the message says)
 
 
 def test_a_short_or_foreign_run_table_is_refused_when_tables_are_assembled(tmp_path):

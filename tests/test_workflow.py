@@ -5,7 +5,9 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -13,7 +15,7 @@ import pytest
 from memorization.registry import table as registered
 from memorization.tables import read_provenance
 
-from .conftest import ROOT, SNAKEMAKE, TINY, completed_workdir, dry_run_jobs, snakemake, write_config
+from .conftest import ROOT, SNAKEMAKE, TINY, bare_python, completed_workdir, dry_run_jobs, snakemake, write_config
 
 
 @pytest.fixture(scope="module")
@@ -151,13 +153,14 @@ def test_a_killed_training_job_resumes_and_gives_the_uninterrupted_tables(tmp_pa
         env={**os.environ, "CUDA_VISIBLE_DEVICES": ""},
     )
     deadline = time.time() + 120
-    while not list(killed.glob("results/runs/*/evals/step_000000160.npz")):  # 10 of 60 epochs done
+    while not list(killed.glob("results/runs/*/unfinished/evals/step_000000160.npz")):  # 10 of 60 epochs done
         assert time.time() < deadline and proc.poll() is None, "training never got going"
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    # killed mid-run: checkpoints but no end, no tables (the checkpoints are the resume states here)
-    assert len(list(killed.glob("results/runs/*/checkpoints/*.pt"))) > 1
+    # killed mid-run: checkpoints but no end, no tables (the checkpoints are the resume states here), kept in
+    # unfinished/, where Snakemake (which deletes a job's outputs before it reruns it) leaves them
+    assert len(list(killed.glob("results/runs/*/unfinished/checkpoints/*.pt"))) > 1
     assert not list(killed.glob("results/runs/*/end.json")) and not list(killed.glob("results/tables/*/*.parquet"))
     snakemake(killed, "--unlock")  # Snakemake's own directory lock survives a SIGKILL
     snakemake(killed)
@@ -173,13 +176,49 @@ def test_a_killed_training_job_resumes_and_gives_the_uninterrupted_tables(tmp_pa
 
 
 def test_the_workflow_runs_as_a_module_of_another_snakefile(tmp_path):
-    """`module m: snakefile: …/Snakefile` + `use rule * from m`: the default is found from the workflow's own
-    location (not the user's folder) for a dry run, and a config of the user's runs to its figure."""
+    """`module m: snakefile: …/Snakefile` + `use rule * from m as m_*`, under an interpreter without the
+    package: the default is found from the workflow's own location (not the user's folder)."""
     module = f'module m:\n    snakefile: "{ROOT / "Snakefile"}"\n\nuse rule * from m as m_*\n'
     (tmp_path / "Snakefile").write_text(module)
-    dry = snakemake(tmp_path, "-n", configfile=False, snakefile=tmp_path / "Snakefile").output
+    python = bare_python(tmp_path / "env")
+    dry = snakemake(tmp_path, "-n", configfile=False, snakefile=tmp_path / "Snakefile", python=python).output
     assert "m_train" in dry and "results/tables/difficulty/examples.parquet" in dry
-    write_config(tmp_path, {"experiments": {"tiny": {"spec": {"dataset": "digits", "train_size": 96, "width": 16,
-                                                              "epochs": 2}, "seeds": 2}}})  # fmt: skip
-    snakemake(tmp_path, snakefile=tmp_path / "Snakefile")
-    assert (tmp_path / "results" / "tables" / "tiny" / "training.parquet").is_file()
+
+
+def deployable_copy(folder: Path) -> Path:
+    """The files of this repository a deployment uses (not its environment or results)."""
+    import shutil
+
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "results", ".snakemake")
+    folder.mkdir()
+    for name in ("Snakefile", "config.yaml", "LICENSE"):
+        shutil.copy2(ROOT / name, folder / name)
+    for name in ("config", "rules", "workflow", "envs", "profiles"):
+        shutil.copytree(ROOT / name, folder / name, ignore=ignore)
+    return folder
+
+
+def test_snakedeploy_of_a_local_clone_dry_runs_the_default_and_runs_a_config_of_its_own(tmp_path):
+    """As the Snakemake workflow catalog says workflows are used: `snakedeploy deploy-workflow` writes
+    config/config.yaml (ours, which runs the default) and a Snakefile that uses this one as a module. Run under
+    an interpreter without the package and without PYTHONPATH (as in a conda env built from envs/), so every
+    job imports the library from the workflow's own folder."""
+    source = deployable_copy(tmp_path / "memorization")
+    dest = tmp_path / "deployed"
+    snakedeploy = Path(sys.executable).with_name("snakedeploy")
+    subprocess.run([snakedeploy, "deploy-workflow", source, dest, "--branch", "main"], check=True, capture_output=True)
+    assert (dest / "config/config.yaml").read_text() == (source / "config/config.yaml").read_text()
+    snakefile = dest / "workflow" / "Snakefile"
+    # for a local source snakedeploy names the Snakefile relative to the deployment: point it at the source
+    text = snakefile.read_text()
+    assert 'configfile: "config/config.yaml"' in text and '"Snakefile"' in text
+    snakefile.write_text(text.replace('"Snakefile"', f'"{source / "Snakefile"}"'))
+    python = bare_python(tmp_path / "env")
+    dry = snakemake(dest, "-n", configfile=False, snakefile=snakefile, python=python).output
+    assert "rule train:" in dry and "results/tables/difficulty/examples.parquet" in dry
+    tiny = {"spec": {"dataset": "digits", "train_size": 96, "width": 16, "epochs": 2}, "seeds": 2}
+    write_config(dest / "config", {"experiments": {"tiny": tiny}})
+    snakemake(dest, configfile=False, snakefile=snakefile, python=python)
+    run = next((dest / "results/runs").iterdir())
+    assert (dest / "results/tables/tiny/training.parquet").is_file()
+    assert sorted(p.name for p in run.iterdir() if p.is_dir()) == ["checkpoints", "evals", "presentations"]

@@ -2,6 +2,9 @@
 workflow reads it when it builds the DAG.
 
     spec.json        the run's resolved spec
+    unfinished/      checkpoints/, evals/ and presentations/ while the run trains, moved up when it ends
+                     (`publish`): the training job's declared outputs appear complete or not at all, and
+                     Snakemake, which deletes a job's outputs before it runs, never deletes a resume point
     checkpoints/     step_<9 digits>.pt: parameters, BatchNorm buffers, momentum and the loop's running sums
     evals/           step_<9 digits>.npz: losses, accuracies, per-example correctness and probability of the
                      label at each evaluation
@@ -16,12 +19,31 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 # Snakemake's `benchmark:` files of the training and metric jobs (rules/train.smk, rules/metrics.smk), which
 # the cost plan compares its predictions with and `--time-of` sums: one place for both.
 TRAIN_BENCHMARK = "results/benchmarks/train/{run}.tsv"
 METRIC_BENCHMARK = "results/benchmarks/metrics/{run}/{table}.tsv"
+
+
+# The folders of a finished run that its downstream jobs read: the training rule's directory() outputs.
+PUBLISHED = ("checkpoints", "evals", "presentations")
+
+
+def unfinished_dir(run_dir) -> Path:
+    """Where a run's checkpoints, evaluations and presentations are written while it trains."""
+    return Path(run_dir) / "unfinished"
+
+
+def publish(run_dir) -> None:
+    """Move a finished run's folders from unfinished/ into place (a rename each), replacing what was there."""
+    run_dir = Path(run_dir)
+    for sub in PUBLISHED:
+        shutil.rmtree(run_dir / sub, ignore_errors=True)
+        os.replace(unfinished_dir(run_dir) / sub, run_dir / sub)
+    unfinished_dir(run_dir).rmdir()
 
 
 def checkpoint_path(run_dir, step: int) -> Path:

@@ -23,7 +23,7 @@ from .architecture import Arch, params_per_model
 from .data import NoisyDataset
 from .memory import GROUP_PARAMS, seed_groups
 from .regularizers import Regularizer
-from .rundir import checkpoint_path, end_path, eval_path, presentations_path
+from .rundir import PUBLISHED, checkpoint_path, end_path, eval_path, presentations_path, publish, unfinished_dir
 from .sgd import (
     Schedule,
     evaluate,
@@ -63,6 +63,11 @@ class Run:
     @property
     def seeds(self) -> list[int]:
         return list(self.spec["seeds"])
+
+    @property
+    def unfinished(self) -> Path:
+        """Where its checkpoints, evaluations and presentations go until it ends (rundir.publish)."""
+        return unfinished_dir(self.run_dir)
 
 
 @dataclass
@@ -130,7 +135,7 @@ def resume_state(run_dir: Path, fingerprint: str, device) -> dict | None:
 
     state_file = run_dir / "state.pt"
     best = readable(state_file) if state_file.exists() else None
-    for path in sorted((run_dir / "checkpoints").glob("step_*.pt"), reverse=True):
+    for path in sorted((unfinished_dir(run_dir) / "checkpoints").glob("step_*.pt"), reverse=True):
         if best is not None and int(path.stem.split("_")[1]) <= best["step"]:
             break
         found = readable(path)
@@ -239,7 +244,7 @@ def record(run: Run, state: State, final: bool = False) -> None:
     if state.step in run.eval_at:
         write_evaluation(run, state)
     if state.step in run.checkpoint_at or final:
-        save_state(run, state, checkpoint_path(run.run_dir, state.step))
+        save_state(run, state, checkpoint_path(run.unfinished, state.step))
         (run.run_dir / "state.pt").unlink(missing_ok=True)
         state.saved_at = time.monotonic()
     elif state.step in run.eval_at and time.monotonic() - state.saved_at >= RESUME_EVERY_S:
@@ -252,7 +257,7 @@ def write_presentations(run: Run, state: State) -> None:
     each is the epoch's order (Schedule.epoch_order), so it is not stored."""
     spe, epoch = run.schedule.steps_per_epoch, (state.step - 1) // run.schedule.steps_per_epoch
     filled = min((state.step - epoch * spe) * run.schedule.batch_size, state.presented_correct.shape[1])
-    path = presentations_path(run.run_dir, epoch)
+    path = presentations_path(run.unfinished, epoch)
     tmp = path.with_suffix(".tmp.npz")
     np.savez(
         tmp,
@@ -288,7 +293,7 @@ def write_evaluation(run: Run, state: State) -> None:
         "correct": tr_correct.cpu().numpy(),
         "p_label": tr_p_label.cpu().numpy(),
     }
-    path = eval_path(run.run_dir, state.step)
+    path = eval_path(run.unfinished, state.step)
     tmp = path.with_suffix(".tmp.npz")
     np.savez(tmp, **arrays)
     os.replace(tmp, path)
@@ -340,7 +345,7 @@ def check_finite(run: Run, state: State, eval_loss: torch.Tensor) -> None:
         raise FloatingPointError(
             f"training diverged: the loss of seed(s) {which} is not finite at step {state.step} (epoch {epoch}) "
             f"of run {run.run_dir.name}. Lower the learning rate (lr {learning_rate(run.spec, epoch):g}) or the "
-            f"regulariser's strength; the evaluations up to here are kept in {run.run_dir / 'evals'}"
+            f"regulariser's strength; the evaluations up to here are kept in {run.unfinished / 'evals'}"
         )
 
 
@@ -349,7 +354,7 @@ def fits(run: Run, step: int) -> bool:
     from the evaluation file, so a resumed run decides as the uninterrupted one did)."""
     if not run.spec["stop_when_fit"] or step not in run.eval_at:
         return False
-    with np.load(eval_path(run.run_dir, step), allow_pickle=False) as ev:
+    with np.load(eval_path(run.unfinished, step), allow_pickle=False) as ev:
         return bool((ev["train_acc"] == 1.0).all())
 
 
@@ -360,6 +365,7 @@ def finish(run: Run, state: State) -> None:
         record(run, state, final=True)
         epoch = state.step / run.schedule.steps_per_epoch
         print(f"every seed fits its training set at epoch {epoch:g}: stopped", file=sys.stderr)
+    publish(run.run_dir)
     tmp = end_path(run.run_dir).with_suffix(".tmp")
     tmp.write_text(json.dumps({"step": state.step, "fingerprint": run.fingerprint}) + "\n")
     os.replace(tmp, end_path(run.run_dir))
@@ -376,7 +382,8 @@ def train_run(
     group_params: int | None = None,
     version: str = "",
 ) -> None:
-    """Train every seed of `spec` on `data`; write evaluations and checkpoints under `run_dir`.
+    """Train every seed of `spec` on `data`; write evaluations, checkpoints and presentations under
+    `run_dir/unfinished/` and, when training ends, move them into `run_dir` (rundir.publish).
 
     Progress: spec.json is written first; every evaluation appends a row to `run_dir/progress.csv` and, with
     `progress`, prints a line (seed means and spreads of loss and accuracy) to stderr, the job's log.
@@ -387,14 +394,15 @@ def train_run(
     Snakemake recorded it only rewrites its tables.
     """
     run_dir, device = Path(run_dir), torch.device(device)
-    for sub in ("checkpoints", "evals", "presentations"):
-        (run_dir / sub).mkdir(parents=True, exist_ok=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "spec.json").write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n")  # which run this is
     fingerprint = json.dumps({"spec": spec, "code": version}, sort_keys=True)
     if finished(run_dir, fingerprint):
         print(f"run {run_dir.name} finished training already (end.json): not trained again", file=sys.stderr)
         return
     run = replace(setup(spec, data, run_dir, fingerprint, device, group_params), report=progress)
+    for sub in PUBLISHED:
+        (run.unfinished / sub).mkdir(parents=True, exist_ok=True)
     end_path(run_dir).unlink(missing_ok=True)  # a rerun recomputes the end
     state = start(run, device)
     if state.step == 0:

@@ -1,8 +1,11 @@
 # Job script of rule dataset. data_root and download are read from the config on purpose (not params):
 # moving the data directory must not rebuild every data set.
+import os
 import sys
 
 sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)
+# the library, workflow/ beside this script: importable without an install or PYTHONPATH (--sdm conda clears it)
+sys.path.insert(0, os.path.dirname(snakemake.scriptdir))
 
 from memorization.jobs import clean_dataset
 

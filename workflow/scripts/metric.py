@@ -1,9 +1,12 @@
 # Job script of rule metric. Device and lock directory: execution settings, read from the config on purpose
 # (not params): moving a run from CPU to GPU must not count as a change of its results.
+import os
 import sys
 from pathlib import Path
 
 sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)
+# the library, workflow/ beside this script: importable without an install or PYTHONPATH (--sdm conda clears it)
+sys.path.insert(0, os.path.dirname(snakemake.scriptdir))
 
 from memorization.jobs import metric
 

@@ -1,8 +1,11 @@
 # Job script of rule train. The device and the lock directory are execution settings read from the config
 # on purpose (not params): moving a run from CPU to GPU must not count as a change of its spec.
+import os
 import sys
 
 sys.stderr = sys.stdout = open(snakemake.log[0], "a", buffering=1)  # append: a resumed job keeps its history
+# the library, workflow/ beside this script: importable without an install or PYTHONPATH (--sdm conda clears it)
+sys.path.insert(0, os.path.dirname(snakemake.scriptdir))
 
 from memorization import registry
 from memorization.configuration import expand, run_labels
