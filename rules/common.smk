@@ -16,10 +16,11 @@ sys.path.insert(0, os.path.join(REPOSITORY, "workflow"))
 from memorization import devices, registry  # noqa: E402
 from memorization import configuration, memory, plan  # noqa: E402
 from memorization.fingerprint import job_fingerprint  # noqa: E402
+from memorization.files import unusable_tables  # noqa: E402
 from memorization.rundir import (
     METRIC_BENCHMARK,
     TRAIN_BENCHMARK,
-    missing_files,
+    changed_files,
 )  # noqa: E402
 
 try:
@@ -85,7 +86,11 @@ ANALYSES = config["analyses"]
 
 # A finished run whose checkpoints or evaluations went missing or changed since training is an error now,
 # before its metric jobs would read it: the message names the files and the command that retrains the run.
-_changed = {run: missing_files(f"results/runs/{run}") for run in RUNS}
+# (Cheap: a file whose size and modification time are as training left them is not hashed.)
+try:
+    _changed = {run: changed_files(f"results/runs/{run}") for run in RUNS}
+except ValueError as err:  # a manifest that cannot be read
+    raise WorkflowError(str(err)) from None
 _changed = {run: problems for run, problems in _changed.items() if problems}
 if _changed:
     raise WorkflowError(
@@ -96,6 +101,17 @@ if _changed:
             f"snakemake --forcerun results/runs/{run}/manifest.json" for run in _changed
         )
     )
+
+# A damaged table (which Snakemake would not rebuild: it is newer than its inputs) and a metric table computed
+# from other files than its run's present ones are deleted here, so this run rebuilds them; a dry run names
+# them. (In the main process only: a cluster job parses this file again.)
+if workflow.is_main_process:
+    for _path, _why in unusable_tables("results", RUNS).items():
+        if workflow.dryrun:
+            print(f"{_path} {_why}: a run will rebuild it", file=sys.stderr)
+        else:
+            print(f"{_path} {_why}: deleted, to be rebuilt", file=sys.stderr)
+            _path.unlink()
 
 
 def one_of(names):

@@ -204,4 +204,6 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from .files import reported
+
+    reported(main)()

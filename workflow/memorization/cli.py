@@ -222,7 +222,9 @@ def main(argv=None) -> None:
         return
     import importlib
 
-    importlib.import_module(f"memorization.{args.module}").main(rest)
+    from .files import reported
+
+    reported(importlib.import_module(f"memorization.{args.module}").main)(rest)
 
 
 if __name__ == "__main__":

@@ -127,7 +127,42 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+# Bounds on what a config may be, checked before anything else reads it: a config is a page of keys, and a
+# YAML alias bomb (a few lines whose aliases nest into billions of values) must be refused before layering,
+# validation or an error message walks it.
+MAX_CONFIG_BYTES = 1_000_000
+MAX_CONFIG_VALUES = 100_000
+MAX_MESSAGE_VALUE = 200  # characters of a value quoted in an error message
+
+
+def check_size(value: Any, where: str) -> None:
+    """Refuse a config (or --config value) that expands to more than MAX_CONFIG_VALUES values, counting a
+    value once per place it appears (as everything downstream will), in time proportional to its distinct
+    values: what YAML aliases share is counted by multiplying, never by walking it again."""
+    sizes: dict[int, int] = {}
+
+    def size(v) -> int:
+        if id(v) in sizes:
+            return sizes[id(v)]
+        children = v.values() if isinstance(v, dict) else v if isinstance(v, list) else ()
+        total = 1
+        for child in children:
+            total += size(child)
+            if total > MAX_CONFIG_VALUES:
+                break
+        sizes[id(v)] = total
+        return total
+
+    if size(value) > MAX_CONFIG_VALUES:
+        raise ConfigError(
+            f"{where}: more than {MAX_CONFIG_VALUES:,} values once its YAML aliases are expanded; a config is a "
+            "page of keys (are aliases nested in aliases?)"
+        )
+
+
 def _read_yaml(path: Path) -> dict:
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: {path.stat().st_size:,} bytes, more than a config may have ({MAX_CONFIG_BYTES:,})")
     try:
         loaded = yaml.load(path.read_text(), Loader=_StrictLoader)
     except yaml.MarkedYAMLError as err:
@@ -140,6 +175,7 @@ def _read_yaml(path: Path) -> dict:
         return {}
     if not isinstance(loaded, dict):
         raise ConfigError(f"{path}: a config file holds a mapping of keys, not a {type(loaded).__name__}")
+    check_size(loaded, str(path))
     return loaded
 
 
@@ -182,6 +218,8 @@ def load_config(
     download=true`) are read as YAML where the schema expects a number or a boolean.
     """
     workdir, repository = Path(workdir), Path(repository)
+    check_size(given or {}, "the config")
+    check_size(overrides or {}, "the --config values")
     given, overrides = copy.deepcopy(given or {}), copy.deepcopy(overrides or {})
     base = overrides.pop("base", None) or given.pop("base", None)
     given.pop("base", None)
@@ -289,9 +327,20 @@ def _check(instance: Any, subschema: dict, prefix: str) -> None:
     error = jsonschema.exceptions.best_match(validator.iter_errors(instance))
     if error is None:
         return
-    where = _key_path(prefix, error.absolute_path)
+    where = _shorten(_key_path(prefix, error.absolute_path))
+    if "propertyNames" in error.schema_path:  # a name that folders are made of
+        raise ConfigError(
+            f"config key {where}: the name {_shorten(repr(error.instance), 80)} ({len(error.instance)} characters) "
+            "is not a name: a letter, then letters, digits or _, at most "
+            f"{error.schema.get('maxLength', '?')} characters in all"
+        )
     allowed = _allowed(error)
-    raise ConfigError(f"config key {where}: {error.message}" + (f" ({allowed})" if allowed else ""))
+    raise ConfigError(f"config key {where}: {_shorten(error.message)}" + (f" ({allowed})" if allowed else ""))
+
+
+def _shorten(text: str, limit: int = MAX_MESSAGE_VALUE) -> str:
+    """A message that quotes a value, cut to a readable length (jsonschema quotes the whole value)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _settings_properties(table: str) -> dict:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .files import DamagedFile, read_npz
 from .registry import DATASETS, implementation
 
 
@@ -68,17 +69,10 @@ class NoisyDataset:
 def read_arrays(path: str | os.PathLike, names: list[str]) -> dict[str, np.ndarray]:
     """The named arrays of a .npz this workflow wrote, without pickle. A file that cannot be read or lacks
     an array (a kill mid-write on a full disk, a copy cut short) is an error naming the file and the fix."""
-    fix = f"delete {path} and run snakemake again to rebuild it"
     try:
-        with np.load(path, allow_pickle=False) as f:
-            missing = [n for n in names if n not in f.files]
-            if missing:
-                raise DataError(f"{path} lacks the arrays {missing}; {fix}")
-            return {n: f[n] for n in names}
-    except DataError:
-        raise
-    except Exception as err:  # BadZipFile, EOFError, OSError, ValueError: the file is damaged
-        raise DataError(f"{path} cannot be read ({type(err).__name__}: {err}); {fix}") from err
+        return read_npz(path, names, fix=f"delete {path} and run snakemake again to rebuild it")
+    except DamagedFile as err:
+        raise DataError(str(err)) from None
 
 
 # ----------------------------------------------------------------------------- raw data sets
@@ -103,6 +97,12 @@ def _torchvision(name: str, root: str, download: bool, train: bool):
     where = Path(root).resolve() / Path(DATASETS[name].files[0]).parent
     files = ", ".join(Path(f).name for f in DATASETS[name].files)
     missing = [f for f in DATASETS[name].files if not (Path(root) / f).exists()]
+    blocking = [p for p in [Path(root), *Path(root).parents] if p.exists() and not p.is_dir()]
+    if blocking:  # the data root (or a folder above it) is a file: no download can write there
+        raise DataError(
+            f"config key data_root: {root} cannot hold the {name} files: {blocking[0]} is a file, not a directory. "
+            f"Point `data_root` at a directory (it is made if missing), or move that file away."
+        )
     if missing and not download:
         raise DataError(
             f"{name} not found under {where}: {', '.join(Path(f).name for f in missing)} missing. Expected files: "

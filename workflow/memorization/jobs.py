@@ -10,7 +10,35 @@ fingerprint follows (memorization.fingerprint).
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
+
+
+def log_to(path: str, mode: str = "w") -> None:
+    """A job's stdout and stderr into its log (line by line), and its exception there before it exits. Where
+    the log cannot be written (a full disk), the output and the exception go to the stderr Snakemake shows,
+    with why: a job never fails silently with an empty log."""
+    import traceback
+
+    shown = sys.__stderr__
+    try:
+        log = open(path, mode, buffering=1)
+    except OSError as err:
+        print(f"this job's log {path} cannot be written ({err}): its output follows here", file=shown, flush=True)
+        return
+    sys.stdout = sys.stderr = log
+
+    def report(kind, value, tb):
+        text = "".join(traceback.format_exception(kind, value, tb))
+        try:
+            log.write(text)
+            log.flush()
+        except OSError as err:
+            sys.stdout = sys.stderr = shown  # nothing more is written where it cannot be
+            shown.write(f"{text}(this job's log {path} could not be written: {err})\n")
+            shown.flush()
+
+    sys.excepthook = report
 
 
 def clean_dataset(name: str, out: str, *, data_root: str, download: bool, analyses=()) -> None:
@@ -99,17 +127,12 @@ def metric(
 
     from . import devices, registry
     from .data import NoisyDataset
-    from .rundir import missing_files
+    from .rundir import RUN_FILES, run_files_digest
     from .tables import write_frame
 
     torch.set_num_threads(max(1, threads))
     registry.load_analyses(analyses)
-    problems = missing_files(run_dir)
-    if problems:
-        raise FileNotFoundError(
-            f"run {Path(run_dir).name} changed since training: {'; '.join(problems)}. Train it again with "
-            f"`snakemake --forcerun {Path(run_dir) / 'manifest.json'}`, or put the files back"
-        )
+    check_run_files(run_dir, spec)
     entry = registry.table(table)
     compute = registry.implementation(entry.compute)
     data = NoisyDataset.load(dataset)
@@ -118,18 +141,41 @@ def metric(
         frame = compute(spec, data, run_dir, settings, device=dev)
     if "train_size" not in frame:
         frame.insert(1, "train_size", len(data.y_train))
-    write_frame(frame, out, run_metadata(Path(run_dir).name, spec, frame))
+    # the run's files it was computed from: rules/common.smk recomputes a table whose files have changed since
+    write_frame(frame, out, {**run_metadata(Path(run_dir).name, spec, frame), RUN_FILES: run_files_digest(run_dir)})
+
+
+def check_run_files(run_dir, spec: dict) -> None:
+    """Before a metric job reads a run: every file of its manifest is there with the content training wrote
+    (each hashed: the job reads them all anyway), and every checkpoint says it was trained for this run's
+    spec. Else an error naming the files and the command that retrains the run."""
+    import json
+
+    from .rundir import changed_files
+    from .sgd import load_state
+
+    run_dir = Path(run_dir)
+    problems = changed_files(run_dir, verify=True)
+    for path in sorted((run_dir / "checkpoints").glob("step_*.pt")):
+        trained = json.loads(load_state(path).get("spec") or "{}").get("spec")
+        if trained != spec:
+            problems.append(f"{path} was trained for another spec than run {run_dir.name}'s")
+    if problems:
+        raise RuntimeError(
+            f"run {run_dir.name} changed since training: {'; '.join(problems[:5])}"
+            f"{f' (and {len(problems) - 5} more)' if len(problems) > 5 else ''}. Put the files back, or train it "
+            f"again: snakemake --forcerun {run_dir / 'manifest.json'}"
+        )
 
 
 def summary(name: str, source: str, out: str, analyses=()) -> None:
     """A summary table (registry stage "summary", e.g. gini) of one run, from the run's source table."""
-    import pandas as pd
-
     from . import registry
+    from .files import read_parquet
     from .tables import read_provenance, write_frame
 
     registry.load_analyses(analyses)
-    frame = registry.implementation(registry.table(name).compute)(pd.read_parquet(source))
+    frame = registry.implementation(registry.table(name).compute)(read_parquet(source))
     meta = read_provenance(source)
     write_frame(frame, out, {**meta, "memorization.rows": str(len(frame))})
 

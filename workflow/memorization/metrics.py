@@ -18,6 +18,7 @@ from tqdm import tqdm
 from .data import NoisyDataset
 from .lass import csr
 from .models import Arch, forward
+from .files import read_npz
 from .rundir import checkpoint_path, eval_path
 from .sensitivity import class_sensitivity, loss_sensitivity, window_steps
 from .sgd import Schedule, completed_schedule, load_state
@@ -218,8 +219,7 @@ def _evaluations(spec: dict, data: NoisyDataset, run_dir):
     """(schedule, epoch, step, evaluation arrays) for every evaluation of a finished run."""
     plan = completed_schedule(spec, len(data.y_train), run_dir)
     for step in plan.eval_steps:
-        with np.load(eval_path(run_dir, step), allow_pickle=False) as ev:
-            yield plan, step / plan.steps_per_epoch, step, ev
+        yield plan, step / plan.steps_per_epoch, step, read_npz(eval_path(run_dir, step))
 
 
 def run_tables(spec: dict, data: NoisyDataset, run_dir: str | os.PathLike):

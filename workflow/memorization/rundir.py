@@ -12,11 +12,13 @@ workflow reads it when it builds the DAG.
                      as the training step saw it: correct (bool) and margin (float32), (seeds, presentations)
     state.pt         the resume state between checkpoints, while training
     end.json         the step training ended at (earlier than planned if it stopped at fit), when finished
-    manifest.json    the checkpoints, evaluations and presentations its downstream jobs read, with their sizes
+    manifest.json    the checkpoints, evaluations and presentations its downstream jobs read, with their
+                     sizes, modification times and content hashes (SHA-256)
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -67,10 +69,19 @@ def manifest_path(run_dir) -> Path:
     return Path(run_dir) / "manifest.json"
 
 
+def file_digest(path) -> str:
+    """The SHA-256 of a file's bytes (hex)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def write_manifest(run_dir) -> None:
-    """The files a finished run's downstream jobs read (checkpoints, evaluations, presentations), with their sizes: the
-    training rule's output, so a retrained run reruns what reads it, and `missing_files` can tell when one
-    has gone or changed since."""
+    """The files a finished run's downstream jobs read (checkpoints, evaluations, presentations) with their
+    size, modification time and content hash, computed once here: the training rule's output, so a retrained
+    run reruns what reads it, and `changed_files` can tell when one has gone or changed since."""
     run_dir = Path(run_dir)
     files = sorted(
         [
@@ -79,25 +90,59 @@ def write_manifest(run_dir) -> None:
             *run_dir.glob("presentations/epoch_*.npz"),
         ]
     )
-    listing = {str(f.relative_to(run_dir)): f.stat().st_size for f in files}
+    listing = {
+        str(f.relative_to(run_dir)): {"size": f.stat().st_size, "mtime_ns": f.stat().st_mtime_ns, "sha256": file_digest(f)}
+        for f in files
+    }
     tmp = manifest_path(run_dir).with_suffix(".tmp")
     tmp.write_text(json.dumps({"files": listing}, indent=1, sort_keys=True) + "\n")
     os.replace(tmp, manifest_path(run_dir))
 
 
-def missing_files(run_dir) -> list[str]:
-    """The files of a finished run's manifest that are missing or changed size since training ([] if none,
-    or if the run has no manifest yet)."""
-    run_dir = Path(run_dir)
+def read_manifest(run_dir) -> dict[str, dict] | None:
+    """A finished run's listing, {relative path: {size, mtime_ns, sha256}} (None before it has one). A
+    manifest of before content hashes ({path: size}) reads as sizes alone. A manifest that cannot be read is
+    an error naming it and the fix."""
+    path = manifest_path(run_dir)
+    if not path.exists():
+        return None
     try:
-        listing = json.loads(manifest_path(run_dir).read_text())["files"]
-    except (OSError, ValueError, KeyError):
-        return []
+        listing = json.loads(path.read_text())["files"]
+        return {rel: entry if isinstance(entry, dict) else {"size": int(entry)} for rel, entry in listing.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        raise ValueError(
+            f"{path} cannot be read as a run's manifest ({type(err).__name__}); train the run again: "
+            f"snakemake --forcerun {path}"
+        ) from None
+
+
+def changed_files(run_dir, *, verify: bool = False) -> list[str]:
+    """The files of a finished run's manifest that are missing or changed since training ([] if none, or if
+    the run has no manifest yet). Cheap by default: a file of the same size and modification time is taken
+    as unchanged and only one whose size or time moved is hashed; with `verify`, every file is hashed (what a
+    metric job does before it reads them)."""
+    run_dir = Path(run_dir)
     problems = []
-    for rel, size in listing.items():
+    for rel, entry in (read_manifest(run_dir) or {}).items():
         path = run_dir / rel
         if not path.is_file():
             problems.append(f"{path} is missing")
-        elif path.stat().st_size != size:
-            problems.append(f"{path} has {path.stat().st_size} bytes, {size} when training wrote it")
+            continue
+        stat = path.stat()
+        if stat.st_size != entry["size"]:
+            problems.append(f"{path} has {stat.st_size} bytes, {entry['size']} when training wrote it")
+        elif "sha256" in entry and (verify or stat.st_mtime_ns != entry.get("mtime_ns")):
+            if file_digest(path) != entry["sha256"]:
+                problems.append(f"{path} is not the file training wrote (its content hash differs)")
     return problems
+
+
+RUN_FILES = "memorization.run_files"  # the metadata key under which a metric table records run_files_digest
+
+
+def run_files_digest(run_dir) -> str:
+    """One hash of a finished run's files (of its manifest's content hashes): what a metric table records it
+    was computed from, so a table computed from other files than the run's present ones can be told."""
+    listing = read_manifest(run_dir) or {}
+    text = json.dumps({rel: entry.get("sha256", entry["size"]) for rel, entry in listing.items()}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()

@@ -21,6 +21,7 @@ from .backprop import WRITTEN_OUT_LOSSES, by_autograd, mlp_pass, written_out
 from .data import NoisyDataset
 from .memory import EVAL_BATCH
 from .models import Arch, example_losses, forward
+from .files import read_npz
 from .rundir import checkpoint_path, eval_path, presentations_path
 from .sgd import Schedule, completed_schedule, load_state
 
@@ -68,8 +69,8 @@ def read_presentations(spec: dict, plan: Schedule, run_dir):
     epochs = -(-plan.total_steps // plan.steps_per_epoch)
     parts = []
     for epoch in range(epochs):
-        with np.load(presentations_path(run_dir, epoch), allow_pickle=False) as f:
-            correct, margin = f["correct"], f["margin"]
+        f = read_npz(presentations_path(run_dir, epoch), ["correct", "margin"])
+        correct, margin = f["correct"], f["margin"]
         k = correct.shape[1]
         example = plan.epoch_order(spec["seeds"], epoch)[:, :k].numpy()
         step = epoch * plan.steps_per_epoch + np.arange(k) // plan.batch_size + 1  # steps count from 1
@@ -216,9 +217,9 @@ def scores_frame(spec: dict, data: NoisyDataset, run_dir, settings: dict, device
 
     p_label, eval_correct = [], []
     for s in plan.eval_steps[1:]:  # the end of every epoch (of every log_every-th), not the initialisation
-        with np.load(eval_path(run_dir, s), allow_pickle=False) as ev:
-            p_label.append(ev["p_label"])
-            eval_correct.append(ev["correct"])
+        ev = read_npz(eval_path(run_dir, s), ["p_label", "correct"])
+        p_label.append(ev["p_label"])
+        eval_correct.append(ev["correct"])
     dmap = data_map(np.stack(p_label).astype(np.float64), np.stack(eval_correct))
 
     early = nearest_checkpoint(plan.checkpoint_steps, settings["early_epoch"] * plan.steps_per_epoch)
@@ -288,8 +289,8 @@ def heldout_frame(spec: dict, data: NoisyDataset, run_dir, settings: dict | None
     which held-out memorization and the C-score are estimated across seeds and runs (memorization.stats).
     (settings and device: the metric signature; unused.)"""
     plan = completed_schedule(spec, len(data.y_train), run_dir)
-    with np.load(eval_path(run_dir, plan.total_steps), allow_pickle=False) as ev:
-        correct, p_label = ev["correct"], ev["p_label"]
+    ev = read_npz(eval_path(run_dir, plan.total_steps), ["correct", "p_label"])
+    correct, p_label = ev["correct"], ev["p_label"]
     mask, n = plan.subset_mask(spec["seeds"]), len(data.y_train)
     return pd.DataFrame(
         {

@@ -24,6 +24,7 @@ from .memory import EVAL_BATCH, EVAL_GROUP_PARAMS, seed_groups
 from .models import Arch, example_losses, forward, init_params, seed_for
 from .regularizers import NONE as NO_REG
 from .regularizers import Regularizer, adversarial_mix, layer_noise
+from .files import load_checkpoint
 from .rundir import end_path
 
 
@@ -363,8 +364,9 @@ def adversarial_losses(
 
 
 def load_state(path: str | os.PathLike, device="cpu") -> dict:
-    """A checkpoint or resume state: tensors and plain values only, loaded with weights_only=True."""
-    return torch.load(path, map_location=device, weights_only=True)
+    """A checkpoint or resume state: tensors and plain values only, loaded with weights_only=True (a file
+    that is not one is a files.DamagedFile naming it and the fix)."""
+    return load_checkpoint(path, device)
 
 
 def initial_state(arch: Arch, seeds: list[int], device) -> tuple[dict, dict, dict]:

@@ -18,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .files import read_parquet, read_parquet_metadata
 from .registry import ARROW_TYPES, FIGURES, IDENTITY, TABLES, table
 
 IDENTITY_COLUMNS = tuple(c.name for c in IDENTITY)
@@ -123,7 +124,9 @@ def frames_by_table(paths) -> dict[str, pd.DataFrame]:
     """Table files concatenated per table (the file name's stem): the frames a figure or a claim reads."""
     parts: dict[str, list[pd.DataFrame]] = {}
     for path in paths:
-        parts.setdefault(Path(path).stem, []).append(pd.read_parquet(path))
+        name = Path(path).stem
+        columns = list(TABLES[name].dtypes()) if name in TABLES else None  # a foreign table is named as such
+        parts.setdefault(name, []).append(read_parquet(path, columns))
     return {name: pd.concat(frames, ignore_index=True) for name, frames in parts.items()}
 
 
@@ -151,7 +154,7 @@ def read_run_table(path: str | os.PathLike, run_id: str, seeds) -> pd.DataFrame:
     fix = f"delete {path} and run snakemake again to recompute it"
     if meta.get("memorization.run_id") != run_id or json.loads(meta.get("memorization.seeds", "null")) != list(seeds):
         raise ValueError(f"{path} was not written by the job of run {run_id} with seeds {list(seeds)}; {fix}")
-    frame = pd.read_parquet(path)
+    frame = read_parquet(path)
     if str(len(frame)) != meta.get("memorization.rows"):
         raise ValueError(f"{path} holds {len(frame)} rows, its job wrote {meta.get('memorization.rows')}; {fix}")
     if sorted(frame["seed"].unique().tolist()) != sorted(seeds):
@@ -166,7 +169,7 @@ def read_run_table(path: str | os.PathLike, run_id: str, seeds) -> pd.DataFrame:
 
 
 def read_provenance(path: str | os.PathLike) -> dict[str, str]:
-    meta = pq.read_schema(path).metadata or {}
+    meta = read_parquet_metadata(path)
     return {k.decode(): v.decode() for k, v in meta.items() if k.startswith(b"memorization.")}
 
 

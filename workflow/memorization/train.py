@@ -23,6 +23,7 @@ from .architecture import Arch, params_per_model
 from .data import NoisyDataset
 from .memory import GROUP_PARAMS, seed_groups
 from .regularizers import Regularizer
+from .files import read_npz
 from .rundir import PUBLISHED, checkpoint_path, end_path, eval_path, presentations_path, publish, unfinished_dir
 from .sgd import (
     Schedule,
@@ -354,8 +355,7 @@ def fits(run: Run, step: int) -> bool:
     from the evaluation file, so a resumed run decides as the uninterrupted one did)."""
     if not run.spec["stop_when_fit"] or step not in run.eval_at:
         return False
-    with np.load(eval_path(run.unfinished, step), allow_pickle=False) as ev:
-        return bool((ev["train_acc"] == 1.0).all())
+    return bool((read_npz(eval_path(run.unfinished, step), ["train_acc"])["train_acc"] == 1.0).all())
 
 
 def finish(run: Run, state: State) -> None:
@@ -391,7 +391,8 @@ def train_run(
     Resumable: the state is saved at every evaluation (`state.pt`) and checkpoint; a later call with the same
     arguments continues from the newest readable one (`resume_state`). A finished run (`end.json` written by
     the same spec and code `version`) is not trained again: a job interrupted after training but before
-    Snakemake recorded it only rewrites its tables.
+    Snakemake recorded it only rewrites its tables (unless Snakemake deleted its folders, its outputs, before
+    running it again: then it trains again, to the same files).
     """
     run_dir, device = Path(run_dir), torch.device(device)
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -3,9 +3,11 @@
 import os
 import sys
 
-sys.stderr = sys.stdout = open(snakemake.log[0], "a", buffering=1)  # append: a resumed job keeps its history
 # the library, workflow/ beside this script: importable without an install or PYTHONPATH (--sdm conda clears it)
 sys.path.insert(0, os.path.dirname(snakemake.scriptdir))
+from memorization.jobs import log_to  # noqa: E402
+
+log_to(snakemake.log[0], "a")  # append: a resumed job keeps its history
 
 from memorization import registry
 from memorization.configuration import expand, run_labels
