@@ -22,7 +22,7 @@ def log_to(path: str, mode: str = "w") -> None:
 
     shown = sys.__stderr__
     try:
-        log = open(path, mode, buffering=1)
+        log = open(path, mode, buffering=1)  # noqa: SIM115 (open for the rest of the job)
     except OSError as err:
         print(f"this job's log {path} cannot be written ({err}): its output follows here", file=shown, flush=True)
         return

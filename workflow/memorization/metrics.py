@@ -16,9 +16,9 @@ import torch
 from tqdm import tqdm
 
 from .data import NoisyDataset
+from .files import read_npz
 from .lass import csr
 from .models import Arch, forward
-from .files import read_npz
 from .rundir import checkpoint_path, eval_path
 from .sensitivity import class_sensitivity, loss_sensitivity, window_steps
 from .sgd import Schedule, completed_schedule, load_state

@@ -91,7 +91,11 @@ def write_manifest(run_dir) -> None:
         ]
     )
     listing = {
-        str(f.relative_to(run_dir)): {"size": f.stat().st_size, "mtime_ns": f.stat().st_mtime_ns, "sha256": file_digest(f)}
+        str(f.relative_to(run_dir)): {
+            "size": f.stat().st_size,
+            "mtime_ns": f.stat().st_mtime_ns,
+            "sha256": file_digest(f),
+        }
         for f in files
     }
     tmp = manifest_path(run_dir).with_suffix(".tmp")
@@ -131,9 +135,12 @@ def changed_files(run_dir, *, verify: bool = False) -> list[str]:
         stat = path.stat()
         if stat.st_size != entry["size"]:
             problems.append(f"{path} has {stat.st_size} bytes, {entry['size']} when training wrote it")
-        elif "sha256" in entry and (verify or stat.st_mtime_ns != entry.get("mtime_ns")):
-            if file_digest(path) != entry["sha256"]:
-                problems.append(f"{path} is not the file training wrote (its content hash differs)")
+        elif (
+            "sha256" in entry
+            and (verify or stat.st_mtime_ns != entry.get("mtime_ns"))
+            and file_digest(path) != entry["sha256"]
+        ):
+            problems.append(f"{path} is not the file training wrote (its content hash differs)")
     return problems
 
 

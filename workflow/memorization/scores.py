@@ -19,9 +19,9 @@ import torch
 
 from .backprop import WRITTEN_OUT_LOSSES, by_autograd, mlp_pass, written_out
 from .data import NoisyDataset
+from .files import read_npz
 from .memory import EVAL_BATCH
 from .models import Arch, example_losses, forward
-from .files import read_npz
 from .rundir import checkpoint_path, eval_path, presentations_path
 from .sgd import Schedule, completed_schedule, load_state
 

@@ -19,12 +19,12 @@ import torch
 
 from .architecture import params_per_model
 from .backprop import OuterProduct, by_autograd, dense_gradients, loss_gradients
+from .files import load_checkpoint
 from .lass import lass, to_input_units
 from .memory import EVAL_BATCH, EVAL_GROUP_PARAMS, seed_groups
 from .models import Arch, example_losses, forward, init_params, seed_for
 from .regularizers import NONE as NO_REG
 from .regularizers import Regularizer, adversarial_mix, layer_noise
-from .files import load_checkpoint
 from .rundir import end_path
 
 

@@ -21,9 +21,9 @@ import torch
 
 from .architecture import Arch, params_per_model
 from .data import NoisyDataset
+from .files import read_npz
 from .memory import GROUP_PARAMS, seed_groups
 from .regularizers import Regularizer
-from .files import read_npz
 from .rundir import PUBLISHED, checkpoint_path, end_path, eval_path, presentations_path, publish, unfinished_dir
 from .sgd import (
     Schedule,
