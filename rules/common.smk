@@ -103,15 +103,13 @@ if _changed:
     )
 
 # A damaged table (which Snakemake would not rebuild: it is newer than its inputs) and a metric table computed
-# from other files than its run's present ones are deleted here, so this run rebuilds them; a dry run names
-# them. (In the main process only: a cluster job parses this file again.)
+# from other files than its run's present ones are made out of date: their modification time is set to the
+# epoch, older than any input, so Snakemake's own mtime trigger rebuilds them and what was made from them (a
+# dry run shows those jobs; nothing is deleted). In the main process only: a cluster job parses this again.
 if workflow.is_main_process:
     for _path, _why in unusable_tables("results", RUNS).items():
-        if workflow.dryrun:
-            print(f"{_path} {_why}: a run will rebuild it", file=sys.stderr)
-        else:
-            print(f"{_path} {_why}: deleted, to be rebuilt", file=sys.stderr)
-            _path.unlink()
+        print(f"{_path} {_why}: rebuilding it", file=sys.stderr)
+        os.utime(_path, ns=(0, 0))
 
 
 def one_of(names):

@@ -1,0 +1,221 @@
+"""Nothing wrong goes unnoticed: run files checked by content, every file read failing one way (the file,
+what is wrong, the fix), bounded configs. Each test here failed before its fix."""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from memorization import configuration as S
+from memorization.files import DamagedFile, load_checkpoint, read_npz
+from memorization.rundir import RUN_FILES, read_manifest, run_files_digest
+from memorization.tables import read_provenance, write_frame
+
+from .conftest import completed_workdir, snakemake
+
+CONFIG = {
+    "experiments": {
+        "e": {
+            "spec": {"dataset": "digits", "train_size": 40, "width": 8, "epochs": 2},
+            "seeds": 2,
+            "grid": {"data": [{}, {"label_noise": "random"}]},
+            "tables": ["training", "examples", "filters"],
+            "figures": ["fig01_difficulty"],
+        }
+    }
+}
+
+
+@pytest.fixture(scope="module")
+def done(tmp_path_factory):
+    return completed_workdir(tmp_path_factory, "integrity", CONFIG)
+
+
+def runs(done):
+    """The two runs, the one with a filters table (the clean data's) first."""
+    return sorted((p.parent for p in done.glob("results/runs/*/manifest.json")),
+                  key=lambda r: not (done / "results" / "metrics" / r.name / "filters.parquet").exists())  # fmt: skip
+
+
+def flipped(data: bytes, n: int = 40) -> bytes:
+    """`data` with n bytes in its middle inverted: the same size."""
+    middle = len(data) // 2
+    return data[:middle] + bytes(b ^ 0xFF for b in data[middle : middle + n]) + data[middle + n :]
+
+
+def test_a_swapped_checkpoint_or_flipped_bytes_stop_the_workflow_and_a_metric_job(done):
+    a, b = runs(done)
+    mine, other = (sorted(r.glob("checkpoints/*.pt"))[-1] for r in (a, b))
+    saved, stat = mine.read_bytes(), mine.stat()
+    assert len(saved) == other.stat().st_size  # the same model: another run's checkpoint of the same size
+    table = done / "results" / "metrics" / a.name / "filters.parquet"
+    before = pd.read_parquet(table)
+    try:
+        for damage in (lambda: shutil.copyfile(other, mine), lambda: mine.write_bytes(flipped(saved))):
+            damage()
+            proc = snakemake(done, "-n", check=False)
+            assert proc.returncode != 0
+            assert f"{mine.relative_to(done)} is not the file training wrote (its content hash differs)" in proc.output
+            assert f"snakemake --forcerun results/runs/{a.name}/manifest.json" in proc.output
+        # flipped with its modification time put back: the check before the DAG (size and time) lets it
+        # through, the metric job (which hashes what it reads) does not
+        os.utime(mine, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+        proc = snakemake(done, "--forcerun", str(table.relative_to(done)), check=False)
+        assert proc.returncode != 0
+        log = (done / "results" / "logs" / "metrics" / a.name / "filters.log").read_text()
+        assert f"run {a.name} changed since training" in log and "content hash differs" in log
+    finally:
+        mine.write_bytes(saved)
+        os.utime(mine, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert not table.exists()  # Snakemake removes a failed job's output; nothing downstream was touched
+    snakemake(done, "--forcerun", str(table.relative_to(done)))  # the right checkpoint back: as it was
+    pd.testing.assert_frame_equal(pd.read_parquet(table), before)
+
+
+def test_a_checkpoint_of_another_spec_is_refused_by_the_metric_job(done):
+    """A checkpoint whose embedded spec is another run's, with the manifest rewritten to match (as if the
+    run's files were swapped wholesale): the metric job compares the spec inside every checkpoint."""
+    from memorization.jobs import check_run_files
+
+    a, b = runs(done)
+    spec = S.expand(S.load_files([done / "config.yaml"], workdir=done))["e"]
+    by_id = {S.run_id(s): s for s in spec}
+    check_run_files(a, by_id[a.name])  # as trained
+    with pytest.raises(RuntimeError, match=rf"checkpoints/step_\d+\.pt was trained for another spec than run {a.name}"):
+        check_run_files(a, by_id[b.name])
+
+
+def test_a_metric_table_computed_from_other_files_is_rebuilt(done):
+    a = runs(done)[0]
+    table = done / "results" / "metrics" / a.name / "filters.parquet"
+    frame, meta = pd.read_parquet(table), read_provenance(table)
+    assert meta[RUN_FILES] == run_files_digest(a)  # what each metric table records
+    write_frame(frame, table, {**meta, RUN_FILES: "0" * 64})  # as if computed from files since replaced
+    why = f"{table.relative_to(done)} was computed from other files than run {a.name}'s present ones: rebuilding it"
+    dry = snakemake(done, "-n").output
+    assert why in dry and "rule metric:" in dry and "rule experiment_table:" in dry  # and what was made from it
+    experiment_table = done / "results" / "tables" / "e" / "filters.parquet"
+    stamp = experiment_table.stat().st_mtime_ns
+    assert why in snakemake(done).output
+    assert read_provenance(table)[RUN_FILES] == run_files_digest(a)
+    pd.testing.assert_frame_equal(pd.read_parquet(table), frame)
+    assert experiment_table.stat().st_mtime_ns != stamp
+
+
+def test_a_truncated_or_foreign_table_is_named_by_every_reader_and_rebuilt_by_the_workflow(done, tmp_path):
+    copy = tmp_path / "tables"
+    shutil.copytree(done / "results" / "tables", copy)
+    damaged = copy / "e" / "examples.parquet"  # the table fig01 reads
+    damaged.write_bytes(damaged.read_bytes()[:-100])  # a copy cut short
+    shutil.copyfile(copy / "e" / "training.parquet", tmp_path / "training.parquet")
+    for problem in ("cannot be read as a Parquet table (truncated or not Parquet)", "lacks the columns"):
+        for command in (["claims", str(copy)], ["figures", str(copy), str(tmp_path / "figures")]):
+            proc = subprocess.run([sys.executable, "-m", "memorization.cli", *command], capture_output=True, text=True)
+            assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
+            assert f"{damaged} " in proc.stderr and problem in proc.stderr
+        shutil.copyfile(tmp_path / "training.parquet", damaged)  # a valid table of the workflow, but another one
+    table = done / "results" / "tables" / "e" / "training.parquet"
+    before = pd.read_parquet(table)
+    table.write_bytes(table.read_bytes()[:-100])
+    out = snakemake(done).output
+    assert "results/tables/e/training.parquet cannot be read as a Parquet table" in out and "rebuilding it" in out
+    pd.testing.assert_frame_equal(pd.read_parquet(table), before)
+
+
+# ----------------------------------------------------------------------------- each kind of file, one way
+
+
+class NotATensor:
+    pass
+
+
+def test_a_checkpoint_that_is_not_plain_tensors_is_named_with_the_fix_never_with_torchs_advice(tmp_path):
+    folder = tmp_path / "results" / "runs" / "0123456789ab" / "checkpoints"
+    folder.mkdir(parents=True)
+    cases = {
+        "object.pt": lambda p: torch.save({"params": NotATensor()}, p),  # pickled code: never loaded
+        "cut.pt": lambda p: p.write_bytes(_a_checkpoint()[:200]),
+        "empty.pt": lambda p: p.write_bytes(b""),
+        "foreign.pt": lambda p: torch.save({"weights": torch.zeros(2)}, p),
+    }
+    for name, write in cases.items():
+        write(folder / name)
+        with pytest.raises(DamagedFile) as err:
+            load_checkpoint(folder / name)
+        message = str(err.value)
+        assert message.startswith(str(folder / name)) and "weights_only" not in message
+        assert "snakemake --forcerun results/runs/0123456789ab/manifest.json" in message
+
+
+def _a_checkpoint() -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    torch.save({"params": {"w": torch.ones(100)}}, buffer)
+    return buffer.getvalue()
+
+
+def test_an_array_file_with_an_object_array_or_cut_short_is_named(tmp_path):
+    path = tmp_path / "results" / "runs" / "0123456789ab" / "evals" / "step_000000001.npz"
+    path.parent.mkdir(parents=True)
+    np.savez(path, correct=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(DamagedFile, match=r"holds an object array .*never loaded.*snakemake --forcerun"):
+        read_npz(path)
+    np.savez(path, correct=np.ones(1000))
+    path.write_bytes(path.read_bytes()[:300])
+    with pytest.raises(DamagedFile, match=rf"{path} cannot be read as an array file"):
+        read_npz(path)
+
+
+def test_a_damaged_manifest_is_named_with_the_fix(tmp_path):
+    (tmp_path / "manifest.json").write_text('{"files": {"checkpoints/step_000000001.pt": ')
+    with pytest.raises(ValueError, match=r"manifest.json cannot be read as a run's manifest.*--forcerun"):
+        read_manifest(tmp_path)
+    (tmp_path / "manifest.json").write_text('{"files": {"checkpoints/step_000000001.pt": 123}}')  # before hashes
+    assert read_manifest(tmp_path) == {"checkpoints/step_000000001.pt": {"size": 123}}
+
+
+# ----------------------------------------------------------------------------- bounded configs
+
+
+def alias_bomb(levels: int = 9, width: int = 9) -> str:
+    """YAML of a few hundred bytes whose aliases expand to width**levels values."""
+    inner = "&a0 [" + ", ".join(["lol"] * width) + "]"
+    for level in range(1, levels):
+        inner = f"&a{level} [{inner}, " + ", ".join([f"*a{level - 1}"] * (width - 1)) + "]"
+    return inner
+
+
+@pytest.mark.parametrize("where", ["description", "top"])
+def test_a_yaml_alias_bomb_is_refused_at_once(tmp_path, where):
+    bomb = alias_bomb()
+    if where == "top":  # an unknown top-level key
+        text = f"lots: {bomb}\nexperiments: {{e: {{spec: {{dataset: digits}}}}}}\n"
+    else:
+        text = f"experiments:\n  e:\n    spec: {{dataset: digits}}\n    description: {bomb}\n"
+    (tmp_path / "c.yaml").write_text(text)
+    start = time.process_time()
+    with pytest.raises(S.ConfigError, match=r"c.yaml: more than 100,000 values once its YAML aliases are expanded"):
+        S.load_files([tmp_path / "c.yaml"], workdir=tmp_path)
+    assert time.process_time() - start < 5  # was: 107 s of CPU, or MemoryError at 2.3 GB
+
+
+@pytest.mark.parametrize("name, problem", [("a" * 300, "300 characters"), ("evil\n", "'evil\\n'"), ("x" * 65, "65")])
+def test_an_experiment_name_is_a_whole_name_short_enough_for_a_folder(name, problem):
+    with pytest.raises(S.ConfigError) as err:
+        S.validate({"experiments": {name: {"spec": {"dataset": "digits"}}}})
+    message = str(err.value)
+    assert problem in message and "at most 64 characters" in message and len(message) < 300
+    S.validate({"experiments": {"x" * 64: {"spec": {"dataset": "digits"}}}})  # the longest accepted
+
+
+def test_an_error_message_quotes_a_huge_value_in_short(tmp_path):
+    with pytest.raises(S.ConfigError) as err:
+        S.validate({"experiments": {"e": {"description": list(range(50_000))}}})
+    assert len(str(err.value)) < 400
