@@ -17,7 +17,7 @@ from memorization.files import DamagedFile, load_checkpoint, read_npz
 from memorization.rundir import RUN_FILES, read_manifest, run_files_digest
 from memorization.tables import read_provenance, write_frame
 
-from .conftest import completed_workdir, snakemake
+from .conftest import ROOT, completed_workdir, snakemake
 
 CONFIG = {
     "experiments": {
@@ -219,3 +219,54 @@ def test_an_error_message_quotes_a_huge_value_in_short(tmp_path):
     with pytest.raises(S.ConfigError) as err:
         S.validate({"experiments": {"e": {"description": list(range(50_000))}}})
     assert len(str(err.value)) < 400
+
+
+# ----------------------------------------------------------------------------- a full disk
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 16 MB tmpfs mounted for the test (as root only; skipped where it cannot be mounted)."""
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        pytest.skip("mounting a tmpfs needs root")
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", folder], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", folder], check=False)
+
+
+def test_on_a_full_disk_jobs_fail_with_their_message_and_a_rerun_after_freeing_space_gives_the_clean_tables(
+    done, small_disk
+):
+    from .conftest import write_config
+
+    workdir = small_disk / "work"
+    workdir.mkdir()
+    write_config(workdir, CONFIG)
+    filler = small_disk / "filler"
+    filler.write_bytes(b"\0" * (shutil.disk_usage(small_disk).free - 300_000))  # 300 KB left: too little
+    proc = snakemake(workdir, "--show-failed-logs", check=False)  # as the default profile does
+    assert proc.returncode != 0 and "exit status 120" not in proc.output  # was: status 120 and an empty log
+    # the failed write's temporary file is removed, so the job's exception fits in its log, which Snakemake shows
+    logs = [log.read_text() for log in workdir.glob("results/logs/**/*.log")]
+    assert any("OSError: [Errno 28] No space left on device" in log for log in logs)
+    assert "OSError: [Errno 28] No space left on device" in proc.output
+    assert not list(workdir.rglob("*.tmp")), "a failed write leaves no temporary file"
+    filler.unlink()
+    snakemake(workdir)
+    for clean in sorted((done / "results" / "tables" / "e").glob("*.parquet")):
+        rerun = workdir / "results" / "tables" / "e" / clean.name
+        pd.testing.assert_frame_equal(pd.read_parquet(rerun), pd.read_parquet(clean))
+
+
+def test_a_job_whose_log_cannot_be_written_shows_its_exception_and_why_on_snakemakes_stderr():
+    # /dev/full opens but every write fails with ENOSPC, as a log on a full disk does
+    job = "from memorization.jobs import log_to; log_to('/dev/full'); print('training…'); raise ValueError('the cause')"
+    proc = subprocess.run([sys.executable, "-c", job], capture_output=True, text=True, cwd=ROOT / "workflow")
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.startswith("(this job's log /dev/full could not be written: [Errno 28] No space left on device")
+    assert "training…\n" in proc.stderr and "ValueError: the cause" in proc.stderr

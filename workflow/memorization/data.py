@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import DamagedFile, read_npz
+from .files import DamagedFile, read_npz, written
 from .registry import DATASETS, implementation
 
 
@@ -54,9 +54,8 @@ class NoisyDataset:
     def save(self, path: str | os.PathLike) -> None:
         """Arrays only (no pickle), written atomically so a killed job leaves no half file."""
         path = Path(path)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, **{k: np.asarray(v) for k, v in vars(self).items()})
-        os.replace(tmp, path)
+        with written(path) as f:
+            np.savez(f, **{k: np.asarray(v) for k, v in vars(self).items()})
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> NoisyDataset:
@@ -232,9 +231,8 @@ def save_clean(dataset: str, path: str | os.PathLike, *, root: str = "data", dow
     check_declared(dataset, train, val, n_classes)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, x_train=train.x, y_train=train.y, x_val=val.x, y_val=val.y, n_classes=n_classes)
-    os.replace(tmp, path)
+    with written(path) as f:
+        np.savez(f, x_train=train.x, y_train=train.y, x_val=val.x, y_val=val.y, n_classes=n_classes)
 
 
 def load_clean_file(path: str | os.PathLike) -> tuple[Split, Split, int]:

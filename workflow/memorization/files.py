@@ -10,11 +10,28 @@ from __future__ import annotations
 
 import os
 import re
+from contextlib import contextmanager
 from pathlib import Path
 
 
 class DamagedFile(RuntimeError):
     """A file the workflow reads that is not what it should be (truncated, swapped, foreign)."""
+
+
+@contextmanager
+def written(path: str | os.PathLike):
+    """A binary file to write `path`'s content to: it replaces `path` (a rename) when the block ends, and is
+    removed if the block fails, so a full disk or an error leaves neither a half file under the real name
+    nor a temporary one. (The temporary `<name>.tmp` matches none of the workflow's globs.)"""
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            yield f
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def reported(main):

@@ -14,6 +14,33 @@ import sys
 from pathlib import Path
 
 
+class _Log:
+    """A job's log file that, once a write to it fails (a full disk), writes to the stderr Snakemake shows
+    instead, saying why once: a job's output and exception are never lost with its log. Unbuffered, so a
+    failed write loses no text held in a buffer (a job writes lines, not megabytes)."""
+
+    encoding = "utf-8"
+
+    def __init__(self, path: str, log, shown):
+        self.path, self.log, self.shown = path, log, shown
+
+    def write(self, text: str) -> int:
+        if self.log is not None:
+            try:
+                self.log.write(text.encode())
+                return len(text)
+            except OSError as err:
+                self.log = None
+                self.shown.write(f"(this job's log {self.path} could not be written: {err}; its output follows here)\n")
+        return self.shown.write(text)
+
+    def flush(self) -> None:
+        self.shown.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+
 def log_to(path: str, mode: str = "w") -> None:
     """A job's stdout and stderr into its log (line by line), and its exception there before it exits. Where
     the log cannot be written (a full disk), the output and the exception go to the stderr Snakemake shows,
@@ -22,21 +49,15 @@ def log_to(path: str, mode: str = "w") -> None:
 
     shown = sys.__stderr__
     try:
-        log = open(path, mode, buffering=1)  # noqa: SIM115 (open for the rest of the job)
+        log = open(path, mode + "b", buffering=0)  # noqa: SIM115 (open for the rest of the job)
     except OSError as err:
         print(f"this job's log {path} cannot be written ({err}): its output follows here", file=shown, flush=True)
         return
-    sys.stdout = sys.stderr = log
+    sys.stdout = sys.stderr = _Log(path, log, shown)
 
     def report(kind, value, tb):
-        text = "".join(traceback.format_exception(kind, value, tb))
-        try:
-            log.write(text)
-            log.flush()
-        except OSError as err:
-            sys.stdout = sys.stderr = shown  # nothing more is written where it cannot be
-            shown.write(f"{text}(this job's log {path} could not be written: {err})\n")
-            shown.flush()
+        sys.stderr.write("".join(traceback.format_exception(kind, value, tb)))
+        sys.stderr.flush()
 
     sys.excepthook = report
 

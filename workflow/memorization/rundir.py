@@ -24,6 +24,8 @@ import os
 import shutil
 from pathlib import Path
 
+from .files import written
+
 # Snakemake's `benchmark:` files of the training and metric jobs (rules/train.smk, rules/metrics.smk), which
 # the cost plan compares its predictions with and `--time-of` sums: one place for both.
 TRAIN_BENCHMARK = "results/benchmarks/train/{run}.tsv"
@@ -98,9 +100,8 @@ def write_manifest(run_dir) -> None:
         }
         for f in files
     }
-    tmp = manifest_path(run_dir).with_suffix(".tmp")
-    tmp.write_text(json.dumps({"files": listing}, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, manifest_path(run_dir))
+    with written(manifest_path(run_dir)) as f:
+        f.write((json.dumps({"files": listing}, indent=1, sort_keys=True) + "\n").encode())
 
 
 def read_manifest(run_dir) -> dict[str, dict] | None:

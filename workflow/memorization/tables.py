@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .files import read_parquet, read_parquet_metadata
+from .files import read_parquet, read_parquet_metadata, written
 from .registry import ARROW_TYPES, FIGURES, IDENTITY, TABLES, table
 
 IDENTITY_COLUMNS = tuple(c.name for c in IDENTITY)
@@ -108,9 +108,8 @@ def write_frame(
     arrow = arrow.replace_schema_metadata(meta)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(arrow, tmp)
-    os.replace(tmp, path)
+    with written(path) as f:
+        pq.write_table(arrow, f)
 
 
 def write_table(

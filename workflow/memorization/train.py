@@ -21,7 +21,7 @@ import torch
 
 from .architecture import Arch, params_per_model
 from .data import NoisyDataset
-from .files import read_npz
+from .files import read_npz, written
 from .memory import GROUP_PARAMS, seed_groups
 from .regularizers import Regularizer
 from .rundir import PUBLISHED, checkpoint_path, end_path, eval_path, presentations_path, publish, unfinished_dir
@@ -94,9 +94,8 @@ class State:
 
 
 def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with written(path) as f:
+        torch.save(obj, f)
 
 
 def save_state(run: Run, state: State, path: Path) -> None:
@@ -259,13 +258,12 @@ def write_presentations(run: Run, state: State) -> None:
     spe, epoch = run.schedule.steps_per_epoch, (state.step - 1) // run.schedule.steps_per_epoch
     filled = min((state.step - epoch * spe) * run.schedule.batch_size, state.presented_correct.shape[1])
     path = presentations_path(run.unfinished, epoch)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(
-        tmp,
-        correct=state.presented_correct[:, :filled].cpu().numpy(),
-        margin=state.presented_margin[:, :filled].cpu().numpy(),
-    )
-    os.replace(tmp, path)
+    with written(path) as f:
+        np.savez(
+            f,
+            correct=state.presented_correct[:, :filled].cpu().numpy(),
+            margin=state.presented_margin[:, :filled].cpu().numpy(),
+        )
 
 
 def write_evaluation(run: Run, state: State) -> None:
@@ -295,9 +293,8 @@ def write_evaluation(run: Run, state: State) -> None:
         "p_label": tr_p_label.cpu().numpy(),
     }
     path = eval_path(run.unfinished, state.step)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    with written(path) as f:
+        np.savez(f, **arrays)
     report_progress(run, state, arrays["train_loss"], arrays["train_acc"], arrays["val_acc"])
 
 
@@ -366,9 +363,8 @@ def finish(run: Run, state: State) -> None:
         epoch = state.step / run.schedule.steps_per_epoch
         print(f"every seed fits its training set at epoch {epoch:g}: stopped", file=sys.stderr)
     publish(run.run_dir)
-    tmp = end_path(run.run_dir).with_suffix(".tmp")
-    tmp.write_text(json.dumps({"step": state.step, "fingerprint": run.fingerprint}) + "\n")
-    os.replace(tmp, end_path(run.run_dir))
+    with written(end_path(run.run_dir)) as f:
+        f.write((json.dumps({"step": state.step, "fingerprint": run.fingerprint}) + "\n").encode())
     (run.run_dir / "state.pt").unlink(missing_ok=True)
 
 
