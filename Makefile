@@ -3,6 +3,7 @@
 # make lint  — the linters alone
 # make lock  — requirements.lock, the exact versions every install uses, resolved afresh
 # make readme-scorecard — after make run: the README's results section becomes this run's scorecard
+# make fuzz  — the config fuzz test with FUZZ_EXAMPLES examples (5,000; the suite tries 300), counts printed
 # make bench — the benchmarks in benchmarks/ (ratios against baselines measured in the same run)
 # make bench-docs — the same, their tables written into docs/performance.md
 # make plan  — the predicted device and wall time of a config (CONFIG=..., DEVICES=...)
@@ -11,7 +12,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CORES  ?= all
 
-.PHONY: run test lint format bench bench-docs plan dry-run readme-scorecard readme-plan lock clean
+.PHONY: run test lint format fuzz bench bench-docs plan dry-run readme-scorecard readme-plan lock clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +36,12 @@ format: $(VENV)/.installed
 
 test: lint
 	$(BIN)/python -m pytest
+
+# A random sample each time (the suite's 300 are fixed), under a 12 GB address-space cap: a mutation that
+# would exhaust memory is a MemoryError that Hypothesis reports and shrinks, not the kernel killing the run.
+FUZZ_EXAMPLES ?= 5000
+fuzz: $(VENV)/.installed
+	ulimit -v 12000000 && FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q tests/test_fuzz.py -k every
 
 # After `make run`: the README's results section becomes this run's scorecard.
 readme-scorecard: $(VENV)/.installed

@@ -221,6 +221,33 @@ def test_an_error_message_quotes_a_huge_value_in_short(tmp_path):
     assert len(str(err.value)) < 400
 
 
+# What the fuzz test (tests/test_fuzz.py) found: each failed before its fix.
+
+
+def test_a_grid_of_too_many_runs_is_refused_before_it_is_walked():
+    # was: 60,000 × 60,000 grid points walked one by one until the kernel killed the process for memory
+    grid = {"train_size": list(range(1, 60_001)), "lr": [0.01 * (i + 1) for i in range(60_000)]}
+    start = time.process_time()
+    with pytest.raises(S.ConfigError, match=r"config key experiments.e.grid: 60000 × 60000 grid points × 1 runs"):
+        S.expand(S.validate({"experiments": {"e": {"spec": {"dataset": "digits"}, "grid": grid}}}))
+    assert time.process_time() - start < 30
+    small = {"width": list(range(1, 101)), "lr": [0.01, 0.02]}  # 200 runs: planned as before
+    assert len(S.expand(S.validate({"experiments": {"e": {"spec": {"dataset": "digits"}, "grid": small}}}))["e"]) == 200
+
+
+def test_a_key_of_odd_characters_is_quoted_so_the_message_stays_one_line():
+    with pytest.raises(S.ConfigError) as err:  # was: "config key experiments.e.grid.a<CR>b…": a line cut in two
+        S.validate({"experiments": {"e": {"spec": {"dataset": "digits"}, "grid": {"a\rb\u2028c": None}}}})
+    assert len(str(err.value).splitlines()) == 1
+    assert str(err.value).startswith("config key experiments.e.grid['a\\rb\\u2028c']: None is not of type 'array'")
+
+
+def test_experiments_that_are_not_a_mapping_are_refused_naming_the_key(tmp_path):
+    (tmp_path / "c.yaml").write_text("experiments: [[x], [x]]\n")  # was: AttributeError: 'list' … 'items'
+    with pytest.raises(S.ConfigError, match=r"^config key experiments: .* is not of type 'object'"):
+        S.load_files([tmp_path / "c.yaml"], workdir=tmp_path)
+
+
 # ----------------------------------------------------------------------------- a full disk
 
 

@@ -20,6 +20,7 @@ import hashlib
 import itertools
 import json
 import math
+import re
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -237,7 +238,10 @@ def load_config(
     config = {}
     for layer in layers:
         config = merge(config, layer)
-    config["experiments"] = {k: v for k, v in (config.get("experiments") or {}).items() if v is not None}
+    experiments = config.get("experiments") or {}
+    if isinstance(experiments, dict):  # anything else is refused by validation, naming the key
+        experiments = {k: v for k, v in experiments.items() if v is not None}
+    config["experiments"] = experiments
     return _coerce_text(config)
 
 
@@ -257,7 +261,7 @@ def _finite(value, where: str = "") -> None:
         raise ConfigError(f"config key {where or '<top level>'}: {value} is not a finite number")
     if isinstance(value, dict):
         for k, v in value.items():
-            _finite(v, f"{where}.{k}" if where else str(k))
+            _finite(v, _key_path(where, [k]))
     elif isinstance(value, list):
         for i, v in enumerate(value):
             _finite(v, f"{where}[{i}]")
@@ -315,9 +319,14 @@ def _allowed(error: jsonschema.ValidationError) -> str:
 
 
 def _key_path(prefix: str, path) -> str:
+    """`experiments.fig1.grid.data[1].lr`; a key that is not a plain word (spaces, control characters, dots,
+    unicode marks) is quoted, `defaults['a\\rb']`, so a message stays one readable line."""
     out = prefix
     for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        if isinstance(part, str) and re.fullmatch(r"[A-Za-z0-9_-]+", part):
+            out += f".{part}" if out else part
+        else:
+            out += f"[{_shorten(repr(part), 40)}]"
     return out or "<top level>"
 
 
@@ -380,7 +389,7 @@ def validate(config: dict) -> dict:
         for axis, values in (exp.get("grid") or {}).items():
             for i, value in enumerate(values):
                 piece = value if isinstance(value, dict) else {axis: value}
-                _check(piece, {"$ref": "#/$defs/partial_spec"}, f"experiments.{name}.grid.{axis}[{i}]")
+                _check(piece, {"$ref": "#/$defs/partial_spec"}, _key_path(f"experiments.{name}.grid", [axis, i]))
     expand(config)  # cross-key checks on every resolved run
     return config
 
@@ -497,19 +506,43 @@ def _seeds(value) -> list[int]:
     return list(range(value)) if isinstance(value, int) else [int(s) for s in value]
 
 
+MAX_RUNS = 10_000  # runs in one config (the paper-scale config has 156): a grid is a product, so a few long
+# axes would otherwise be millions of runs to resolve before anything could say so
+
+
+def _planned_runs(name: str, exp: dict, axes: list, before: int) -> int:
+    """How many runs an experiment's grid and seeds make at most; a config over MAX_RUNS is refused here,
+    before the product is walked."""
+    points = math.prod(len(axis) for axis in axes)
+    seeds = exp.get("seeds", 1)
+    seeds = seeds if isinstance(seeds, int) else len(seeds)
+    per_point = (
+        -(-seeds // (exp.get("seeds_per_job") or seeds)) if exp.get("noise_draws", "shared") == "shared" else seeds
+    )
+    if before + points * per_point > MAX_RUNS:
+        sizes = " × ".join(str(len(axis)) for axis in axes) or "1"
+        raise ConfigError(
+            f"config key experiments.{name}.grid: {sizes} grid points × {per_point} runs each = "
+            f"{points * per_point:,} runs, which with the experiments before it is more than a config may have "
+            f"({MAX_RUNS:,}); shorten its axes, or split the sweep into several configs"
+        )
+    return points * per_point
+
+
 def expand(config: dict) -> dict[str, list[dict]]:
     """experiment name → its resolved run specs (each with ``seeds``), in grid order."""
     base = config.get("defaults") or {}
-    experiments = {}
+    experiments, planned = {}, 0
     for name, exp in config["experiments"].items():
         grid = exp.get("grid") or {}
         axes = [[v if isinstance(v, dict) else {axis: v} for v in values] for axis, values in grid.items()]
+        planned += _planned_runs(name, exp, axes, planned)
         runs, seen = [], set()
         for combo in itertools.product(*axes):
             partial = {**base, **(exp.get("spec") or {})}
             for piece in combo:
                 partial.update(piece)
-            label = f"experiments.{name} (grid point {dict(kv for p in combo for kv in p.items())})"
+            label = f"experiments.{name} (grid point {_shorten(str(dict(kv for p in combo for kv in p.items())), 120)})"
             spec = resolve(partial, where=label)
             seeds = _seeds(exp.get("seeds", 1))
             if exp.get("noise_draws", "shared") == "shared":  # one noise draw, the seeds in one run per job

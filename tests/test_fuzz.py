@@ -1,0 +1,175 @@
+"""A fuzz test of the front door: Hypothesis mutates the default config.yaml and tests/slurm/tiny.yaml (wrong
+types, out-of-range values, unknown keys, huge and empty containers, unicode, YAML aliases and alias bombs,
+deletions, broken YAML text) and reads each mutation as the workflow does, before any job. Each one is either
+accepted (and then every run resolves, is named and has a memory model, as the Snakefile needs) or refused
+with a ConfigError of one line that names the key, or the file and line; any other exception is a crash.
+
+The suite tries FUZZ_EXAMPLES examples (300); `make fuzz` tries 5,000 and prints the counts."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import os
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from memorization import configuration, plan
+
+from .conftest import ROOT
+
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "300"))
+DOCUMENTS = {name: yaml.safe_load((ROOT / name).read_text()) for name in ("config.yaml", "tests/slurm/tiny.yaml")}
+
+# What a key or value of a config could be, hostile included: every YAML scalar type, edges of the numbers,
+# unicode (control characters, right-to-left marks, surrogates' neighbours), text too long for a path.
+TEXT = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=40)
+KEYS = ["experiments", "seeds", "spec", "grid", "tables", "figures", "base", "defaults", "metrics", "device",
+        "analyses", "width", "lr", "epochs"]  # fmt: skip
+NAMES = st.one_of(TEXT, st.sampled_from(KEYS))
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.sampled_from([0, -1, 1, 2**31, 2**63, 10**100]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    TEXT,
+    st.sampled_from(["", "digits", "random", "gaussian", "cpu", "cuda", "true", "1e3", "nan", "~", "../../etc"]),
+    st.text(max_size=1).map(lambda c: c * 5000),  # a long value, for the messages that quote it
+)
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(NAMES, inner, max_size=4)),
+    max_leaves=8,
+)
+
+
+def paths(tree, prefix=(), seen=None):
+    """Every (path, value) of a parsed YAML tree, the root included; a container shared by aliases (an alias
+    bomb) or a long one (a huge mutation) is entered once, at most 50 children."""
+    seen = set() if seen is None else seen
+    yield prefix, tree
+    if id(tree) in seen:
+        return
+    seen.add(id(tree))
+    children = tree.items() if isinstance(tree, dict) else enumerate(tree) if isinstance(tree, list) else ()
+    for key, child in itertools.islice(children, 50):
+        yield from paths(child, (*prefix, key), seen)
+
+
+def at(tree, path):
+    for part in path:
+        tree = tree[part]
+    return tree
+
+
+def alias_bomb(depth: int, width: int):
+    """`depth` levels of `width` aliases of the level below: width**depth values from a few lines of YAML."""
+    level = ["x"]
+    for _ in range(depth):
+        level = [level] * width
+    return level
+
+
+@st.composite
+def mutations(draw):
+    """(name of the document mutated, its YAML text after 1–3 mutations)."""
+    name = draw(st.sampled_from(sorted(DOCUMENTS)))
+    doc = copy.deepcopy(DOCUMENTS[name])
+    for _ in range(draw(st.integers(1, 3))):
+        places = list(paths(doc))
+        path, value = draw(st.sampled_from(places))
+        kind = draw(st.sampled_from(["delete", "replace", "add key", "alias", "bomb", "empty", "huge", "text"]))
+        if kind == "delete" and path:
+            parent = at(doc, path[:-1])
+            del parent[path[-1]]
+        elif kind == "replace" and path:
+            at(doc, path[:-1])[path[-1]] = draw(VALUES)
+        elif kind == "add key" and isinstance(value, dict):
+            value[draw(NAMES)] = draw(VALUES)
+        elif kind == "alias" and path:  # the same subtree in a second place: YAML writes an anchor and an alias
+            other, _ = draw(st.sampled_from(places))
+            if other and not (path[: len(other)] == other or other[: len(path)] == path):
+                at(doc, other[:-1])[other[-1]] = value
+        elif kind == "bomb" and path:
+            at(doc, path[:-1])[path[-1]] = alias_bomb(draw(st.integers(2, 9)), draw(st.integers(2, 9)))
+        elif kind == "empty" and path:
+            at(doc, path[:-1])[path[-1]] = draw(st.sampled_from([[], {}, "", None]))
+        elif kind == "huge" and path:
+            n = draw(st.sampled_from([1_000, 120_000]))
+            at(doc, path[:-1])[path[-1]] = list(range(n)) if draw(st.booleans()) else {f"k{i}": i for i in range(n)}
+    text = yaml.dump(doc, allow_unicode=True, sort_keys=False)
+    if draw(st.booleans()) and draw(st.booleans()):  # a broken file: text inserted or cut anywhere
+        cut = draw(st.integers(0, len(text)))
+        text = text[:cut] + draw(st.sampled_from(["", ":", "- ", "{", "*a ", "&a [", "\t", '"', "\n  x: 1\n"]))
+        text += text[cut:] if draw(st.booleans()) else ""
+    return name, text
+
+
+def top_keys(text: str) -> set[str]:
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return set()
+    return {str(k) for k in loaded} if isinstance(loaded, dict) else set()
+
+
+def refusal_is_readable(message: str, file: Path, text: str) -> bool:
+    """One line, bounded, naming the key (`config key experiments.x.seeds: …`, `experiments.x (grid point …): …`)
+    or the file and where in it."""
+    if len(message.splitlines()) != 1 or len(message) > 1500:
+        return False
+    key = re.match(r"(?:config key )?(<top level>|[A-Za-z0-9_]+)[.\[:]|(experiments)\.\w+ \(grid point", message)
+    if key:
+        first = key.group(1) or key.group(2)
+        return first == "<top level>" or first in top_keys(text) or first in configuration.schema()["properties"]
+    return message.startswith(f"{file}") or message.startswith("config file") or "base" in message
+
+
+def read_as_the_workflow_does(file: Path) -> dict:
+    config = configuration.load_files([file], workdir=file.parent)
+    experiments = configuration.expand(config)
+    configuration.run_labels(experiments)
+    for runs in experiments.values():
+        for run in runs:
+            plan.training_memory_mb(run)
+            configuration.run_id(run), configuration.dataset_id(run)
+    return experiments
+
+
+def test_every_mutated_config_is_accepted_or_refused_in_one_line_naming_the_key(tmp_path, capsys):
+    counts = Counter()
+    file = tmp_path / "config.yaml"
+
+    @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=EXAMPLES <= 300,
+              suppress_health_check=list(HealthCheck))  # fmt: skip
+    @given(mutations())
+    def one(mutation):
+        name, text = mutation
+        file.write_text(text)
+        counts["tried"] += 1
+        try:
+            read_as_the_workflow_does(file)
+        except configuration.ConfigError as err:
+            counts["refused"] += 1
+            assert refusal_is_readable(str(err), file, text), f"unreadable refusal of a mutated {name}: {err}"
+        else:
+            counts["accepted"] += 1
+
+    one()
+    with capsys.disabled():
+        print(f"\nfuzz: {counts['tried']} tried, {counts['accepted']} accepted, {counts['refused']} refused, 0 crashes")
+    assert counts["accepted"] > 0 and counts["refused"] > 0  # the mutations reach both sides of the door
+
+
+@pytest.mark.parametrize("name", sorted(DOCUMENTS))
+def test_the_unmutated_documents_are_accepted(name, tmp_path):
+    file = tmp_path / "config.yaml"
+    file.write_text(yaml.dump(DOCUMENTS[name], allow_unicode=True, sort_keys=False))
+    assert read_as_the_workflow_does(file)
