@@ -25,10 +25,23 @@ include: "rules/tables.smk"
 include: "rules/figures.smk"
 
 
+# `snakemake --report` of a partial run: Snakemake refuses a report whose DAG has a file marked for it that
+# does not exist yet, and tells a Snakefile nothing of --report, so the command line says it. The target is
+# then what has been drawn so far (memorization.cli.report_targets); a run's own targets otherwise.
+REPORTING = (
+    any(arg == "--report" or arg.startswith("--report=") for arg in sys.argv)
+    and "--report-after-run" not in sys.argv
+)
+
+
 rule all:
     default_target: True
     input:
-        all_tables(),
-        all_figures(),
-        "results/findings.html" if all_figure_names() else [],
-        "results/scorecard.md" if scorecard_figures() else [],
+        report_targets(config, Path("results"))
+        if REPORTING
+        else [
+            all_tables(),
+            all_figures(),
+            "results/findings.html" if all_figure_names() else [],
+            "results/scorecard.md" if scorecard_figures() else [],
+        ],

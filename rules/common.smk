@@ -3,6 +3,7 @@
 import os
 import sys
 from functools import cache
+from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
@@ -16,6 +17,7 @@ sys.path.insert(0, os.path.join(REPOSITORY, "workflow"))
 from memorization import devices, registry  # noqa: E402
 from memorization import configuration, memory, plan  # noqa: E402
 from memorization.fingerprint import job_fingerprint  # noqa: E402
+from memorization.cli import report_targets  # noqa: E402
 from memorization.files import unusable_tables  # noqa: E402
 from memorization.rundir import (
     METRIC_BENCHMARK,
