@@ -125,6 +125,8 @@ def refusal_is_readable(message: str, file: Path, text: str) -> bool:
     or the file and where in it."""
     if len(message.splitlines()) != 1 or len(message) > 1500:
         return False
+    if message.startswith("config key ["):  # a key of odd characters, quoted
+        return True
     key = re.match(r"(?:config key )?(<top level>|[A-Za-z0-9_]+)[.\[:]|(experiments)\.\w+ \(grid point", message)
     if key:
         first = key.group(1) or key.group(2)

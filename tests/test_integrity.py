@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 
 from memorization import configuration as S
 from memorization.files import DamagedFile, load_checkpoint, read_npz
@@ -245,6 +246,15 @@ def test_a_key_of_odd_characters_is_quoted_so_the_message_stays_one_line():
 def test_experiments_that_are_not_a_mapping_are_refused_naming_the_key(tmp_path):
     (tmp_path / "c.yaml").write_text("experiments: [[x], [x]]\n")  # was: AttributeError: 'list' … 'items'
     with pytest.raises(S.ConfigError, match=r"^config key experiments: .* is not of type 'object'"):
+        S.load_files([tmp_path / "c.yaml"], workdir=tmp_path)
+
+
+@pytest.mark.parametrize("analyses", [True, [None], [""], ["config.yaml"], "x.py"])
+def test_analyses_that_are_not_python_files_are_refused_before_any_is_imported(tmp_path, analyses):
+    # was: TypeError ('bool' object is not iterable; … not NoneType), FileNotFoundError of the folder, and
+    # config.yaml imported as Python
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"analyses": analyses, "experiments": {"e": {}}}))
+    with pytest.raises(S.ConfigError, match=r"^config key analyses"):
         S.load_files([tmp_path / "c.yaml"], workdir=tmp_path)
 
 

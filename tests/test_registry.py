@@ -86,7 +86,7 @@ def test_every_entry_point_reads_the_analyses(tmp_path):
     missing = subprocess.run(
         [python, "-m", "memorization.spec", "config.yaml"], cwd=tmp_path, capture_output=True, text=True
     )
-    assert missing.returncode != 0 and "nowhere.py (config key `analyses`) does not exist" in missing.stderr
+    assert missing.returncode != 0 and "config key analyses: 'nowhere.py' is not a Python file" in missing.stderr
 
 
 def test_a_data_set_that_returns_other_than_it_declares_is_refused():

@@ -401,8 +401,22 @@ def load(
     cost plan): layered (`load_config`), its `analyses:` files imported (they register the data sets, tables,
     figures and claims the schema must know; paths relative to `workdir`), then validated."""
     config = load_config(given, overrides=overrides, workdir=workdir, repository=repository)
-    registry.load_analyses(Path(workdir, path) for path in config.get("analyses") or [])
+    registry.load_analyses(_analysis_files(config.get("analyses") or [], Path(workdir)))
     return validate(config)
+
+
+def _analysis_files(analyses, workdir: Path) -> list[Path]:
+    """The `analyses:` files, checked before they are imported (which happens before the rest of the config
+    is validated, as they register what the schema allows): a list of Python files that exist."""
+    _check(analyses, schema()["properties"]["analyses"], "analyses")
+    files = [workdir / path for path in analyses]
+    for given, file in zip(analyses, files):
+        if file.suffix != ".py" or not file.is_file():
+            raise ConfigError(
+                f"config key analyses: {_shorten(repr(given), 80)} is not a Python file (looked for "
+                f"{_shorten(str(file), 120)}); an analysis is a .py file, relative to the working directory"
+            )
+    return files
 
 
 def experiment_tables(config: dict, name: str) -> list[str]:
