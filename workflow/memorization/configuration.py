@@ -520,27 +520,32 @@ def _seeds(value) -> list[int]:
     return list(range(value)) if isinstance(value, int) else [int(s) for s in value]
 
 
+def _seed_groups(exp: dict) -> list[list[int]]:
+    """The seeds of each run an experiment makes at one grid point: with a shared noise draw, all its seeds
+    in one run (or runs of `seeds_per_job`); with a noise draw per seed, a run per seed."""
+    seeds = _seeds(exp.get("seeds", 1))
+    if exp.get("noise_draws", "shared") != "shared":
+        return [[s] for s in seeds]
+    per_job = exp.get("seeds_per_job") or len(seeds)
+    return [seeds[i : i + per_job] for i in range(0, len(seeds), per_job)]
+
+
 MAX_RUNS = 10_000  # runs in one config (the paper-scale config has 156): a grid is a product, so a few long
 # axes would otherwise be millions of runs to resolve before anything could say so
 
 
-def _planned_runs(name: str, exp: dict, axes: list, before: int) -> int:
-    """How many runs an experiment's grid and seeds make at most; a config over MAX_RUNS is refused here,
-    before the product is walked."""
-    points = math.prod(len(axis) for axis in axes)
-    seeds = exp.get("seeds", 1)
-    seeds = seeds if isinstance(seeds, int) else len(seeds)
-    per_point = (
-        -(-seeds // (exp.get("seeds_per_job") or seeds)) if exp.get("noise_draws", "shared") == "shared" else seeds
-    )
-    if before + points * per_point > MAX_RUNS:
+def _check_run_count(name: str, axes: list, per_point: int, before: int) -> int:
+    """How many runs an experiment's grid makes at most (`per_point` runs at each point); a config over
+    MAX_RUNS is refused here, before the product is walked."""
+    runs = math.prod(len(axis) for axis in axes) * per_point
+    if before + runs > MAX_RUNS:
         sizes = " × ".join(str(len(axis)) for axis in axes) or "1"
         raise ConfigError(
             f"config key experiments.{name}.grid: {sizes} grid points × {per_point} runs each = "
-            f"{points * per_point:,} runs, which with the experiments before it is more than a config may have "
+            f"{runs:,} runs, which with the experiments before it is more than a config may have "
             f"({MAX_RUNS:,}); shorten its axes, or split the sweep into several configs"
         )
-    return points * per_point
+    return runs
 
 
 def expand(config: dict) -> dict[str, list[dict]]:
@@ -550,7 +555,9 @@ def expand(config: dict) -> dict[str, list[dict]]:
     for name, exp in config["experiments"].items():
         grid = exp.get("grid") or {}
         axes = [[v if isinstance(v, dict) else {axis: v} for v in values] for axis, values in grid.items()]
-        planned += _planned_runs(name, exp, axes, planned)
+        groups = _seed_groups(exp)
+        planned += _check_run_count(name, axes, len(groups), planned)
+        per_seed_noise = exp.get("noise_draws", "shared") != "shared"
         runs, seen = [], set()
         for combo in itertools.product(*axes):
             partial = {**base, **(exp.get("spec") or {})}
@@ -558,13 +565,10 @@ def expand(config: dict) -> dict[str, list[dict]]:
                 partial.update(piece)
             label = f"experiments.{name} (grid point {_shorten(str(dict(kv for p in combo for kv in p.items())), 120)})"
             spec = resolve(partial, where=label)
-            seeds = _seeds(exp.get("seeds", 1))
-            if exp.get("noise_draws", "shared") == "shared":  # one noise draw, the seeds in one run per job
-                per_job = exp.get("seeds_per_job") or len(seeds)
-                drawn = [{**spec, "seeds": seeds[i : i + per_job]} for i in range(0, len(seeds), per_job)]
-            else:  # a noise draw per seed: one run per seed, noise_seed offset by the seed
-                drawn = [{**spec, "noise_seed": spec["noise_seed"] + s, "seeds": [s]} for s in seeds]
-            for run in drawn:
+            for seeds in groups:
+                run = {**spec, "seeds": seeds}
+                if per_seed_noise:  # a noise draw per seed: noise_seed offset by the seed
+                    run["noise_seed"] = spec["noise_seed"] + seeds[0]
                 rid = run_id(run)
                 if rid not in seen:  # two grid points may resolve to the same run
                     seen.add(rid)
