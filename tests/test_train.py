@@ -91,6 +91,79 @@ def test_checkpoints_load_with_weights_only_and_reproduce_the_logged_accuracy(tm
         assert ev["correct"].shape == (2, 96)
 
 
+def test_a_checkpoint_without_momentum_holds_no_velocity_and_loads_it_as_zeros(tmp_path):
+    spec, data = make()
+    for momentum, run_dir in ((0.0, tmp_path / "plain"), (0.9, tmp_path / "momentum")):
+        train_run({**spec, "momentum": momentum, "seeds": [0]}, data, run_dir, progress=False)
+        path = checkpoint_path(run_dir, 6)
+        written = torch.load(path, weights_only=True)["velocity"]
+        state = load_state(path)
+        assert set(state["velocity"]) == set(state["params"])
+        if momentum:
+            assert written and any(v.abs().sum() > 0 for v in state["velocity"].values())
+        else:
+            assert written == {} and all(not v.any() for v in state["velocity"].values())
+            assert all(state["velocity"][k].shape == v.shape for k, v in state["params"].items())
+
+
+@pytest.mark.parametrize("shape", [(32, 2 * 3, 5, 5), (32, 2 * 3)])  # a convolution's maps, a dense layer
+def test_batch_norm_is_keras_batch_norm_per_seed_and_channel(shape):
+    from memorization.models import BN_EPS, _batch_norm
+
+    gen = torch.Generator().manual_seed(0)
+    h = torch.randn(shape, generator=gen, dtype=torch.float64) * 3 + 1
+    params = {
+        "l.bn.weight": torch.rand(2, 3, dtype=torch.float64) + 0.5,
+        "l.bn.bias": torch.randn(2, 3, dtype=torch.float64),
+    }
+    buffers = {
+        "l.bn.running_mean": torch.randn(2, 3, dtype=torch.float64),
+        "l.bn.running_var": torch.rand(2, 3, dtype=torch.float64) + 1,
+    }
+    out, new = _batch_norm(h, params, buffers, "l", train=True, momentum=0.9)
+    reduce = [d for d in range(h.dim()) if d != 1]  # every axis but (seed, channel)
+    n = h.numel() // h.shape[1]
+    mean, var = h.mean(reduce), h.var(reduce, unbiased=False)
+    at = (1, -1) + (1,) * (h.dim() - 2)
+    expected = (h - mean.view(at)) / torch.sqrt(var.view(at) + BN_EPS) * params["l.bn.weight"].reshape(at)
+    torch.testing.assert_close(out, expected + params["l.bn.bias"].reshape(at))
+    # Keras' running statistics: m·old + (1 − m)·batch, the variance unbiased
+    torch.testing.assert_close(new["l.bn.running_mean"], 0.9 * buffers["l.bn.running_mean"] + 0.1 * mean.view(2, 3))
+    unbiased = var.view(2, 3) * n / (n - 1)
+    torch.testing.assert_close(new["l.bn.running_var"], 0.9 * buffers["l.bn.running_var"] + 0.1 * unbiased)
+    assert buffers["l.bn.running_mean"] is not new["l.bn.running_mean"]  # the given buffers are not written
+    evaluated, none = _batch_norm(h, params, new, "l", train=False, momentum=0.9)
+    rm, rv = new["l.bn.running_mean"].reshape(at), new["l.bn.running_var"].reshape(at)
+    torch.testing.assert_close(
+        evaluated,
+        (h - rm) / torch.sqrt(rv + BN_EPS) * params["l.bn.weight"].reshape(at) + params["l.bn.bias"].reshape(at),
+    )
+    assert none == {}
+
+
+def test_batch_norm_of_a_single_example_gives_the_shift():
+    from memorization.models import _batch_norm
+
+    h = torch.randn(1, 6, dtype=torch.float64, requires_grad=True)  # an epoch's last batch of one, 2 seeds x 3
+    params = {"l.bn.weight": torch.rand(2, 3, dtype=torch.float64), "l.bn.bias": torch.randn(2, 3, dtype=torch.float64)}
+    buffers = {
+        "l.bn.running_mean": torch.zeros(2, 3, dtype=torch.float64),
+        "l.bn.running_var": torch.ones(2, 3, dtype=torch.float64),
+    }
+    out, new = _batch_norm(h, params, buffers, "l", train=True, momentum=0.9)
+    torch.testing.assert_close(out, params["l.bn.bias"].reshape(1, 6))
+    torch.testing.assert_close(new["l.bn.running_mean"], 0.1 * h.detach().view(2, 3))
+    torch.testing.assert_close(new["l.bn.running_var"], torch.full((2, 3), 0.9, dtype=torch.float64))
+    (grad,) = torch.autograd.grad(out.sum(), h)
+    assert not grad.any()
+
+
+def test_a_cnn_trains_through_an_epochs_last_batch_of_one(tmp_path):
+    spec, data = make(arch="cnn", train_size=65, epochs=1, cnn_channels=2, cnn_dense=[4])  # 2 x 32 + 1
+    train_run({**spec, "seeds": [0, 1]}, data, tmp_path, progress=False)
+    assert all(torch.isfinite(v).all() for v in load_state(checkpoint_path(tmp_path, 3))["params"].values())
+
+
 def test_mlp_forward_shares_one_input_batch_across_seeds():
     arch = Arch("mlp", (1, 8, 8), 10, hidden=(7, 7))
     params, buffers = init_params(arch, [0, 1])

@@ -260,9 +260,13 @@ def evaluate(
         for i in range(0, len(x), EVAL_BATCH):
             logits, _ = forward(arch, p, b, x[i : i + EVAL_BATCH], train=False)
             yb = y[i : i + EVAL_BATCH].expand(logits.shape[0], -1)
-            losses[g, i : i + EVAL_BATCH] = example_losses(logits, yb, loss)
+            chunk_losses = example_losses(logits, yb, loss)
+            losses[g, i : i + EVAL_BATCH] = chunk_losses
             correct[g, i : i + EVAL_BATCH] = logits.argmax(-1) == yb
-            p_label[g, i : i + EVAL_BATCH] = torch.softmax(logits, -1).gather(2, yb.unsqueeze(2)).squeeze(2)
+            if loss == "cross_entropy":  # the loss is −log p_y: p_y without another softmax
+                p_label[g, i : i + EVAL_BATCH] = torch.exp(-chunk_losses)
+            else:
+                p_label[g, i : i + EVAL_BATCH] = torch.softmax(logits, -1).gather(2, yb.unsqueeze(2)).squeeze(2)
     return losses, correct, p_label
 
 
@@ -365,8 +369,12 @@ def adversarial_losses(
 
 def load_state(path: str | os.PathLike, device="cpu") -> dict:
     """A checkpoint or resume state: tensors and plain values only, loaded with weights_only=True (a file
-    that is not one is a files.DamagedFile naming it and the fix)."""
-    return load_checkpoint(path, device)
+    that is not one is a files.DamagedFile naming it and the fix). A run without momentum writes no velocity
+    (train.save_state): it is zero."""
+    state = load_checkpoint(path, device)
+    if not state.get("velocity"):
+        state["velocity"] = {k: torch.zeros_like(v) for k, v in state["params"].items()}
+    return state
 
 
 def initial_state(arch: Arch, seeds: list[int], device) -> tuple[dict, dict, dict]:
