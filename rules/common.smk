@@ -45,6 +45,11 @@ except (configuration.ConfigError, FileNotFoundError) as err:
 config.clear()
 config.update(_layered)  # in place: job scripts see this object as snakemake.config
 
+# Warm job processes (memorization.warm) only where jobs run on this machine: on a cluster a fork of one job's
+# server would run inside another job's allocation.
+if not workflow.local_exec:
+    config["warm_jobs"] = False
+
 # A device that cannot be had is an error before any job runs, where jobs run here. (On a cluster the
 # submitting host may have no GPU while the compute nodes do: the jobs check there.)
 if workflow.is_main_process and workflow.local_exec and not workflow.dryrun:

@@ -84,6 +84,16 @@ def make_dataset(spec: dict, clean: str, out: str, analyses=()) -> None:
     )
 
 
+def train_in_workflow(config: dict, run: str, **kwargs) -> None:
+    """Rule train's job: `train`, with the run's name for a person from the config (not a param: a new run in
+    its experiment must not rerun it); the config's analyses first, whose data sets the experiments may use."""
+    from . import registry
+    from .configuration import expand, run_labels
+
+    registry.load_analyses(config.get("analyses") or [])
+    train(**kwargs, label=run_labels(expand(config)).get(run, ""))
+
+
 def train(
     spec: dict,
     dataset: str,

@@ -6,19 +6,18 @@ from pathlib import Path
 
 # the library, workflow/ beside this script: importable without an install or PYTHONPATH (--sdm conda clears it)
 sys.path.insert(0, os.path.dirname(snakemake.scriptdir))
-from memorization.jobs import log_to  # noqa: E402
+from memorization import warm  # noqa: E402  (imports nothing heavy: the job runs in a warm child)
 
-log_to(snakemake.log[0])  # its exception too, even on a full disk
-
-from memorization.jobs import metric
-
-metric(
-    snakemake.wildcards.table,
-    snakemake.params.spec,
-    snakemake.input.dataset,
-    str(Path(snakemake.input.run).parent),
-    snakemake.params.settings,
-    snakemake.output[0],
+warm.call(
+    "metric",
+    snakemake.log[0],  # its exception too, even on a full disk
+    warm=snakemake.config["warm_jobs"],
+    table=snakemake.wildcards.table,
+    spec=snakemake.params.spec,
+    dataset=snakemake.input.dataset,
+    run_dir=str(Path(snakemake.input.run).parent),
+    settings=snakemake.params.settings,
+    out=snakemake.output[0],
     device=snakemake.config["device"],
     lock_dir=snakemake.config["gpu_lock_dir"],
     threads=snakemake.threads,
