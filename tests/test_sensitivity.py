@@ -267,4 +267,5 @@ def test_the_sweep_equals_the_whole_graph_with_regularizers_and_the_cnn(tiny, ov
     got = torch.cat([j for _, j in input_jacobian(spec, x, y, 10, out_steps, segment=4)])
     scale = float(expected.abs().max())
     assert scale > 1e-6 and got.shape == expected.shape
+    assert not got.requires_grad  # the sweep keeps no graph of the steps it has swept (torch.func's curvature)
     assert float((got - expected).abs().max()) <= 1e-10 * scale

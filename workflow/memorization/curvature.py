@@ -41,8 +41,11 @@ def add_loss_hvp_(out: dict, arch: Arch, params: dict, buffers: dict, x, y, loss
     return _autograd_hvp_(out, arch, params, buffers, x, y, loss, noise, directions)
 
 
+@torch.no_grad()  # torch.func's transforms differentiate inside it; their outputs then carry no graph
 def _autograd_hvp_(out, arch, params, buffers, x, y, loss, noise, directions):
-    """H·a = ∂⟨∇_w L, a⟩/∂(w, x): the vector-Jacobian product of the gradient, one vmapped row per direction."""
+    """H·a = ∂⟨∇_w L, a⟩/∂(w, x): the vector-Jacobian product of the gradient, one vmapped row per direction.
+    (Without no_grad its outputs would require grad, and the replay's cotangents and Jacobian rows, which
+    accumulate them, would keep a graph of every step swept.)"""
 
     def total(p, xb):
         logits, _ = forward(arch, p, buffers, xb, train=True, noise=noise.again() if noise else None)
