@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .models import Arch, _dense, example_losses, forward
+from .models import Arch, _dense, example_losses, forward, narrow
 
 WRITTEN_OUT_LOSSES = ("cross_entropy", "smoothed_log")
 
@@ -37,7 +37,17 @@ class OuterProduct:
     delta: torch.Tensor
 
     def dense(self) -> torch.Tensor:
-        return torch.bmm(self.h.transpose(1, 2), self.delta)
+        return torch.bmm(self.h.mT, self.delta)
+
+    def add_to_(self, out: torch.Tensor, *, beta: float = 1.0, alpha: float = 1.0) -> None:
+        """out ← β·out + α·hᵀδ in place; for a narrow kernel (models.NARROW) through the transposed product
+        δᵀh, which is 3x faster than hᵀδ there even with its extra pass over out."""
+        if not narrow(self.delta.shape[2]):
+            out.baddbmm_(self.h.mT, self.delta, beta=beta, alpha=alpha)
+            return
+        if beta != 1.0:
+            out.mul_(beta)
+        out.add_(torch.bmm(self.delta.mT, self.h).mT, alpha=alpha)
 
 
 def dense_gradients(grads: dict) -> dict:
@@ -84,7 +94,7 @@ def mlp_pass(arch: Arch, params: dict, x: torch.Tensor, y: torch.Tensor, loss: s
     h = (noise.inputs(x) if noise is not None else x).flatten(start_dim=2)
     inputs, active = [h], []
     for layer in range(n):
-        a = torch.relu(_dense(h, params, f"fc{layer}"))
+        a = _dense(h, params, f"fc{layer}").relu_()
         active.append(a)
         h = noise.hidden(a) if noise is not None else a
         inputs.append(h)

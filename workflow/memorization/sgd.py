@@ -77,11 +77,11 @@ def _sgd_step_(params: dict, grads: dict, velocity: dict, *, lr: float, momentum
     for k in factored:
         g, w, decay = grads[k], params[k], weight_decay if decays(k) else 0.0
         if momentum:
-            velocity[k].baddbmm_(g.h.transpose(1, 2), g.delta, beta=momentum)
+            g.add_to_(velocity[k], beta=momentum)
             if decay:
                 velocity[k].add_(w, alpha=decay)
         else:
-            w.baddbmm_(g.h.transpose(1, 2), g.delta, beta=1.0 - lr * decay, alpha=-lr)
+            g.add_to_(w, beta=1.0 - lr * decay, alpha=-lr)
     rest = [k for k in names if k not in factored]
     ws, gs = [params[k] for k in rest], [grads[k] for k in rest]
     decayed = [i for i, k in enumerate(rest) if decays(k)] if weight_decay else []
