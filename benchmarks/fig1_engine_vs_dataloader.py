@@ -71,6 +71,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=1, help="measure this many times and report the range")
     ap.add_argument("--docs", help="write the results into this Markdown file's generated engine section")
+    ap.add_argument("--no-profile", action="store_true", help="leave out where the engine's time goes")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     spec = S.resolve({"dataset": "digits", "train_size": 1000, "width": args.width, "epochs": 1, "lr": 0.01})
@@ -93,7 +94,8 @@ def main():
             f"= {r['achieved'] / r['peak']:.0%} of the matmul peak ({r['peak']:.0f} GFLOP/s, 2048^2); a bare bmm "
             f"of the step's largest shape reaches {r['shape'] / r['peak']:.0%}"
         )
-    profile(spec, data, args)
+    if not args.no_profile:
+        profile(spec, data, args)
     if args.docs:
         from memorization.readme import ENGINE, into_readme
 

@@ -6,7 +6,7 @@ import torch
 
 from memorization import configuration as S
 from memorization.data import build_noisy_dataset
-from memorization.devices import lease
+from memorization.devices import lease, use_tf32
 from memorization.lass import csr
 from memorization.models import Arch, forward, init_params
 from memorization.rundir import checkpoint_path
@@ -21,8 +21,7 @@ def test_training_on_the_gpu_matches_the_cpu(tmp_path, arch):
     spec = S.resolve({"dataset": "digits", "train_size": 200, "epochs": 2, "lr": 0.05, **arch})
     spec["seeds"] = [0, 1, 2]
     data = build_noisy_dataset(S.dataset_spec(spec))
-    torch.backends.cuda.matmul.allow_tf32 = False  # float32 by default: TF32 would change the numbers
-    torch.backends.cudnn.allow_tf32 = False
+    use_tf32(False)  # the workflow's default (config key tf32): TF32 would change the numbers
     train_run(spec, data, tmp_path / "cpu", device="cpu", progress=False)
     train_run(spec, data, tmp_path / "gpu", device="cuda", progress=False)
     last = max(int(p.stem.split("_")[1]) for p in (tmp_path / "cpu" / "checkpoints").glob("*.pt"))
@@ -43,3 +42,24 @@ def test_lass_on_the_gpu_stays_in_its_box():
 def test_the_lease_hands_out_real_devices(tmp_path):
     with lease("auto", tmp_path) as device:
         assert device.startswith("cuda:") and torch.zeros(1, device=device).device.type == "cuda"
+
+
+def _relative_error(result, exact):
+    return ((result.double() - exact).norm() / exact.norm()).item()
+
+
+def test_tf32_is_what_the_lease_says_for_products_and_convolutions(tmp_path):
+    a, b = torch.randn(1024, 1024, device="cuda"), torch.randn(1024, 1024, device="cuda")
+    images, kernels = torch.randn(8, 16, 32, 32, device="cuda"), torch.randn(32, 16, 3, 3, device="cuda")
+    exact_product = a.double() @ b.double()
+    exact_conv = torch.nn.functional.conv2d(images.double(), kernels.double())
+    errors = {}
+    for tf32 in (False, True):
+        with lease("cuda", tmp_path, tf32=tf32):
+            errors[tf32] = (
+                _relative_error(a @ b, exact_product),
+                _relative_error(torch.nn.functional.conv2d(images, kernels), exact_conv),
+            )
+    # float32 rounding is ~1e-7 per operation, TF32's 10-bit mantissas ~1e-4 (on a card with TF32 units:
+    # Ampere or newer). Only the product must show TF32: cuDNN may still pick a float32 algorithm.
+    assert max(errors[False]) < 1e-5 < errors[True][0], errors

@@ -78,3 +78,17 @@ def test_under_slurm_device_cgroups_two_jobs_on_one_node_get_their_own_gpus(tmp_
     for job in jobs:
         job.kill()
         job.join(10)
+
+
+def _precision():
+    import torch
+
+    return torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision
+
+
+def test_a_leased_gpu_computes_in_ieee_float32_unless_the_config_asks_for_tf32(tmp_path):
+    # PyTorch's defaults differ (products float32, convolutions TF32): a job sets both, either way
+    with lease("auto", tmp_path, count_gpus=lambda: 1, tf32=True) as device:
+        assert device == "cuda:0" and _precision() == ("tf32", "tf32")
+    with lease("auto", tmp_path, count_gpus=lambda: 1) as device:
+        assert _precision() == ("ieee", "ieee")

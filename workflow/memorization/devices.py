@@ -56,6 +56,21 @@ def check(preference: str, count_gpus: Callable[[], int] = _cuda_count) -> None:
         )
 
 
+def use_tf32(enabled: bool) -> None:
+    """Let CUDA's float32 matrix products and cuDNN's convolutions use TF32 (10-bit mantissas in the
+    products, float32 sums), or keep them IEEE float32. PyTorch's own defaults differ between the two
+    (products float32, convolutions TF32), so a job always sets both. The CPU is unaffected either way."""
+    import torch
+
+    mode = "tf32" if enabled else "ieee"
+    if hasattr(torch.backends.cuda.matmul, "fp32_precision"):  # PyTorch >= 2.9 (the older flags are deprecated)
+        torch.backends.cuda.matmul.fp32_precision = mode
+        torch.backends.cudnn.conv.fp32_precision = mode
+    else:
+        torch.backends.cuda.matmul.allow_tf32 = enabled
+        torch.backends.cudnn.allow_tf32 = enabled
+
+
 @contextmanager
 def lease(
     preference: str = "auto",
@@ -63,11 +78,13 @@ def lease(
     *,
     count_gpus: Callable[[], int] = _cuda_count,
     poll_seconds: float = 5.0,
+    tf32: bool = False,
 ) -> Iterator[str]:
     """Yield the device string this job should use ("cpu" or "cuda:k"), holding a GPU lease meanwhile.
 
     preference: "auto" (a GPU when there is one), "cpu", "cuda" (any GPU) or "cuda:k" (that GPU).
     When every GPU is leased the call waits, saying so in the job's log, until one is free.
+    tf32: whether the leased GPU's float32 products and convolutions may use TF32 (`use_tf32`).
     """
     granted = [
         f"{k}={os.environ[k]}"
@@ -97,7 +114,11 @@ def lease(
             try:
                 os.ftruncate(fd, 0)
                 os.write(fd, f"{os.getpid()}\n".encode())
-                print(f"leased GPU {ids[k]} (cuda:{k}) via {lock_dir}", file=sys.stderr, flush=True)
+                use_tf32(tf32)
+                precision = "TF32" if tf32 else "float32"
+                print(
+                    f"leased GPU {ids[k]} (cuda:{k}) via {lock_dir}; {precision} products", file=sys.stderr, flush=True
+                )
                 yield f"cuda:{k}"
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)

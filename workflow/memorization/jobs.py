@@ -102,6 +102,7 @@ def train(
     training_out: str,
     convergence_out: str,
     device: str = "auto",
+    tf32: bool = False,
     lock_dir: str = "/tmp/memorization-gpu-leases",
     threads: int = 1,
     version: str = "",
@@ -121,7 +122,7 @@ def train(
     torch.set_num_threads(max(1, threads))
     run_dir = Path(manifest_out).parent
     data = NoisyDataset.load(dataset)
-    with devices.lease(device, lock_dir) as dev:
+    with devices.lease(device, lock_dir, tf32=tf32) as dev:
         print(f"training {len(spec['seeds'])} seed(s) of run {run_dir.name} on {dev}: {label}", flush=True)
         train_run(spec, data, run_dir, device=dev, version=version)
     training, convergence = run_tables(spec, data, run_dir)
@@ -167,7 +168,9 @@ def metric(
     entry = registry.table(table)
     compute = registry.implementation(entry.compute)
     data = NoisyDataset.load(dataset)
-    with devices.lease(device if entry.device else "cpu", lock_dir) as dev:
+    with devices.lease(
+        device if entry.device else "cpu", lock_dir
+    ) as dev:  # metrics in IEEE float32, whatever tf32 says
         print(f"{table} of run {Path(run_dir).name} ({len(spec['seeds'])} seeds) on {dev}: {settings}", flush=True)
         frame = compute(spec, data, run_dir, settings, device=dev)
     if "train_size" not in frame:

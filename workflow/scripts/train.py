@@ -20,6 +20,7 @@ warm.call(
     training_out=snakemake.output.training,
     convergence_out=snakemake.output.convergence,
     device=snakemake.config["device"],
+    tf32=snakemake.config["tf32"],
     lock_dir=snakemake.config["gpu_lock_dir"],
     threads=snakemake.threads,
     version=snakemake.params.code,
