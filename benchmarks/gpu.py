@@ -432,11 +432,23 @@ def report(run: dict) -> str:
             f"{rep['ms_per_replayed_step']} ms per replayed step, so T = 100,000 in about "
             f"{rep['extrapolated_T=100000_seconds']} s."
         ]
+    plan_ = run.get("plan", {})
+    if plan_.get("returncode") == 0:
+        total = [line for line in plan_["text"].splitlines() if line.startswith("total")]
+        lines += [
+            f"- The cost plan of `{plan_['config']}` calibrated on this card (the README has it whole): {total[-1]}."
+        ]
     f1 = run.get("fig1", {})
     if f1.get("returncode") == 0:
         lines += ["- Fig. 1 workload at width 4096 (engine vs the one-seed DataLoader loop):", ""]
         lines += [f"      {line.strip()}" for line in f1["output"]]
-    failed = [k for k, v in run.items() if isinstance(v, dict) and ("error" in v or v.get("returncode"))]
+
+    def failed_(v):
+        return (
+            "error" in v or v.get("returncode") or any(isinstance(r, dict) and r.get("returncode") for r in v.values())
+        )
+
+    failed = [k for k, v in run.items() if isinstance(v, dict) and failed_(v)]
     if failed:
         lines += ["", f"Sections that failed in this run: {', '.join(failed)} (the JSON has their output)."]
     return "\n".join(lines) + "\n"
@@ -483,10 +495,17 @@ def _mlp_lines(mlp: dict) -> list[str]:
     ]
 
     def cells(r):
-        return f"{r['ms']} | {r['tflops']} ({r.get('of_peak', 0):.0%})" if r else "– | –"
+        if not r:
+            return "– | –"
+        return f"{r['ms']} | {r['tflops']}" + (f" ({r['of_peak']:.0%})" if "of_peak" in r else "")
 
     for name, row in rows.items():
         lines.append(f"  | {name.split('_')[0]} | {cells(row.get('eager'))} | {cells(row.get('graph'))} |")
+    failures = [
+        f"{name.split('_')[0]} seeds ({row['graph_error']})" for name, row in rows.items() if "graph_error" in row
+    ]
+    if failures:
+        lines += ["", f"  The CUDA graph could not be captured at {'; '.join(failures)}."]
     diffs = [row["graph_max_abs_diff"] for row in rows.values() if "graph_max_abs_diff" in row]
     if diffs:
         lines += [
