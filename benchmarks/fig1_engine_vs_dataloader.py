@@ -106,25 +106,30 @@ def main():
 
 
 def compare(spec, data, args) -> dict:
-    """One measurement: the engine and the plain loop on the same workload, then this device's matmul rates."""
+    """One measurement: the engine, bracketed by this device's matmul peak (a VM's speed moves within seconds,
+    so the ceiling the engine is held against is the mean of the peak just before and just after it), then
+    the plain loop on the same workload, then a bare bmm of the step's largest shape."""
+    dev = args.device
+    square = torch.randn(2048, 2048, device=dev), torch.randn(2048, 2048, device=dev)
+    peak_before = matmul_rate(*square, dev)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as run_dir:
-        train_run(spec, data, run_dir, device=args.device, progress=False)
+        train_run(spec, data, run_dir, device=dev, progress=False)
         with np.load(f"{run_dir}/evals/step_{32:09d}.npz") as ev:
             engine_acc = float(ev["train_acc"].mean())
     engine = time.perf_counter() - t0
+    peak = (peak_before + matmul_rate(*square, dev)) / 2
 
     t0 = time.perf_counter()
-    plain_acc = plain_loop(data, spec["seeds"], args.width, spec["lr"], spec["batch_size"], args.device)
+    plain_acc = plain_loop(data, spec["seeds"], args.width, spec["lr"], spec["batch_size"], dev)
     plain = time.perf_counter() - t0
 
-    w, n, dev = args.width, args.seeds, args.device
+    w, n = args.width, args.seeds
     weights = 64 * w + w * w + w * 10
     steps = math.ceil(len(data.y_train) / spec["batch_size"])
     examples = len(data.y_train) + len(data.y_val)
     # a training step: forward 2·B·weights, backward twice that; each evaluation: forward over both splits
     flops = n * (steps * 6 * spec["batch_size"] * weights + 2 * examples * 2 * weights)
-    peak = matmul_rate(torch.randn(2048, 2048, device=dev), torch.randn(2048, 2048, device=dev), dev)
     shape = matmul_rate(torch.randn(n, 32, w, device=dev), torch.randn(n, w, w, device=dev), dev)
     return {
         "engine": engine,
