@@ -327,11 +327,11 @@ def replay(out, left, args):
     from memorization import configuration as S
     from memorization.sensitivity import loss_sensitivity
 
-    result = {}
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(1000, 1, 14, 14, generator=gen).to(args.device)
     y = torch.randint(10, (1000,), generator=gen).to(args.device)
     T, window = (100, 50) if args.quick else (1000, 500)
+    result = {"window": window}
     budget = min(left / 3, 10 if args.quick else 60)
     spent = 0.0
     while True:
@@ -361,7 +361,12 @@ def fig1(out, left, args):
         + ["--device", args.device, "--no-profile"],
         min(left, 150),
     )
-    return {"returncode": code, "output": stdout.strip().splitlines()[-3:], "stderr": stderr[-800:]}
+    return {
+        "returncode": code,
+        "width": int(width),
+        "output": stdout.strip().splitlines()[-3:],
+        "stderr": stderr[-800:],
+    }
 
 
 SECTIONS = {
@@ -428,7 +433,8 @@ def report(run: dict) -> str:
     if "ms_per_replayed_step" in rep:
         timings = ", ".join(f"{k} {v} s" for k, v in rep.items() if k.startswith("T="))
         lines += [
-            f"- Loss-sensitivity replay, 196-32-32-10 on 1,000 examples, window 500 at stride 2: {timings}; "
+            f"- Loss-sensitivity replay, 196-32-32-10 on 1,000 examples, window {rep['window']} at stride 2: "
+            f"{timings}; "
             f"{rep['ms_per_replayed_step']} ms per replayed step, so T = 100,000 in about "
             f"{rep['extrapolated_T=100000_seconds']} s."
         ]
@@ -440,7 +446,7 @@ def report(run: dict) -> str:
         ]
     f1 = run.get("fig1", {})
     if f1.get("returncode") == 0:
-        lines += ["- Fig. 1 workload at width 4096 (engine vs the one-seed DataLoader loop):", ""]
+        lines += [f"- Fig. 1 workload at width {f1['width']} (engine vs the one-seed DataLoader loop):", ""]
         lines += [f"      {line.strip()}" for line in f1["output"]]
 
     def failed_(v):

@@ -61,8 +61,14 @@ RUN = {
         "30_seeds": {"eager": {"ms": 9.9, "tflops": 9.4, "of_peak": 0.183}, "graph_error": "RuntimeError: x"},
     },
     "plan": {"returncode": 0, "config": "configs/paper.yaml", "text": "Cost plan on NVIDIA_Test_Card\ntotal 12.5 h\n"},
-    "replay": {"T=1000": 2.0, "T=2000": 4.1, "ms_per_replayed_step": 2.05, "extrapolated_T=100000_seconds": 205},
-    "fig1": {"returncode": 1, "output": [], "stderr": "boom"},
+    "replay": {
+        "window": 500,
+        "T=1000": 2.0,
+        "T=2000": 4.1,
+        "ms_per_replayed_step": 2.05,
+        "extrapolated_T=100000_seconds": 205,
+    },
+    "fig1": {"returncode": 1, "width": 4096, "output": [], "stderr": "boom"},
 }
 
 
@@ -95,7 +101,10 @@ def test_a_runs_json_becomes_the_docs_gpu_section_and_the_readmes_gpu_plan(tmp_p
     assert "| tiny/csr | 36 | equal | shape (36, 9) vs (35, 9) |" in section
     assert "| 1 | 0.61 | 5.1 (10%) | 0.2 | 15.5 |" in section  # no share of the peak where the run had none
     assert "| 30 | 9.9 | 9.4 (18%) | – | – |" in section
-    assert "T = 100,000 in about 205 s" in section
+    assert (
+        "window 500 at stride 2: T=1000 2.0 s, T=2000 4.1 s; 2.05 ms per replayed step, so T = 100,000 in about 205 s"
+        in (section)
+    )
     assert "could not be captured at 30 seeds (RuntimeError: x)" in section
     assert "calibrated on this card (the README has it whole): total 12.5 h." in section
     assert "failed in this run: fig1 (" in section  # a failed section is named, not drawn
