@@ -168,9 +168,8 @@ def metric(
     entry = registry.table(table)
     compute = registry.implementation(entry.compute)
     data = NoisyDataset.load(dataset)
-    with devices.lease(
-        device if entry.device else "cpu", lock_dir
-    ) as dev:  # metrics in IEEE float32, whatever tf32 says
+    # the lease's default precision: metrics are computed in IEEE float32, whatever the config's tf32 says
+    with devices.lease(device if entry.device else "cpu", lock_dir) as dev:
         print(f"{table} of run {Path(run_dir).name} ({len(spec['seeds'])} seeds) on {dev}: {settings}", flush=True)
         frame = compute(spec, data, run_dir, settings, device=dev)
     if "train_size" not in frame:
