@@ -143,8 +143,8 @@ def workflow(out, left, args):
     import numpy as np
     import pandas as pd
 
-    device = "cuda" if args.device == "cuda" else "cpu"
-    runs = {"cpu": ["device=cpu"], "gpu": [f"device={device}"], "gpu_tf32": [f"device={device}", "tf32=true"]}
+    device = f"device={args.device}"
+    runs = {"cpu": ["device=cpu"], "gpu": [device], "gpu_tf32": [device, "tf32=true"]}
     result, dirs = {}, {}
     for name, config in runs.items():
         dirs[name] = Path(tempfile.mkdtemp(prefix=f"gpu-workflow-{name}-"))
