@@ -28,16 +28,35 @@ def servers() -> list[psutil.Process]:
     return found
 
 
+def kill_servers() -> None:
+    """Kill the running servers and wait until they are gone: a server that a SIGKILL has not yet ended still
+    listens, and a job that connects to it then loses its server and runs in its own process (CI saw the
+    next test's job do so and find no server)."""
+    killed = servers()
+    for proc in killed:
+        proc.kill()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(_alive(proc) for proc in killed):
+        time.sleep(0.05)
+    assert not any(_alive(proc) for proc in killed), "a killed server is still running"
+
+
+def _alive(proc: psutil.Process) -> bool:
+    # an orphaned server's zombie waits for an init that may never reap it: it no longer listens
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 @pytest.fixture
 def tmp(tmp_path):
     """A TMPDIR of the test's own (where the lock files go), and no server running before or after."""
     folder = tmp_path / "tmp"
     folder.mkdir()
-    for proc in servers():
-        proc.kill()
+    kill_servers()
     yield folder
-    for proc in servers():
-        proc.kill()
+    kill_servers()
 
 
 def client(cwd: Path, tmp: Path, function: str, log: str, extra_env=None, **kwargs):
@@ -67,7 +86,7 @@ def test_a_failing_job_fails_with_its_traceback_in_its_log(tmp_path, tmp):
     failed = client(tmp_path, tmp, "clean_dataset", "bad.log", name="nope", out="x.npz", data_root=".", download=False)
     assert failed.returncode == 1
     assert "nope" in (tmp_path / "bad.log").read_text() and "Traceback" in (tmp_path / "bad.log").read_text()
-    assert servers()  # it did run warm
+    assert servers(), (tmp_path / "bad.log").read_text()  # it did run warm
     assert not (tmp_path / "x.npz").exists()
 
 
