@@ -201,19 +201,33 @@ def profile(spec, data, args) -> None:
         train_run(spec, data, run_dir, device=dev, progress=False)
     events = prof.key_averages()
     total = sum(e.self_cpu_time_total for e in events)
-    groups = {
-        "matrix products": ("aten::bmm", "aten::mm", "aten::addmm", "aten::baddbmm"),
-        "elementwise (bias, ReLU, SGD update, loss)": (
+    groups = {  # by the op's name as the profiler records it (an in-place op is its own name, `baddbmm_`)
+        "matrix products": ("aten::bmm", "aten::mm", "aten::addmm", "aten::baddbmm", "aten::baddbmm_"),
+        "elementwise (bias, ReLU and its derivative, SGD update, loss, argmax)": (
             "aten::add",
             "aten::add_",
             "aten::relu",
+            "aten::relu_",
+            "aten::clamp_min_",
             "aten::threshold_backward",
             "aten::sub_",
             "aten::mul",
+            "aten::mul_",
+            "aten::div_",
+            "aten::neg",
+            "aten::exp",
+            "aten::eq",
             "aten::_log_softmax",
-            "aten::nll_loss",
+            "aten::nll_loss_forward",
             "aten::_log_softmax_backward_data",
             "aten::sum",
+            "aten::argmax",
+            "aten::amax",
+            "aten::gather",
+            "aten::scatter",
+            "aten::scatter_add_",
+            "aten::fill_",
+            "aten::_foreach_sub_",
         ),
         "copies and indexing (batches, reshapes)": (
             "aten::copy_",
@@ -226,7 +240,7 @@ def profile(spec, data, args) -> None:
         "random numbers (initialisation, batch order)": ("aten::uniform_", "aten::randperm"),
     }
     shares = {name: sum(e.self_cpu_time_total for e in events if e.key in ops) / total for name, ops in groups.items()}
-    shares["everything else (autograd, Python, file writes, small ops)"] = 1 - sum(shares.values())
+    shares["everything else (views, allocation, other small ops)"] = 1 - sum(shares.values())
     print("  where the engine's time goes (torch.profiler, self time):")
     for name, share in sorted(shares.items(), key=lambda kv: -kv[1]):
         print(f"    {share:5.0%}  {name}")

@@ -159,10 +159,12 @@ def metric(
 
     from . import devices, registry
     from .data import NoisyDataset
+    from .memory import reuse_freed_memory
     from .rundir import RUN_FILES, run_files_digest
     from .tables import write_frame
 
     torch.set_num_threads(max(1, threads))
+    reuse_freed_memory()
     registry.load_analyses(analyses)
     check_run_files(run_dir, spec)
     entry = registry.table(table)

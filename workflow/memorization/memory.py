@@ -23,15 +23,17 @@ from .architecture import Arch, activations_per_example, params_per_model
 FLOAT = 4  # bytes: float32, as jobs compute
 MB = 1 << 20
 PROCESS_MB = 800
-EVAL_BATCH = 2048
 
 # Seeds train as one batched computation in groups of at most this many stacked parameters (execution
 # settings, not part of a run's identity; measured on 2 cores, docs/design.md, Devices). A training step
 # streams each weight a few times over a 32-row batch, so bigger groups pay (100 seeds of width 256 step
-# 1.3x faster in one group than in nine); evaluation streams the weights once per 2048-row chunk, and keeps
-# them in cache only in groups of about a million parameters.
+# 1.3x faster in one group than in nine); evaluation streams the weights once per chunk of EVAL_BATCH rows,
+# and on a CPU is fastest when a group's weights and one chunk's activations stay in cache together: groups of
+# half a million parameters and 512-row chunks evaluated 100 seeds of width 256 1.2x faster than 2^20 and 2048
+# rows, and 8 seeds of the digits CNN 2.4x faster (2 cores; a GPU wants the biggest products it can get).
 GROUP_PARAMS = {"cpu": 1 << 24, "cuda": 1 << 28}
-EVAL_GROUP_PARAMS = {"cpu": 1 << 20, "cuda": 1 << 28}
+EVAL_GROUP_PARAMS = {"cpu": 1 << 19, "cuda": 1 << 28}
+EVAL_BATCH = {"cpu": 512, "cuda": 2048}
 
 
 def seed_groups(n_seeds: int, params_per_seed: int, budget: int) -> list[slice]:
@@ -51,7 +53,7 @@ def training_bytes(arch: Arch, n_seeds: int, batch: int, n_examples: int, device
     data = n_examples * math.prod(arch.in_shape) * FLOAT * 3  # the saved arrays, their tensors, a batch's copy
     state = n_seeds * params * FLOAT * 5  # parameters, momentum, gradients, a checkpoint being written
     step = _largest_group(n_seeds, params, GROUP_PARAMS[device]) * batch * acts * FLOAT * 4  # with gradients
-    evaluation = _largest_group(n_seeds, params, EVAL_GROUP_PARAMS[device]) * EVAL_BATCH * acts * FLOAT * 2
+    evaluation = _largest_group(n_seeds, params, EVAL_GROUP_PARAMS[device]) * EVAL_BATCH[device] * acts * FLOAT * 2
     return data + state + step + evaluation
 
 
@@ -93,6 +95,26 @@ def machine_mb() -> int:
     except OSError:
         pass
     return max(1024, total // MB - 1024)
+
+
+def reuse_freed_memory() -> None:
+    """Have glibc's malloc keep freed memory for the next tensor instead of handing it back to the kernel.
+
+    Why: a step of 100 stacked seeds makes and frees a dozen tensors of a few MB each. glibc maps such blocks
+    afresh (above its mmap threshold) or trims them off the heap's top once freed, so each new one is faulted
+    in page by page: 18,000–29,000 page faults and 0.07 s of system time per Fig. 1 workload, at most 3,300 and
+    0.03 s with the thresholds raised (benchmarks/fig1_engine_vs_dataloader.py's workload, measured). The peak
+    is unchanged; the process keeps its peak until it ends, as the jobs' memory model assumes. Tensors of
+    32 MB and more are still mapped (glibc's upper bound for the threshold). A no-op off glibc."""
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc (macOS, musl without mallopt)
+        return
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+    mallopt(M_MMAP_THRESHOLD, 32 * MB)
+    mallopt(M_TRIM_THRESHOLD, 1 << 30)
 
 
 # ----------------------------------------------------------------------------- metric tables (registry.Table.memory)

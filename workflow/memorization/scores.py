@@ -225,9 +225,10 @@ def scores_frame(spec: dict, data: NoisyDataset, run_dir, settings: dict, device
     early = nearest_checkpoint(plan.checkpoint_steps, settings["early_epoch"] * plan.steps_per_epoch)
     state = load_state(checkpoint_path(run_dir, early), device)
     with torch.no_grad():
+        chunk = EVAL_BATCH[x.device.type]
         logits = torch.cat(
-            [forward(arch, state["params"], state["buffers"], x[i : i + EVAL_BATCH], train=False)[0]
-             for i in range(0, n, EVAL_BATCH)], 1,
+            [forward(arch, state["params"], state["buffers"], x[i : i + chunk], train=False)[0]
+             for i in range(0, n, chunk)], 1,
         )  # fmt: skip
     early_el2n = el2n(logits, y)
     early_grand = grand(arch, state["params"], state["buffers"], x, y, spec["loss"], settings["chunk"])

@@ -252,21 +252,22 @@ def evaluate(
     of every seed's model: three (S, N) tensors."""
     S = next(iter(params.values())).shape[0]
     groups = seed_groups(S, params_per_model(arch), EVAL_GROUP_PARAMS[x.device.type])
+    chunk = EVAL_BATCH[x.device.type]
     losses = torch.full((S, len(x)), float("nan"), device=x.device)
     correct = torch.zeros((S, len(x)), dtype=torch.bool, device=x.device)
     p_label = torch.full((S, len(x)), float("nan"), device=x.device)
     for g in groups:
         p, b = _select(params, g), _select(buffers, g)
-        for i in range(0, len(x), EVAL_BATCH):
-            logits, _ = forward(arch, p, b, x[i : i + EVAL_BATCH], train=False)
-            yb = y[i : i + EVAL_BATCH].expand(logits.shape[0], -1)
+        for i in range(0, len(x), chunk):
+            logits, _ = forward(arch, p, b, x[i : i + chunk], train=False)
+            yb = y[i : i + chunk].expand(logits.shape[0], -1)
             chunk_losses = example_losses(logits, yb, loss)
-            losses[g, i : i + EVAL_BATCH] = chunk_losses
-            correct[g, i : i + EVAL_BATCH] = logits.argmax(-1) == yb
+            losses[g, i : i + chunk] = chunk_losses
+            correct[g, i : i + chunk] = logits.argmax(-1) == yb
             if loss == "cross_entropy":  # the loss is −log p_y: p_y without another softmax
-                p_label[g, i : i + EVAL_BATCH] = torch.exp(-chunk_losses)
+                p_label[g, i : i + chunk] = torch.exp(-chunk_losses)
             else:
-                p_label[g, i : i + EVAL_BATCH] = torch.softmax(logits, -1).gather(2, yb.unsqueeze(2)).squeeze(2)
+                p_label[g, i : i + chunk] = torch.softmax(logits, -1).gather(2, yb.unsqueeze(2)).squeeze(2)
     return losses, correct, p_label
 
 

@@ -22,7 +22,7 @@ import torch
 from .architecture import Arch, params_per_model
 from .data import NoisyDataset
 from .files import read_npz, written
-from .memory import GROUP_PARAMS, seed_groups
+from .memory import GROUP_PARAMS, reuse_freed_memory, seed_groups
 from .regularizers import Regularizer
 from .rundir import PUBLISHED, checkpoint_path, end_path, eval_path, presentations_path, publish, unfinished_dir
 from .sgd import (
@@ -393,6 +393,8 @@ def train_run(
     running it again: then it trains again, to the same files).
     """
     run_dir, device = Path(run_dir), torch.device(device)
+    if device.type == "cpu":
+        reuse_freed_memory()
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "spec.json").write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n")  # which run this is
     fingerprint = json.dumps({"spec": spec, "code": version}, sort_keys=True)
