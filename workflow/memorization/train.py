@@ -393,8 +393,7 @@ def train_run(
     running it again: then it trains again, to the same files).
     """
     run_dir, device = Path(run_dir), torch.device(device)
-    if device.type == "cpu":
-        reuse_freed_memory()
+    reuse_freed_memory()  # as a metric job does at its start (jobs.metric): the same allocator for both
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "spec.json").write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n")  # which run this is
     fingerprint = json.dumps({"spec": spec, "code": version}, sort_keys=True)
