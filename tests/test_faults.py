@@ -30,7 +30,8 @@ def make(**keys):
 
 def interrupted(tmp_path, spec, data, at_step, resume_every_s=0.0):
     """A run killed after `at_step` steps: its files as the training loop leaves them there (the resume state
-    written at every evaluation unless resume_every_s says otherwise)."""
+    written at every evaluation unless resume_every_s says otherwise). Its seeds are one group, so each call
+    of the group's step is a step."""
     whole = tmp_path / "whole"
     train_run(spec, data, whole, progress=False)
     part = tmp_path / "part"
@@ -40,7 +41,7 @@ def interrupted(tmp_path, spec, data, at_step, resume_every_s=0.0):
 
     import memorization.train as T
 
-    original = T.train_step
+    original = T.seed_group_step
     calls = {"n": 0}
 
     def counting(*args, **kwargs):
@@ -49,13 +50,13 @@ def interrupted(tmp_path, spec, data, at_step, resume_every_s=0.0):
             raise Stop
         return original(*args, **kwargs)
 
-    T.train_step, every = counting, T.RESUME_EVERY_S
+    T.seed_group_step, every = counting, T.RESUME_EVERY_S
     T.RESUME_EVERY_S = resume_every_s
     try:
         with pytest.raises(Stop):
             train_run(spec, data, part, progress=False)
     finally:
-        T.train_step, T.RESUME_EVERY_S = original, every
+        T.seed_group_step, T.RESUME_EVERY_S = original, every
     return whole, part
 
 

@@ -77,6 +77,34 @@ def test_each_seed_of_a_batched_job_equals_its_solo_run(tmp_path, arch):
     assert not (tmp_path / "together" / "state.pt").exists()  # the resume state goes once the run is done
 
 
+def test_seed_groups_stepping_one_after_another_give_the_files_of_one_group_to_the_bit(tmp_path):
+    # train.train_until: each group takes every step up to the next record point before the next group;
+    # checkpoints inside both epochs (3 steps each) cut them into segments of 1 and 2 steps
+    from memorization.architecture import params_per_model
+    from memorization.train import next_record, setup
+
+    spec, data = make(width=256, momentum=0.9, checkpoints={"unit": "step", "at": [1, 4]})
+    spec = {**spec, "seeds": [0, 1, 2, 3, 4, 5]}
+    per_seed = params_per_model(Arch.from_spec(spec, data.x_train.shape[1:], 10))
+    train_run(spec, data, tmp_path / "one", progress=False, group_params=6 * per_seed)
+    train_run(spec, data, tmp_path / "three", progress=False, group_params=2 * per_seed)
+    run = setup(spec, data, tmp_path / "three", "", torch.device("cpu"), 2 * per_seed)
+    assert len(run.groups) == 3 and [next_record(run, s) for s in (0, 1, 3, 4)] == [1, 3, 4, 6]
+    one = tmp_path / "one"
+    files = sorted(p.relative_to(one) for p in one.rglob("*") if p.suffix in (".npz", ".pt"))
+    assert len(files) == 8  # checkpoints at steps 1, 4, 6; evaluations at 0, 3, 6; both epochs' presentations
+    for name in files:
+        a, b = tmp_path / "one" / name, tmp_path / "three" / name
+        if name.suffix == ".npz":
+            with np.load(a) as x, np.load(b) as y:
+                assert all(np.array_equal(x[k], y[k], equal_nan=True) for k in x.files), name
+        else:
+            x, y = load_state(a), load_state(b)
+            for part in ("params", "velocity"):
+                assert all(torch.equal(x[part][k], y[part][k]) for k in x[part]), name
+            assert torch.equal(x["epoch_sums"], y["epoch_sums"]) and x["epoch_batches"] == y["epoch_batches"]
+
+
 def test_checkpoints_load_with_weights_only_and_reproduce_the_logged_accuracy(tmp_path):
     spec, data = make()
     spec = {**spec, "seeds": [0, 1]}

@@ -28,7 +28,8 @@ from .regularizers import Regularizer, adversarial_mix, layer_noise
 from .rundir import end_path
 
 
-def _select(tensors: dict, group: slice) -> dict:
+def seed_slices(tensors: dict, group: slice) -> dict:
+    """The seeds `group` of stacked tensors: views, so that writing into them writes into the stack."""
     return {k: v[group] for k, v in tensors.items()}
 
 
@@ -257,7 +258,7 @@ def evaluate(
     correct = torch.zeros((S, len(x)), dtype=torch.bool, device=x.device)
     p_label = torch.full((S, len(x)), float("nan"), device=x.device)
     for g in groups:
-        p, b = _select(params, g), _select(buffers, g)
+        p, b = seed_slices(params, g), seed_slices(buffers, g)
         for i in range(0, len(x), chunk):
             logits, _ = forward(arch, p, b, x[i : i + chunk], train=False)
             yb = y[i : i + chunk].expand(logits.shape[0], -1)
@@ -296,40 +297,66 @@ def train_step(
     pixel_range: float = 1.0,
     presented: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """One SGD step of every seed, in place. x: (S, B, ...) and y: (S, B), each seed's own batch.
-    seeds and step pick the random draws of a stochastic regulariser; pixel_range converts the LASS
-    settings of adversarial training from the 0–255 scale. presented: two (S, B) tensors (views) that receive
-    what the training forward pass made of each presented example, whether it was classified as labelled and
-    its margin (`margins`): the per-presentation record of the example scores (memorization.scores).
+    """One SGD step of every seed, in place, group after group (`seed_group_step`). x: (S, B, ...) and y:
+    (S, B), each seed's own batch. presented: two (S, B) tensors (views) that receive each presentation's
+    record (`seed_group_step`). Returns (S, 2), what a training loop reports for the batch per seed."""
+    report = torch.empty((y.shape[0], 2), device=y.device)
+    seeds = list(seeds)
+    for g in groups:
+        report[g] = seed_group_step(
+            arch, seed_slices(params, g), seed_slices(buffers, g), seed_slices(velocity, g), x[g], y[g], lr=lr,
+            momentum=momentum, loss=loss, reg=reg, seeds=seeds[g], step=step, pixel_range=pixel_range,
+            presented=None if presented is None else (presented[0][g], presented[1][g]),
+        )  # fmt: skip
+    return report
 
-    Returns what a training loop reports for the batch, per seed: (S, 2) = (mean loss, accuracy) of the
+
+def seed_group_step(
+    arch: Arch,
+    params,
+    buffers,
+    velocity,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    lr: float,
+    momentum: float,
+    loss: str = "cross_entropy",
+    reg: Regularizer = NO_REG,
+    seeds=(),
+    step: int = 0,
+    pixel_range: float = 1.0,
+    presented: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """One SGD step of a group of seeds, in place: params, buffers and velocity are the group's (G, ...)
+    tensors (views into the stacked seeds), x (G, B, ...) and y (G, B) its seeds' batches. seeds and step
+    pick the random draws of a stochastic regulariser; pixel_range converts the LASS settings of adversarial
+    training from the 0–255 scale. presented: two (G, B) tensors (views) that receive what the training
+    forward pass made of each presented example, whether it was classified as labelled and its margin
+    (`margins`): the per-presentation record of the example scores (memorization.scores).
+
+    Returns what a training loop reports for the batch, per seed: (G, 2) = (mean loss, accuracy) of the
     training forward pass (train mode, regulariser active; for adversarial training the mixed loss and the
     accuracy on the clean examples)."""
-    report = torch.empty((y.shape[0], 2), device=y.device)
-    for g in groups:
-        p = {k: v[g] for k, v in params.items()}  # views of the stacked seeds
-        group_seeds = list(seeds)[g]
-        noise = layer_noise(reg, group_seeds, step, x.device)
-        if reg.adversarial:
-            losses_of = partial(
-                adversarial_losses, arch, buffers=_select(buffers, g), x=x[g], y=y[g], reg=reg, seeds=group_seeds,
-                step=step, pixel_range=pixel_range, loss=loss, noise=noise,
-            )  # fmt: skip
-            grads, losses, logits, new_buffers = by_autograd(p, losses_of)
-        else:
-            grads, losses, logits, new_buffers = loss_gradients(arch, p, _select(buffers, g), x[g], y[g], loss, noise)
-        with torch.no_grad():
-            velocity_g = _select(velocity, g)
-            sgd_step(p, grads, velocity_g, lr=lr, momentum=momentum, weight_decay=reg.weight_decay, inplace=True)
-            for k, v in new_buffers.items():
-                buffers[k][g] = v
-            correct = logits.argmax(-1) == y[g]
-            report[g, 0] = losses.mean(1)
-            report[g, 1] = correct.float().mean(1)
-            if presented is not None:
-                presented[0][g] = correct
-                presented[1][g] = margins(logits, y[g])
-    return report
+    seeds = list(seeds)
+    noise = layer_noise(reg, seeds, step, x.device)
+    if reg.adversarial:
+        losses_of = partial(
+            adversarial_losses, arch, buffers=buffers, x=x, y=y, reg=reg, seeds=seeds, step=step,
+            pixel_range=pixel_range, loss=loss, noise=noise,
+        )  # fmt: skip
+        grads, losses, logits, new_buffers = by_autograd(params, losses_of)
+    else:
+        grads, losses, logits, new_buffers = loss_gradients(arch, params, buffers, x, y, loss, noise)
+    with torch.no_grad():
+        sgd_step(params, grads, velocity, lr=lr, momentum=momentum, weight_decay=reg.weight_decay, inplace=True)
+        for k, v in new_buffers.items():
+            buffers[k].copy_(v)
+        correct = logits.argmax(-1) == y
+        if presented is not None:
+            presented[0].copy_(correct)
+            presented[1].copy_(margins(logits, y))
+        return torch.stack([losses.mean(1), correct.float().mean(1)], 1)
 
 
 def adversarial_losses(
