@@ -92,29 +92,3 @@ def test_the_training_step_with_the_written_out_gradient_is_autograds_step(reg, 
             torch.testing.assert_close(got[k], expected[k], rtol=1e-5, atol=1e-7)
     torch.testing.assert_close(written[2], generic[2], rtol=1e-5, atol=1e-6)
     assert not torch.equal(written[0]["fc0.weight"], params["fc0.weight"])  # the step moved the weights
-
-
-@pytest.mark.parametrize("out_features", [7, 16, 40], ids=lambda n: f"{n}-wide")
-def test_dense_layers_narrow_or_wide_compute_the_product_and_add_its_gradient(out_features):
-    # a narrow layer (fewer than models.NARROW columns) goes through the transposed products: the same numbers
-    from memorization.models import NARROW, _dense
-
-    gen = torch.Generator().manual_seed(4)
-    S, B, n_in = 3, 5, 20
-    h, w = (
-        torch.randn(S, B, n_in, generator=gen, dtype=torch.float64),
-        torch.randn(S, n_in, out_features, generator=gen, dtype=torch.float64),
-    )
-    bias, delta = (
-        torch.randn(S, out_features, generator=gen, dtype=torch.float64),
-        torch.randn(S, B, out_features, generator=gen, dtype=torch.float64),
-    )
-    z = _dense(h, {"fc.weight": w, "fc.bias": bias}, "fc")
-    assert z.is_contiguous() and (out_features < NARROW) == backprop.narrow(out_features)
-    torch.testing.assert_close(z, torch.einsum("sbi,sio->sbo", h, w) + bias[:, None], rtol=0, atol=1e-12)
-    shared = _dense(h[:1], {"fc.weight": w, "fc.bias": bias}, "fc")  # one input broadcast over the seeds
-    torch.testing.assert_close(shared, torch.einsum("bi,sio->sbo", h[0], w) + bias[:, None], rtol=0, atol=1e-12)
-    out = torch.randn(S, n_in, out_features, generator=gen, dtype=torch.float64)
-    expected = 0.9 * out - 0.1 * torch.einsum("sbi,sbo->sio", h, delta)
-    backprop.OuterProduct(h, delta).add_to_(out, beta=0.9, alpha=-0.1)
-    torch.testing.assert_close(out, expected, rtol=0, atol=1e-12)

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .models import Arch, _dense, example_losses, forward, narrow
+from .models import Arch, _dense, example_losses, forward
+from .products import add_outer_, outer, through_weights
 
 WRITTEN_OUT_LOSSES = ("cross_entropy", "smoothed_log")
 
@@ -37,17 +38,11 @@ class OuterProduct:
     delta: torch.Tensor
 
     def dense(self) -> torch.Tensor:
-        return torch.bmm(self.h.mT, self.delta)
+        return outer(self.h, self.delta)
 
     def add_to_(self, out: torch.Tensor, *, beta: float = 1.0, alpha: float = 1.0) -> None:
-        """out ← β·out + α·hᵀδ in place; for a narrow kernel (models.NARROW) through the transposed product
-        δᵀh, which is 3x faster than hᵀδ there even with its extra pass over out."""
-        if not narrow(self.delta.shape[2]):
-            out.baddbmm_(self.h.mT, self.delta, beta=beta, alpha=alpha)
-            return
-        if beta != 1.0:
-            out.mul_(beta)
-        out.add_(torch.bmm(self.delta.mT, self.h).mT, alpha=alpha)
+        """out ← β·out + α·hᵀδ in place (products.add_outer_)."""
+        add_outer_(out, self.h, self.delta, beta=beta, alpha=alpha)
 
 
 def dense_gradients(grads: dict) -> dict:
@@ -103,7 +98,7 @@ def mlp_pass(arch: Arch, params: dict, x: torch.Tensor, y: torch.Tensor, loss: s
     deltas = [None] * (n + 1)
     deltas[n] = _output_error(p, c, y)
     for layer in reversed(range(n)):
-        back = torch.bmm(deltas[layer + 1], params[f"fc{layer + 1}.weight"].transpose(1, 2))
+        back = through_weights(deltas[layer + 1], params[f"fc{layer + 1}.weight"])
         if noise is not None:
             back = noise.linear(layer + 1, slice(None), back)
         deltas[layer] = relu_backward(back, active[layer])

@@ -25,14 +25,16 @@ MB = 1 << 20
 PROCESS_MB = 800
 
 # Seeds train as one batched computation in groups of at most this many stacked parameters (execution
-# settings, not part of a run's identity; measured on 2 cores, docs/design.md, Devices). A training step
-# streams each weight a few times over a 32-row batch, so bigger groups pay (100 seeds of width 256 step
-# 1.3x faster in one group than in nine); evaluation streams the weights once per chunk of EVAL_BATCH rows,
-# and on a CPU is fastest when a group's weights and one chunk's activations stay in cache together: groups of
-# half a million parameters and 512-row chunks evaluated 100 seeds of width 256 1.2x faster than 2^20 and 2048
-# rows, and 8 seeds of the digits CNN 2.4x faster (2 cores; a GPU wants the biggest products it can get).
-GROUP_PARAMS = {"cpu": 1 << 24, "cuda": 1 << 28}
-EVAL_GROUP_PARAMS = {"cpu": 1 << 19, "cuda": 1 << 28}
+# settings, not part of a run's identity; measured on 2 cores, docs/performance.md). On a CPU a group takes
+# every step up to the next evaluation, checkpoint or epoch end before the next group starts (train.train_until),
+# so a group sized to stay in cache keeps its weights there from step to step: groups of 2^21 parameters (8 MB;
+# 24 seeds of the digits MLP of width 256, 7 of the MNIST one) trained the Fig. 1 workload and the default's
+# 100-seed MNIST runs fastest of 2^19 to 2^24, 1.2x and 1.03x faster than one group of every seed. A GPU wants
+# the biggest products it can get. Evaluation streams the weights once per chunk of EVAL_BATCH rows and is
+# fastest on a CPU when a group's weights and a chunk's activations stay in cache together (2^20 parameters and
+# 512-row chunks: within 5% of the best of 2^18 to 2^21 and 256 to 2048 rows on both).
+GROUP_PARAMS = {"cpu": 1 << 21, "cuda": 1 << 28}
+EVAL_GROUP_PARAMS = {"cpu": 1 << 20, "cuda": 1 << 28}
 EVAL_BATCH = {"cpu": 512, "cuda": 2048}
 
 

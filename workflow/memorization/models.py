@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from .architecture import Arch, layer_shapes
+from .products import dense
 
 # BatchNorm as in Keras, which the paper used: eps 1e-3 (PyTorch's default is 1e-5), and running statistics
 # kept as m * old + (1 - m) * batch with m the spec's `batchnorm_momentum` (Keras' `momentum`, default 0.99;
@@ -100,28 +101,9 @@ def _batch_norm(h, params, buffers, name, *, train: bool, momentum: float):
     return out, {f"{name}.bn.running_mean": mean.view(shape), f"{name}.bn.running_var": var.view(shape)}
 
 
-# A product whose output has fewer columns than this runs 3-4x slower in its row-major form on a CPU (MKL
-# packs the output's rows into 16-float vector registers: with 10 classes most of each lane is wasted) than
-# its transpose, (Wᵀ hᵀ)ᵀ, computed with the same operands as views; measured on 2 cores at 2 to 100 seeds.
-NARROW = 16
-
-
-def narrow(out_features: int) -> bool:
-    """Whether a product with this many output columns is computed as its transpose (NARROW)."""
-    return out_features < NARROW
-
-
 def _dense(h, params, name):
-    """h (S or 1, B, in) · W (S, in, out) + bias, the bias added inside the product (one pass over the output
-    instead of two); a shared input (1, B, in) is broadcast over the seeds as a view. A narrow output (the
-    logits) comes as the transposed view of its transposed product (NARROW)."""
-    w, bias = params[f"{name}.weight"], params[f"{name}.bias"]
-    h = h.expand(w.shape[0], -1, -1)
-    if narrow(w.shape[2]):
-        # made contiguous (a copy of B·out numbers per seed): the softmax, argmax and gathers that read the
-        # logits along their last axis run 3x slower on the transposed view
-        return torch.baddbmm(bias.unsqueeze(2), w.mT, h.mT).mT.contiguous()
-    return torch.baddbmm(bias.unsqueeze(1), h, w)
+    """Dense layer `name` of every seed: h (S or 1, B, in) · W (S, in, out) + bias (products.dense)."""
+    return dense(h, params[f"{name}.weight"], params[f"{name}.bias"])
 
 
 def forward(arch: Arch, params, buffers, x: torch.Tensor, *, train: bool, noise=None):
