@@ -2,6 +2,12 @@
 project's engine (all seeds batched, data resident, no DataLoader) and by a plain PyTorch loop (one seed
 at a time, nn.Module + DataLoader + torch.optim.SGD), in one run. Prints both wall times and their ratio.
 
+The engine is held against this machine's float32 matmul peak: the faster of the two libraries torch can
+reach on a 2048² product, MKL's (torch.mm) and, on a CPU where it is installed, oneDNN's (memorization.onednn;
+on an AMD processor MKL runs a generic path at half oneDNN's rate). Its FLOPs are the model's: 6 per weight
+per presented example in training (forward, and backward as if the first layer's input gradient were
+computed), 2 per weight per example in each evaluation.
+
 Both record the same things, as the training job does: at initialisation and after the epoch, loss and
 accuracy on the training and validation splits and per-example correctness on the training split. The
 engine's time also includes writing its checkpoint, resume-state and evaluation files. Both are measured
@@ -14,7 +20,6 @@ whose every seed has the same shapes, pays on its first seed alone.
 """
 
 import argparse
-import math
 import tempfile
 import time
 
@@ -24,7 +29,11 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from memorization import configuration as S
+from memorization import onednn
+from memorization.architecture import Arch, params_per_model
 from memorization.data import build_noisy_dataset
+from memorization.memory import GROUP_PARAMS, seed_groups
+from memorization.products import dense
 from memorization.train import train_run
 
 
@@ -94,8 +103,9 @@ def main():
         print(
             f"  engine {r['engine']:6.2f} s (train acc {r['engine_acc']:.3f}), DataLoader loop {r['plain']:6.2f} s "
             f"(train acc {r['plain_acc']:.3f}): ratio {r['plain'] / r['engine']:.1f}x; {r['achieved']:.0f} GFLOP/s "
-            f"= {r['achieved'] / r['peak']:.0%} of the matmul peak ({r['peak']:.0f} GFLOP/s, 2048^2); a bare bmm "
-            f"of the step's largest shape reaches {r['shape'] / r['peak']:.0%}"
+            f"= {r['achieved'] / r['peak']:.0%} of the matmul peak ({r['peak']:.0f} GFLOP/s, 2048^2, "
+            f"{r['peak_library']}; torch.mm {r['peak_torch']:.0f}); the step's largest product alone reaches "
+            f"{r['shape'] / r['peak']:.0%}"
         )
     if not args.no_profile:
         profile(spec, data, args)
@@ -108,17 +118,19 @@ def main():
 def compare(spec, data, args) -> dict:
     """One measurement: the engine, bracketed by this device's matmul peak (a VM's speed moves within seconds,
     so the ceiling the engine is held against is the mean of the peak just before and just after it), then
-    the plain loop on the same workload, then a bare bmm of the step's largest shape."""
+    the plain loop on the same workload, then the step's largest product alone in the engine's kernel, at
+    the size of one training group of seeds."""
     dev = args.device
-    square = torch.randn(2048, 2048, device=dev), torch.randn(2048, 2048, device=dev)
-    peak_before = matmul_rate(*square, dev)
+    before = peak_rates(dev)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as run_dir:
         train_run(spec, data, run_dir, device=dev, progress=False)
         with np.load(f"{run_dir}/evals/step_{32:09d}.npz") as ev:
             engine_acc = float(ev["train_acc"].mean())
     engine = time.perf_counter() - t0
-    peak = (peak_before + matmul_rate(*square, dev)) / 2
+    after = peak_rates(dev)
+    rates = {library: (before[library] + after[library]) / 2 for library in before}
+    library = max(rates, key=rates.get)
 
     t0 = time.perf_counter()
     plain_acc = plain_loop(data, spec["seeds"], args.width, spec["lr"], spec["batch_size"], dev)
@@ -126,20 +138,42 @@ def compare(spec, data, args) -> dict:
 
     w, n = args.width, args.seeds
     weights = 64 * w + w * w + w * 10
-    steps = math.ceil(len(data.y_train) / spec["batch_size"])
     examples = len(data.y_train) + len(data.y_val)
-    # a training step: forward 2·B·weights, backward twice that; each evaluation: forward over both splits
-    flops = n * (steps * 6 * spec["batch_size"] * weights + 2 * examples * 2 * weights)
-    shape = matmul_rate(torch.randn(n, 32, w, device=dev), torch.randn(n, w, w, device=dev), dev)
+    # training: 6 FLOPs per weight per presented example; each of the two evaluations: 2 per weight per example
+    flops = n * (6 * len(data.y_train) * weights + 2 * examples * 2 * weights)
+    arch = Arch.from_spec(spec, data.x_train.shape[1:], data.n_classes)
+    group = seed_groups(n, params_per_model(arch), GROUP_PARAMS[torch.device(dev).type])[0]
+    g = group.stop - group.start
+    h, weight, bias = (
+        torch.randn(g, 32, w, device=dev),
+        torch.randn(g, w, w, device=dev),
+        torch.zeros(g, w, device=dev),
+    )
+    with torch.no_grad():
+        shape = matmul_rate(lambda: dense(h, weight, bias), 2 * g * 32 * w * w, dev)
     return {
         "engine": engine,
         "plain": plain,
         "engine_acc": engine_acc,
         "plain_acc": plain_acc,
         "achieved": flops / engine / 1e9,
-        "peak": peak,
+        "peak": rates[library],
+        "peak_library": library,
+        "peak_torch": rates["torch.mm"],
         "shape": shape,
     }
+
+
+def peak_rates(device: str) -> dict[str, float]:
+    """GFLOP/s of a 2048² float32 product in each library torch can reach here: torch.mm (MKL on a CPU, cuBLAS
+    on a GPU) and oneDNN's, on a CPU where it is installed."""
+    a, b = torch.randn(2048, 2048, device=device), torch.randn(2048, 2048, device=device)
+    flops = 2 * 2048**3
+    rates = {"torch.mm": matmul_rate(lambda: torch.mm(a, b), flops, device)}
+    if device == "cpu" and onednn.available():
+        a3, b3, out = a[None], b[None], torch.empty(1, 2048, 2048)
+        rates["oneDNN"] = matmul_rate(lambda: onednn.matmul(a3, b3, out), flops, device)
+    return rates
 
 
 def report(runs: list[dict], args) -> str:
@@ -152,7 +186,10 @@ def report(runs: list[dict], args) -> str:
 
     ratio = [r["plain"] / r["engine"] for r in runs]
     share = [r["achieved"] / r["peak"] for r in runs]
+    share_torch = [r["achieved"] / r["peak_torch"] for r in runs]
     bare = [r["shape"] / r["peak"] for r in runs]
+    libraries = " or ".join(sorted({r["peak_library"] for r in runs}))
+    peaks, torch_peaks = [r["peak"] for r in runs], [r["peak_torch"] for r in runs]
     return (
         f"The Fig. 1 workload ({args.seeds} seeds × one epoch of the digits MLP 64-{args.width}-{args.width}-10, "
         f"batch 32, evaluations and files included), torch {torch.__version__}, {platform.machine()} with "
@@ -163,46 +200,56 @@ def report(runs: list[dict], args) -> str:
         f"| one-seed DataLoader loop, seconds | {span([r['plain'] for r in runs], '{:.2f}')} |\n"
         f"| loop / engine | {span(ratio, '{:.1f}x')} |\n"
         f"| engine, GFLOP/s | {span([r['achieved'] for r in runs], '{:.0f}')} |\n"
-        f"| this machine's matmul peak (2048², GFLOP/s) | {span([r['peak'] for r in runs], '{:.0f}')} |\n"
+        f"| this machine's matmul peak (2048², GFLOP/s), {libraries} | {span(peaks, '{:.0f}')} |\n"
+        f"| the same product by torch.mm (MKL on a CPU), GFLOP/s | {span(torch_peaks, '{:.0f}')} |\n"
         f"| engine / peak | {span(share, '{:.0%}')} |\n"
-        f"| a bare bmm of the step's largest product / peak | {span(bare, '{:.0%}')} |\n"
+        f"| engine / torch.mm's rate | {span(share_torch, '{:.0%}')} |\n"
+        f"| the step's largest product alone, in the engine's kernel, one training group / peak | "
+        f"{span(bare, '{:.0%}')} |\n"
     )
 
 
-def matmul_rate(a, b, device, repeats=20) -> float:
-    """GFLOP/s of a (batched) matrix product on this device."""
-    op = torch.bmm if a.dim() == 3 else torch.mm
+def matmul_rate(product, flops: int, device: str, repeats: int = 20) -> float:
+    """GFLOP/s of `product()`, a product of `flops` FLOPs, on this device (after 3 untimed calls)."""
     for _ in range(3):
-        op(a, b)
+        product()
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     t0 = time.perf_counter()
     for _ in range(repeats):
-        op(a, b)
+        product()
     if device.startswith("cuda"):
         torch.cuda.synchronize()
-    return (
-        2
-        * a.shape[-2]
-        * a.shape[-1]
-        * b.shape[-1]
-        * (a.shape[0] if a.dim() == 3 else 1)
-        * repeats
-        / (time.perf_counter() - t0)
-        / 1e9
-    )
+    return flops * repeats / (time.perf_counter() - t0) / 1e9
 
 
 def profile(spec, data, args) -> None:
     """Where the engine's time goes (torch.profiler, self time per kind of operation)."""
     dev = args.device
     profiled = [torch.profiler.ProfilerActivity.CPU]
-    with tempfile.TemporaryDirectory() as run_dir, torch.profiler.profile(activities=profiled) as prof:
-        train_run(spec, data, run_dir, device=dev, progress=False)
+    original = onednn.matmul
+
+    def recorded(*args, **kwargs):  # oneDNN runs outside torch's operators: the profiler sees it by this name
+        with torch.profiler.record_function("onednn::matmul"):
+            return original(*args, **kwargs)
+
+    onednn.matmul = recorded
+    try:
+        with tempfile.TemporaryDirectory() as run_dir, torch.profiler.profile(activities=profiled) as prof:
+            train_run(spec, data, run_dir, device=dev, progress=False)
+    finally:
+        onednn.matmul = original
     events = prof.key_averages()
     total = sum(e.self_cpu_time_total for e in events)
     groups = {  # by the op's name as the profiler records it (an in-place op is its own name, `baddbmm_`)
-        "matrix products": ("aten::bmm", "aten::mm", "aten::addmm", "aten::baddbmm", "aten::baddbmm_"),
+        "matrix products": (
+            "aten::bmm",
+            "aten::mm",
+            "aten::addmm",
+            "aten::baddbmm",
+            "aten::baddbmm_",
+            "onednn::matmul",
+        ),
         "elementwise (bias, ReLU and its derivative, SGD update, loss, argmax)": (
             "aten::add",
             "aten::add_",

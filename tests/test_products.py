@@ -41,6 +41,7 @@ def test_each_product_is_its_definition_on_either_kernel(kind, out_features):
     calls = count_onednn_calls()
     with kernel(kind), calls:
         z = products.dense(h, w, bias)
+        hidden = products.dense(h, w, bias, relu=True)
         shared = products.dense(h[:1], w, bias)  # one input broadcast over the seeds
         back = products.through_weights(delta, w)
         out = w.clone()
@@ -52,6 +53,7 @@ def test_each_product_is_its_definition_on_either_kernel(kind, out_features):
     outer = torch.einsum("sbi,sbo->sio", H, D)
     for got, expected in [
         (z, torch.einsum("sbi,sio->sbo", H, Wd) + b[:, None]),
+        (hidden, (torch.einsum("sbi,sio->sbo", H, Wd) + b[:, None]).clamp_min(0)),
         (shared, torch.einsum("bi,sio->sbo", H[0], Wd) + b[:, None]),
         (back, torch.einsum("sbo,sio->sbi", D, Wd)),
         (out, 0.9 * Wd - 0.1 * outer),

@@ -89,7 +89,7 @@ def mlp_pass(arch: Arch, params: dict, x: torch.Tensor, y: torch.Tensor, loss: s
     h = (noise.inputs(x) if noise is not None else x).flatten(start_dim=2)
     inputs, active = [h], []
     for layer in range(n):
-        a = _dense(h, params, f"fc{layer}").relu_()
+        a = _dense(h, params, f"fc{layer}", relu=True)
         active.append(a)
         h = noise.hidden(a) if noise is not None else a
         inputs.append(h)
@@ -111,10 +111,10 @@ def _loss_head(logits: torch.Tensor, y: torch.Tensor, loss: str):
     smoothed_log ℓ = −log(0.1 + p_y)/C: c = p_y / (C(0.1 + p_y)), dc/dp_y = 0.1 / (C(0.1 + p_y)²)."""
     B, C = logits.shape[1], logits.shape[-1]
     at_y = y.unsqueeze(2)
-    log_p = torch.log_softmax(logits, -1)
-    p = log_p.exp()
+    lse = torch.logsumexp(logits, -1, keepdim=True)  # as models.example_losses: faster than log_softmax
+    p = (logits - lse).exp_()
     if loss == "cross_entropy":
-        return -log_p.gather(2, at_y).squeeze(2), p, torch.full_like(p[..., :1], 1.0 / B), None
+        return (lse - logits.gather(2, at_y)).squeeze(2), p, torch.full_like(p[..., :1], 1.0 / B), None
     p_y = p.gather(2, at_y)
     losses = (-torch.log(0.1 + p_y) / C).squeeze(2)
     return losses, p, p_y / (C * (0.1 + p_y)) / B, 0.1 / (C * (0.1 + p_y) ** 2) / B

@@ -101,9 +101,10 @@ def _batch_norm(h, params, buffers, name, *, train: bool, momentum: float):
     return out, {f"{name}.bn.running_mean": mean.view(shape), f"{name}.bn.running_var": var.view(shape)}
 
 
-def _dense(h, params, name):
-    """Dense layer `name` of every seed: h (S or 1, B, in) · W (S, in, out) + bias (products.dense)."""
-    return dense(h, params[f"{name}.weight"], params[f"{name}.bias"])
+def _dense(h, params, name, *, relu: bool = False):
+    """Dense layer `name` of every seed: h (S or 1, B, in) · W (S, in, out) + bias, through a ReLU if `relu`
+    (products.dense)."""
+    return dense(h, params[f"{name}.weight"], params[f"{name}.bias"], relu=relu)
 
 
 def forward(arch: Arch, params, buffers, x: torch.Tensor, *, train: bool, noise=None):
@@ -127,7 +128,7 @@ def forward(arch: Arch, params, buffers, x: torch.Tensor, *, train: bool, noise=
             h = h.unsqueeze(0)
         n = len(arch.hidden)
         for i in range(n):
-            h = _dense(h, params, f"fc{i}").relu_()  # in place: the product's output is not needed again
+            h = _dense(h, params, f"fc{i}", relu=True)
             if noise is not None:
                 h = noise.hidden(h)
         return _dense(h, params, f"fc{n}"), new_buffers
@@ -170,7 +171,9 @@ def example_losses(logits: torch.Tensor, y: torch.Tensor, kind: str = "cross_ent
     y = (y.expand(S, B) if y.dim() == 1 else y).reshape(S * B)
     flat = logits.reshape(S * B, K)
     if kind == "cross_entropy":
-        return F.cross_entropy(flat, y, reduction="none").view(S, B)
+        # logsumexp z − z_y: 3.6x faster on a CPU than F.cross_entropy's log-softmax along a 10-wide axis
+        # (56,000 rows of 10 logits, measured), equal to it within a float32 rounding
+        return (torch.logsumexp(flat, 1) - flat.gather(1, y.unsqueeze(1)).squeeze(1)).view(S, B)
     if kind == "smoothed_log":
         # p_y = exp(z_y − logsumexp z), z_y by a one-hot product: the replay's curvature of a CNN
         # differentiates this twice under vmap (memorization.curvature), where softmax's and gather's backward

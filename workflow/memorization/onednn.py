@@ -31,7 +31,7 @@ DISTRIBUTION = "onednn-cpu-gomp"
 _CPU_ENGINE, _IN_ORDER_STREAM, _F32 = 1, 1, 3
 _ARG_SRC, _ARG_WEIGHTS, _ARG_DST = 1, 33, 17
 _ARG_FIRST_POST_OP_SRC_1 = 32768 * 1 | 2  # DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1
-_ELTWISE_LINEAR, _BINARY_ADD = 0x26, 0x1FFF0
+_ELTWISE_RELU, _ELTWISE_LINEAR, _BINARY_ADD = 0x20, 0x26, 0x1FFF0
 _QUERY_IMPL_INFO_STR = 8
 _Dims = ctypes.c_int64 * 12  # dnnl_dims_t
 _CACHE_SIZE = 256  # primitives kept per process: a run uses a few dozen shapes
@@ -86,7 +86,7 @@ class _OneDNN:
         self.check(call(ctypes.byref(desc), len(shape), _Dims(*shape), _F32, _Dims(*strides)), "memory descriptor")
         return desc
 
-    def primitive(self, key, operands: list[tuple], alpha: float, beta: float):
+    def primitive(self, key, operands: list[tuple], alpha: float, beta: float, relu: bool):
         """(primitive, its memory objects, its argument list), or None where oneDNN would run its reference
         kernel (operands it has no fast kernel for: then torch's product is the faster)."""
         if key in self.primitives:
@@ -101,8 +101,10 @@ class _OneDNN:
             self.check(lib.dnnl_post_ops_append_eltwise(post_ops, _ELTWISE_LINEAR, alpha, 0.0), "eltwise post-op")
         if beta != 0.0:  # ... + beta·dst ...
             self.check(lib.dnnl_post_ops_append_sum(post_ops, beta, 0, 0), "sum post-op")
-        if descs[3] is not None:  # ... + bias, broadcast over the rows
+        if descs[3] is not None:  # ... + bias, broadcast over the rows ...
             self.check(lib.dnnl_post_ops_append_binary(post_ops, _BINARY_ADD, descs[3]), "binary post-op")
+        if relu:  # ... and through a ReLU
+            self.check(lib.dnnl_post_ops_append_eltwise(post_ops, _ELTWISE_RELU, 0.0, 0.0), "eltwise post-op")
         self.check(lib.dnnl_primitive_attr_set_post_ops(attr, post_ops), "dnnl_primitive_attr_set_post_ops")
         create = lib.dnnl_matmul_primitive_desc_create
         self.check(create(ctypes.byref(pd), self.engine, descs[0], descs[1], None, descs[2], attr), "matmul descriptor")
@@ -212,11 +214,12 @@ def matmul(
     bias: torch.Tensor | None = None,
     alpha: float = 1.0,
     beta: float = 0.0,
+    relu: bool = False,
 ) -> torch.Tensor | None:
-    """out ← alpha·(a·b) + beta·out + bias, batched: a (S or 1, M, K), b (S or 1, K, N), bias (S, N) added
-    to every row; out (S, M, N), made when not given (then beta must be 0). Any strides (a transposed view
-    is read in place). Returns out, or None where oneDNN has no fast kernel for these operands (the caller
-    uses torch's product). The caller has checked `usable`."""
+    """out ← alpha·(a·b) + beta·out + bias, batched, and through a ReLU if `relu`: a (S or 1, M, K), b (S or 1,
+    K, N), bias (S, N) added to every row; out (S, M, N), made when not given (then beta must be 0). Any
+    strides (a transposed view is read in place). Returns out, or None where oneDNN has no fast kernel for
+    these operands (the caller uses torch's product). The caller has checked `usable`."""
     if out is None:
         out = torch.empty((max(a.shape[0], b.shape[0]), a.shape[1], b.shape[2]), dtype=a.dtype, device=a.device)
     operands = [_operand(a), _operand(b), (tuple(out.shape), tuple(out.stride()))]
@@ -228,7 +231,8 @@ def matmul(
     else:
         operands.append(None)
     dnnl = _onednn()
-    entry = dnnl.primitive((*operands, float(alpha), float(beta)), operands, float(alpha), float(beta))
+    alpha, beta, relu = float(alpha), float(beta), bool(relu)
+    entry = dnnl.primitive((*operands, alpha, beta, relu), operands, alpha, beta, relu)
     if entry is None:
         return None
     dnnl.run(entry, tensors)

@@ -34,19 +34,22 @@ def narrow(out_features: int) -> bool:
     return out_features < NARROW
 
 
-def dense(h: torch.Tensor, w: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """h (S or 1, B, in) · w (S, in, out) + bias (S, out): (S, B, out), the bias added inside the product (one
-    pass over the output instead of two); a shared input (1, B, in) is broadcast over the seeds."""
+def dense(h: torch.Tensor, w: torch.Tensor, bias: torch.Tensor, *, relu: bool = False) -> torch.Tensor:
+    """h (S or 1, B, in) · w (S, in, out) + bias (S, out), through a ReLU if `relu`: (S, B, out). The bias
+    and the ReLU act inside the product in oneDNN, in place on its output in torch (one pass over the output
+    instead of three); a shared input (1, B, in) is broadcast over the seeds."""
     if _in_onednn(w.shape[0] * h.shape[1] * w.shape[1] * w.shape[2], h, w, bias):
-        out = onednn.matmul(h, w, bias=bias)
+        out = onednn.matmul(h, w, bias=bias, relu=relu)
         if out is not None:
             return out
     h = h.expand(w.shape[0], -1, -1)
     if narrow(w.shape[2]):
         # made contiguous (a copy of B·out numbers per seed): the softmax, argmax and gathers that read the
         # logits along their last axis run 3x slower on the transposed view
-        return torch.baddbmm(bias.unsqueeze(2), w.mT, h.mT).mT.contiguous()
-    return torch.baddbmm(bias.unsqueeze(1), h, w)
+        out = torch.baddbmm(bias.unsqueeze(2), w.mT, h.mT).mT.contiguous()
+    else:
+        out = torch.baddbmm(bias.unsqueeze(1), h, w)
+    return out.relu_() if relu else out
 
 
 def through_weights(delta: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
