@@ -25,32 +25,21 @@ import yaml
 import memorization.train as T
 from memorization import configuration as C
 from memorization.data import build_noisy_dataset
-from memorization.sgd import learning_rate, train_step
-
-
-def unrecorded_step(run, state, epoch, batch):
-    """train.step without the presentations' record: the loop as it was before the scores."""
-    if state.step % run.schedule.steps_per_epoch == 0:
-        state.epoch_sums, state.epoch_batches = torch.zeros_like(state.epoch_sums), 0
-    state.epoch_sums += train_step(
-        run.arch, state.params, state.buffers, state.velocity, run.x_train[batch], run.y_train[batch],
-        lr=learning_rate(run.spec, epoch), momentum=run.spec["momentum"], groups=run.groups, loss=run.spec["loss"],
-        reg=run.reg, seeds=run.seeds, step=state.step, pixel_range=run.pixel_range,
-    )  # fmt: skip
-    state.epoch_batches += 1
-    state.step += 1
 
 
 def seconds(spec, data, recorded: bool) -> float:
-    step, write = T.step, T.write_presentations
+    """One training run, with its presentations recorded or, as the loop was before the scores, without: each
+    group's step told to record nothing and no presentation file written."""
+    group_step, write = T.seed_group_step, T.write_presentations
     if not recorded:
-        T.step, T.write_presentations = unrecorded_step, lambda run, state: None
+        T.seed_group_step = lambda *args, presented=None, **kwargs: group_step(*args, presented=None, **kwargs)
+        T.write_presentations = lambda run, state: None
     try:
         start = time.perf_counter()
         T.train_run(spec, data, tempfile.mkdtemp(), progress=False)
         return time.perf_counter() - start
     finally:
-        T.step, T.write_presentations = step, write
+        T.seed_group_step, T.write_presentations = group_step, write
 
 
 def config_run(experiment: str, **match) -> dict:

@@ -123,6 +123,16 @@ def test_the_engines_products_run_in_onednn_here_and_in_torch_when_it_is_turned_
     assert answer.strip() == "False"
 
 
+def test_a_onednn_library_that_does_not_load_leaves_every_product_to_torch(monkeypatch, tmp_path, capsys):
+    broken = tmp_path / "libdnnl.so.3"
+    broken.write_bytes(b"not a shared library")
+    monkeypatch.setattr(onednn, "library_path", lambda: str(broken))
+    monkeypatch.setattr(onednn, "_state", {})
+    h, w, bias, _ = operands(64, torch.float32)
+    torch.testing.assert_close(products.dense(h, w, bias), torch.baddbmm(bias[:, None], h, w))
+    assert not onednn.available() and "every product runs in torch" in capsys.readouterr().err
+
+
 class count_onednn_calls:
     """Counts the products that oneDNN computed within the block."""
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import sys
 from collections import OrderedDict
 from contextlib import contextmanager
 from importlib import metadata
@@ -170,7 +171,11 @@ def _onednn() -> _OneDNN | None:
     if pid not in _state:
         path = None if os.environ.get("MEMORIZATION_MATMUL", "").lower() == "torch" else library_path()
         _state.clear()
-        _state[pid] = _OneDNN(path) if path else None
+        try:
+            _state[pid] = _OneDNN(path) if path else None
+        except (OSError, RuntimeError) as err:  # a library that does not load never stops a run
+            print(f"warning: oneDNN ({path}) is not usable here ({err}); every product runs in torch", file=sys.stderr)
+            _state[pid] = None
     return _state[pid]
 
 
