@@ -287,26 +287,22 @@ def train_step(
     x: torch.Tensor,
     y: torch.Tensor,
     *,
-    lr: float,
-    momentum: float,
     groups: list[slice],
-    loss: str = "cross_entropy",
-    reg: Regularizer = NO_REG,
     seeds=(),
-    step: int = 0,
-    pixel_range: float = 1.0,
     presented: tuple[torch.Tensor, torch.Tensor] | None = None,
+    **settings,
 ) -> torch.Tensor:
-    """One SGD step of every seed, in place, group after group (`seed_group_step`). x: (S, B, ...) and y:
-    (S, B), each seed's own batch. presented: two (S, B) tensors (views) that receive each presentation's
-    record (`seed_group_step`). Returns (S, 2), what a training loop reports for the batch per seed."""
+    """One SGD step of every seed, in place, group after group: `seed_group_step` on each group's slices of
+    the stacked tensors, with the same settings (lr, momentum, loss, reg, step, pixel_range). x: (S, B, ...)
+    and y: (S, B), each seed's own batch; presented: two (S, B) tensors (views) for each presentation's
+    record. Returns (S, 2), what a training loop reports for the batch per seed."""
     report = torch.empty((y.shape[0], 2), device=y.device)
     seeds = list(seeds)
     for g in groups:
         report[g] = seed_group_step(
-            arch, seed_slices(params, g), seed_slices(buffers, g), seed_slices(velocity, g), x[g], y[g], lr=lr,
-            momentum=momentum, loss=loss, reg=reg, seeds=seeds[g], step=step, pixel_range=pixel_range,
-            presented=None if presented is None else (presented[0][g], presented[1][g]),
+            arch, seed_slices(params, g), seed_slices(buffers, g), seed_slices(velocity, g), x[g], y[g],
+            seeds=seeds[g], presented=None if presented is None else (presented[0][g], presented[1][g]),
+            **settings,
         )  # fmt: skip
     return report
 
