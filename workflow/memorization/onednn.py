@@ -3,7 +3,7 @@
 Why not torch's own products: on a CPU torch sends them to MKL, and MKL runs a generic AVX2 path on AMD
 processors. On this project's machines (AMD EPYC, two cores with AVX-512) a 2048² float32 product ran at
 180–190 GFLOP/s in MKL and at 420–440 GFLOP/s in oneDNN's AVX-512 kernels, and the engine's batched products
-with a weight per seed 1.8–2.3x faster (`benchmarks/matmul_kernels.py`, docs/performance.md). torch bundles
+with a weight per seed 1.8–2.3x faster (docs/performance.md; `make bench` measures both). torch bundles
 oneDNN, but keeps its symbols private and exposes no batched product with a weight per batch element (its
 `_linear_pointwise` takes one weight; grouped convolutions reorder the weights at every call), so this module
 loads the library of the `onednn-cpu-gomp` wheel. That build runs on GNU OpenMP, the runtime torch uses: one
@@ -87,9 +87,10 @@ class _OneDNN:
         self.check(call(ctypes.byref(desc), len(shape), _Dims(*shape), _F32, _Dims(*strides)), "memory descriptor")
         return desc
 
-    def primitive(self, key, operands: list[tuple], alpha: float, beta: float, relu: bool):
+    def primitive(self, operands: list[tuple], alpha: float, beta: float, relu: bool):
         """(primitive, its memory objects, its argument list), or None where oneDNN would run its reference
         kernel (operands it has no fast kernel for: then torch's product is the faster)."""
+        key = (*operands, alpha, beta, relu)
         if key in self.primitives:
             self.primitives.move_to_end(key)
             return self.primitives[key]
@@ -237,7 +238,7 @@ def matmul(
         operands.append(None)
     dnnl = _onednn()
     alpha, beta, relu = float(alpha), float(beta), bool(relu)
-    entry = dnnl.primitive((*operands, alpha, beta, relu), operands, alpha, beta, relu)
+    entry = dnnl.primitive(operands, alpha, beta, relu)
     if entry is None:
         return None
     dnnl.run(entry, tensors)

@@ -234,7 +234,7 @@ def train_until(run: Run, state: State, stop: int) -> None:
     schedule = run.schedule
     spe, B = schedule.steps_per_epoch, schedule.batch_size
     batches = list(schedule.steps(run.seeds, state.step, stop, run.x_train.device))
-    epoch = batches[0][1]
+    lr, seeds = learning_rate(run.spec, batches[0][1]), run.seeds
     if state.step % spe == 0:  # a new epoch: the loop's running report starts over
         state.epoch_sums, state.epoch_batches = torch.zeros_like(state.epoch_sums), 0
     for g in run.groups:
@@ -243,10 +243,9 @@ def train_until(run: Run, state: State, stop: int) -> None:
         for t, _, batch in batches:
             rows, place = batch[g], slice((t % spe) * B, (t % spe) * B + batch.shape[1])
             sums += seed_group_step(
-                run.arch, params, buffers, velocity, run.x_train[rows], run.y_train[rows],
-                lr=learning_rate(run.spec, epoch), momentum=run.spec["momentum"], loss=run.spec["loss"],
-                reg=run.reg, seeds=run.seeds[g], step=t, pixel_range=run.pixel_range,
-                presented=(correct[:, place], margin[:, place]),
+                run.arch, params, buffers, velocity, run.x_train[rows], run.y_train[rows], lr=lr,
+                momentum=run.spec["momentum"], loss=run.spec["loss"], reg=run.reg, seeds=seeds[g], step=t,
+                pixel_range=run.pixel_range, presented=(correct[:, place], margin[:, place]),
             )  # fmt: skip
     state.epoch_batches += len(batches)
     state.step = stop
