@@ -45,8 +45,8 @@ fuzz: $(VENV)/.installed
 
 # After `make run`: the README's results section becomes this run's scorecard.
 readme-scorecard: $(VENV)/.installed
-	$(BIN)/python -m memorization.claims results/tables --readme README.md > /dev/null
-	$(BIN)/python -m memorization.plan --time-of . --readme README.md > /dev/null
+	$(BIN)/memorization claims results/tables --readme README.md > /dev/null
+	$(BIN)/memorization plan --time-of . --readme README.md > /dev/null
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/fig1_engine_vs_dataloader.py --repeat 3
@@ -67,11 +67,11 @@ bench-docs: $(VENV)/.installed
 CONFIG  ?= config.yaml
 DEVICES ?= 2
 plan: $(VENV)/.installed
-	$(BIN)/python -m memorization.plan $(CONFIG) --devices $(DEVICES)
+	$(BIN)/memorization plan $(CONFIG) --devices $(DEVICES)
 
 # The README's plan of configs/paper.yaml on this machine (calibrates the paper's model shapes: minutes).
 readme-plan: $(VENV)/.installed
-	$(BIN)/python -m memorization.plan configs/paper.yaml --devices 2 --readme README.md > /dev/null
+	$(BIN)/memorization plan configs/paper.yaml --devices 2 --readme README.md > /dev/null
 
 dry-run: $(VENV)/.installed
 	$(BIN)/snakemake -n --quiet rules

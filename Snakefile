@@ -2,7 +2,9 @@
 #   snakemake --cores 8 --resources gpu=2            # the embedded digits default (config.yaml)
 #   snakemake --configfile configs/paper.yaml ...    # paper scale on GPUs
 # The DAG: dataset → noisy dataset → train → tables → figures. Each stage is in rules/; the science is
-# in the `memorization` package under workflow/.
+# in the `memorization` package under workflow/ (docs/design.md).
+
+from pathlib import Path
 
 from snakemake.utils import min_version
 
@@ -25,9 +27,16 @@ include: "rules/tables.smk"
 include: "rules/figures.smk"
 
 
+# When a run starts (never a dry run): the code each job's fingerprint stands for, into results/code/, so that
+# `memorization why RUN` can say which function changed when an edit reruns a job.
+onstart:
+    fingerprint.record(CODE_MAPS, "results/code")
+
+
 # `snakemake --report` of a partial run: Snakemake refuses a report whose DAG has a file marked for it that
 # does not exist yet, and tells a Snakefile nothing of --report, so the command line says it. The target is
-# then what has been drawn so far (memorization.cli.report_targets); a run's own targets otherwise.
+# then what has been drawn so far (memorization.pipeline.cli.report_targets); a run's own targets otherwise,
+# and the tables to rebuild (rules/common.smk).
 REPORTING = (
     any(arg == "--report" or arg.startswith("--report=") for arg in sys.argv)
     and "--report-after-run" not in sys.argv
@@ -37,11 +46,12 @@ REPORTING = (
 rule all:
     default_target: True
     input:
-        report_targets(config, Path("results"))
+        report_targets(CONFIG.figures, Path("results"))
         if REPORTING
         else [
+            rebuild_unusable_tables,
             all_tables(),
             all_figures(),
-            "results/findings.html" if all_figure_names() else [],
+            "results/findings.html" if CONFIG.figures else [],
             "results/scorecard.md" if scorecard_figures() else [],
         ],

@@ -12,9 +12,9 @@ import time
 
 import torch
 
-from memorization import configuration as S
-from memorization.models import Arch
-from memorization.sgd import evaluate, initial_state, train_step
+from memorization import config as S
+from memorization.engine.models import Arch
+from memorization.engine.sgd import evaluate, initial_state, train_step
 
 
 def step_ms(arch, n_seeds: int, rounds: int = 15, steps: int = 20) -> dict:
@@ -82,7 +82,7 @@ def main():
     text = report([step_ms(arch, n) for n in args.seeds], arch, args.threads)
     print(text)
     if args.docs:
-        from memorization.readme import CNN, into_readme
+        from memorization.pipeline.readme import CNN, into_readme
 
         into_readme(args.docs, CNN, text)
 

@@ -33,13 +33,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from memorization import configuration as S
-from memorization import onednn
-from memorization.architecture import Arch, params_per_model
-from memorization.data import build_noisy_dataset
-from memorization.memory import GROUP_PARAMS, seed_groups
-from memorization.products import dense
-from memorization.train import train_run
+from memorization import config as S
+from memorization.engine import onednn
+from memorization.engine.architecture import Arch, params_per_model
+from memorization.engine.data import build_noisy_dataset
+from memorization.engine.memory import GROUP_PARAMS, seed_groups
+from memorization.engine.products import dense
+from memorization.engine.train import train_run
 
 ENGINE_RUNS, LOOP_RUNS = 3, 2  # per measurement, back to back: the best of each is the measurement
 
@@ -93,13 +93,15 @@ def main():
     ap.add_argument("--no-profile", action="store_true", help="leave out where the engine's time goes")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    spec = S.resolve({"dataset": "digits", "train_size": 1000, "width": args.width, "epochs": 1, "lr": 0.01})
-    spec["seeds"] = list(range(args.seeds))
-    data = build_noisy_dataset(S.dataset_spec(spec))
+    spec = S.resolve(
+        {"dataset": "digits", "train_size": 1000, "width": args.width, "epochs": 1, "lr": 0.01},
+        seeds=list(range(args.seeds)),
+    )
+    data = build_noisy_dataset(spec.data)
 
     with tempfile.TemporaryDirectory() as run_dir:  # warm-up of both paths at their sizes (allocator, kernels)
         train_run(spec, data, run_dir, device=args.device, progress=False)
-    plain_loop(data, [0], args.width, spec["lr"], spec["batch_size"], args.device)
+    plain_loop(data, [0], args.width, spec.lr, spec.batch_size, args.device)
 
     print(
         f"Fig. 1 workload: {args.seeds} seeds x 1 epoch, digits MLP 64-{args.width}-{args.width}-10, "
@@ -117,7 +119,7 @@ def main():
     if not args.no_profile:
         profile(spec, data, args)
     if args.docs:
-        from memorization.readme import ENGINE, into_readme
+        from memorization.pipeline.readme import ENGINE, into_readme
 
         into_readme(args.docs, ENGINE, report(runs, args))
 
@@ -144,7 +146,7 @@ def compare(spec, data, args) -> dict:
     plain = math.inf
     for _ in range(LOOP_RUNS):
         t0 = time.perf_counter()
-        plain_acc = plain_loop(data, spec["seeds"], args.width, spec["lr"], spec["batch_size"], dev)
+        plain_acc = plain_loop(data, spec.seeds, args.width, spec.lr, spec.batch_size, dev)
         plain = min(plain, time.perf_counter() - t0)
 
     w, n = args.width, args.seeds

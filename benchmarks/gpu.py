@@ -124,7 +124,7 @@ def tests(out, left, args):
 def matmul_peak(out, left, args):
     import torch
 
-    from memorization.devices import use_tf32
+    from memorization.engine.devices import use_tf32
 
     n = 1024 if args.quick else 8192
     a, b = torch.randn(n, n, device=args.device), torch.randn(n, n, device=args.device)
@@ -195,19 +195,19 @@ def _stacked_step(spec, shape, classes, device):
     """The training step of spec's seeds on random batches, as training takes it (one seed group)."""
     import torch
 
-    from memorization.models import Arch
-    from memorization.sgd import initial_state, train_step
+    from memorization.engine.models import Arch
+    from memorization.engine.sgd import initial_state, train_step
 
-    seeds = list(spec["seeds"])
+    seeds = list(spec.seeds)
     arch = Arch.from_spec(spec, shape, classes)
     params, buffers, velocity = initial_state(arch, seeds, device)
     gen = torch.Generator().manual_seed(0)
-    x = torch.rand(len(seeds), spec["batch_size"], *shape, generator=gen).to(device)
-    y = torch.randint(classes, (len(seeds), spec["batch_size"]), generator=gen).to(device)
+    x = torch.rand(len(seeds), spec.batch_size, *shape, generator=gen).to(device)
+    y = torch.randint(classes, (len(seeds), spec.batch_size), generator=gen).to(device)
     groups = [slice(0, len(seeds))]
 
     def step():
-        train_step(arch, params, buffers, velocity, x, y, lr=0.01, momentum=0.9, groups=groups, loss=spec["loss"])
+        train_step(arch, params, buffers, velocity, x, y, lr=0.01, momentum=0.9, groups=groups, loss=spec.loss)
 
     return step, params
 
@@ -232,7 +232,7 @@ def _graphed(step):
 def mlp_step(out, left, args):
     import torch
 
-    from memorization import configuration as S
+    from memorization import config as S
 
     width = 256 if args.quick else 4096
     peak = out.get("matmul_peak", {}).get("fp32_tflops")
@@ -277,7 +277,7 @@ def plan(out, left, args):
     config = ROOT / ("tests/slurm/tiny.yaml" if args.quick else "configs/paper.yaml")
     cache = Path(args.out).with_name("gpu-calibration.json")
     code, stdout, stderr = _run(
-        [sys.executable, "-m", "memorization.plan", config, "--devices", "2", "--device", args.device]
+        [sys.executable, "-m", "memorization", "plan", config, "--devices", "2", "--device", args.device]
         + ["--cache", cache],
         min(left, 180),
         cwd=ROOT,
@@ -287,7 +287,7 @@ def plan(out, left, args):
 
 
 def cnn_step(out, left, args):
-    from memorization import configuration as S
+    from memorization import config as S
 
     batch = 16 if args.quick else 128
     spec = {**S.resolve({"dataset": "cifar10", "arch": "cnn", "batch_size": batch}), "seeds": [0, 1, 2]}
@@ -298,9 +298,9 @@ def cnn_step(out, left, args):
 def lass(out, left, args):
     import torch
 
-    from memorization import configuration as S
-    from memorization.lass import lass as search
-    from memorization.models import Arch, forward, init_params
+    from memorization import config as S
+    from memorization.engine.lass import lass as search
+    from memorization.engine.models import Arch, forward, init_params
 
     width, points, iterations = (256, 100, 10) if args.quick else (4096, 1000, 100)
     arch = Arch.from_spec(S.resolve({"dataset": "mnist", "width": width}), (1, 28, 28), 10)
@@ -324,8 +324,8 @@ def lass(out, left, args):
 def replay(out, left, args):
     import torch
 
-    from memorization import configuration as S
-    from memorization.sensitivity import loss_sensitivity
+    from memorization import config as S
+    from memorization.measures.sensitivity import loss_sensitivity
 
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(1000, 1, 14, 14, generator=gen).to(args.device)
@@ -339,7 +339,7 @@ def replay(out, left, args):
             {"dataset": "mnist14", "train_size": 1000, "width": 32, "lr": 0.05, "steps": T}
             | {"sampling": "replacement", "loss": "smoothed_log"}
         )
-        spec["seeds"] = [0]
+        spec = spec.replace(seeds=[0])
         t0 = time.perf_counter()
         loss_sensitivity(spec, x, y, 10, T, window=window, stride=2)
         _sync(args.device)
@@ -387,7 +387,7 @@ SECTIONS = {
 
 def render(run: dict, docs: str | None, readme: str | None) -> None:
     """A finished run's JSON as the GPU section of docs/performance.md and the README's GPU plan."""
-    from memorization.readme import GPU, GPU_PLAN, into_readme
+    from memorization.pipeline.readme import GPU, GPU_PLAN, into_readme
 
     text = report(run)
     print(text)
@@ -397,7 +397,7 @@ def render(run: dict, docs: str | None, readme: str | None) -> None:
         into_readme(
             readme,
             GPU_PLAN,
-            f"On one {run['device']} ({run['date']}, `benchmarks/gpu.py`): `python -m memorization.plan "
+            f"On one {run['device']} ({run['date']}, `benchmarks/gpu.py`): `memorization plan "
             f"{run['plan']['config']} --devices 2`:\n\n```\n{run['plan']['text']}```\n",
         )
 

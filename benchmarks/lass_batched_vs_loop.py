@@ -13,13 +13,13 @@ import time
 
 import torch
 
-from memorization import configuration as S
-from memorization.data import build_noisy_dataset
-from memorization.lass import csr
-from memorization.models import Arch, forward
-from memorization.rundir import checkpoint_path
-from memorization.sgd import load_state
-from memorization.train import train_run
+from memorization import config as S
+from memorization.engine.data import build_noisy_dataset
+from memorization.engine.lass import csr
+from memorization.engine.models import Arch, forward
+from memorization.engine.sgd import load_state
+from memorization.engine.train import train_run
+from memorization.results.rundir import checkpoint_path
 
 
 def main():
@@ -31,9 +31,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    spec = S.resolve({"dataset": "digits", "width": 256, "epochs": 20, "lr": 0.05})
-    spec["seeds"] = [0]
-    data = build_noisy_dataset(S.dataset_spec(spec))
+    spec = S.resolve({"dataset": "digits", "width": 256, "epochs": 20, "lr": 0.05}, seeds=[0])
+    data = build_noisy_dataset(spec.data)
     with tempfile.TemporaryDirectory() as run_dir:
         train_run(spec, data, run_dir, device=args.device, progress=False)
         state = load_state(checkpoint_path(run_dir, 20 * 41), args.device)

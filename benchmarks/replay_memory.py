@@ -30,9 +30,9 @@ def measure(replay: str, dataset: str, T: int, window: int, stride: int, threads
     """One replay in this process: seconds and peak resident memory (GB)."""
     import torch
 
-    from memorization import configuration as S
-    from memorization.data import build_noisy_dataset
-    from memorization.sensitivity import input_jacobian, input_norm, window_steps
+    from memorization import config as S
+    from memorization.engine.data import build_noisy_dataset
+    from memorization.measures.sensitivity import input_jacobian, input_norm, window_steps
 
     torch.set_num_threads(threads)
     spec = S.resolve(
@@ -48,8 +48,8 @@ def measure(replay: str, dataset: str, T: int, window: int, stride: int, threads
             "checkpoints": {"unit": "step", "at": [T]},
         }
     )
-    spec["seeds"] = [0]
-    data = build_noisy_dataset(S.dataset_spec(spec))
+    spec = spec.replace(seeds=[0])
+    data = build_noisy_dataset(spec.data)
     x, y = torch.as_tensor(data.x_train), torch.as_tensor(data.y_train)
     steps = window_steps(T, window, stride)
     step_ms = training_step_ms(spec, x, y, data.n_classes)
@@ -94,13 +94,13 @@ def training_step_ms(spec, x, y, n_classes, steps: int = 200) -> float:
     """Milliseconds of one training step of the same model and batch (the unit of the replay's cost)."""
     import torch
 
-    from memorization.models import Arch
-    from memorization.sgd import initial_state, train_step
+    from memorization.engine.models import Arch
+    from memorization.engine.sgd import initial_state, train_step
 
     arch = Arch.from_spec(spec, tuple(x.shape[1:]), n_classes)
-    state = initial_state(arch, spec["seeds"], "cpu")
-    idx = torch.randint(len(x), (1, spec["batch_size"]), generator=torch.Generator().manual_seed(0))
-    kwargs = {"lr": spec["lr"], "momentum": spec["momentum"], "groups": [slice(0, 1)], "loss": spec["loss"]}
+    state = initial_state(arch, spec.seeds, "cpu")
+    idx = torch.randint(len(x), (1, spec.batch_size), generator=torch.Generator().manual_seed(0))
+    kwargs = {"lr": spec.lr, "momentum": spec.momentum, "groups": [slice(0, 1)], "loss": spec.loss}
     train_step(arch, *state, x[idx], y[idx], **kwargs)
     start = time.perf_counter()
     for _ in range(steps):
@@ -110,14 +110,14 @@ def training_step_ms(spec, x, y, n_classes, steps: int = 200) -> float:
 
 def predicted(spec, shape, n_classes, T, outputs) -> dict:
     """The segment length the replay chose and the peak the jobs' memory model predicts for it."""
-    from memorization import memory
-    from memorization.architecture import Arch
+    from memorization.engine import memory
+    from memorization.engine.architecture import Arch
 
     arch = Arch.from_spec(spec, shape, n_classes)
-    rows, n_train = min(256, outputs), spec["train_size"]
+    rows, n_train = min(256, outputs), spec.train_size
     return {
         "segment": memory.replay_segment(T),
-        "model_gb": round(memory.job_mb(memory.replay_bytes(arch, 1, spec["batch_size"], n_train, T, rows)) / 1024, 2),
+        "model_gb": round(memory.job_mb(memory.replay_bytes(arch, 1, spec.batch_size, n_train, T, rows)) / 1024, 2),
     }
 
 
@@ -159,7 +159,7 @@ def main():
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     if args.docs:
-        from memorization.readme import REPLAY, into_readme
+        from memorization.pipeline.readme import REPLAY, into_readme
 
         into_readme(args.docs, REPLAY, text)
 

@@ -17,14 +17,13 @@ import platform
 import statistics
 import tempfile
 import time
-from pathlib import Path
 
 import torch
-import yaml
 
-import memorization.train as T
-from memorization import configuration as C
-from memorization.data import build_noisy_dataset
+import memorization.engine.train as T
+from memorization import config as C
+from memorization import papers  # noqa: F401 (config.yaml names its figures)
+from memorization.engine.data import build_noisy_dataset
 
 
 def seconds(spec, data, recorded: bool) -> float:
@@ -42,10 +41,10 @@ def seconds(spec, data, recorded: bool) -> float:
         T.seed_group_step, T.write_presentations = group_step, write
 
 
-def config_run(experiment: str, **match) -> dict:
+def config_run(experiment: str, **match) -> C.RunSpec:
     """The default config's run of `experiment` whose spec has the values in `match`."""
-    config = C.validate(yaml.safe_load(Path("config.yaml").read_text()))
-    return next(s for s in C.expand(config)[experiment] if all(s[k] == v for k, v in match.items()))
+    runs = C.load_config(files=["config.yaml"]).experiments[experiment]
+    return next(s for s in runs if all(getattr(s, k) == v for k, v in match.items()))
 
 
 def main():
@@ -56,7 +55,7 @@ def main():
     torch.set_num_threads(1)
 
     scores = config_run("scores", label_noise="random", label_noise_fraction=0.2)
-    data = build_noisy_dataset(C.dataset_spec(scores))
+    data = build_noisy_dataset(scores.data)
     times = {True: [], False: []}
     for _ in range(args.rounds):
         for recorded in (False, True):
@@ -66,11 +65,11 @@ def main():
     overhead = statistics.median(ratios) - 1
 
     heldout = config_run("heldout", subset_fraction=0.7)
-    held_data = build_noisy_dataset(C.dataset_spec(heldout))
+    held_data = build_noisy_dataset(heldout.data)
     batched, alone = [], []
     for _ in range(args.rounds):
-        batched.append(seconds(heldout, held_data, True) / len(heldout["seeds"]))
-        alone.append(sum(seconds({**heldout, "seeds": [s]}, held_data, True) for s in range(4)) / 4)
+        batched.append(seconds(heldout, held_data, True) / len(heldout.seeds))
+        alone.append(sum(seconds(heldout.replace(seeds=[s]), held_data, True) for s in range(4)) / 4)
     per_minute = 60 / min(batched), 60 / min(alone)
 
     text = "\n".join(
@@ -81,12 +80,12 @@ def main():
             "",
             "| | |",
             "|---|---|",
-            f"| a `scores` run ({len(scores['seeds'])} seeds, {scores['epochs']} epochs), presentations recorded, s "
+            f"| a `scores` run ({len(scores.seeds)} seeds, {scores.epochs} epochs), presentations recorded, s "
             f"| {min(times[True]):.2f} |",
             f"| the same loop without the record, s | {min(times[False]):.2f} |",
             f"| the record's cost, median of the rounds' ratios (range) | {overhead:+.1%} "
             f"({ratios[0] - 1:+.1%} to {ratios[-1] - 1:+.1%}) |",
-            f"| `heldout` subset trainings, models per minute, {len(heldout['seeds'])} seeds in one job "
+            f"| `heldout` subset trainings, models per minute, {len(heldout.seeds)} seeds in one job "
             f"| {per_minute[0]:.0f} |",
             f"| the same, one seed at a time | {per_minute[1]:.0f} |",
             f"| one job / one at a time | {per_minute[0] / per_minute[1]:.1f}x |",
@@ -94,7 +93,7 @@ def main():
     )
     print(text)
     if args.docs:
-        from memorization.readme import SCORES, into_readme
+        from memorization.pipeline.readme import SCORES, into_readme
 
         into_readme(args.docs, SCORES, text + "\n")
 

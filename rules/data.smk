@@ -9,12 +9,12 @@ rule dataset:
     log:
         "results/logs/data/clean/{name}.log",
     wildcard_constraints:
-        name=one_of(registry.DATASETS),
+        name=one_of(catalog.DATASETS),
     localrule: True  # on a cluster: on the submitting host, which reaches the internet (download: true)
     conda:
         "../envs/memorization.yaml"
     params:
-        code=lambda w: code("clean_dataset", registry.DATASETS[w.name].load),
+        code=lambda w: code("clean_dataset", catalog.DATASETS[w.name].load),
         analyses=ANALYSES,
     script:
         "../workflow/scripts/dataset.py"

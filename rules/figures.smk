@@ -13,12 +13,12 @@ rule figure:
     log:
         "results/logs/figures/{figure}.log",
     wildcard_constraints:
-        figure=one_of(registry.FIGURES),
+        figure=one_of(catalog.FIGURES),
     localrule: True
     conda:
         "../envs/memorization.yaml"
     params:
-        caption=lambda w: registry.figure(w.figure).caption,
+        caption=lambda w: catalog.figure(w.figure).caption,
         stamp=config["stamp_findings"],
         code=lambda w: code("figure", *figure_code(w.figure)),
         analyses=ANALYSES,
@@ -29,7 +29,7 @@ rule figure:
 rule findings:
     """Every figure's findings (what this run shows) on one page of the report."""
     input:
-        [f"results/figures/{fig}.findings.txt" for fig in all_figure_names()],
+        [f"results/figures/{fig}.findings.txt" for fig in CONFIG.figures],
     output:
         report("results/findings.html", category="2. What this run shows"),
     log:
@@ -38,7 +38,7 @@ rule findings:
     conda:
         "../envs/memorization.yaml"
     params:
-        figures=all_figure_names(),
+        figures=CONFIG.figures,
         code=code("findings_page"),
     script:
         "../workflow/scripts/findings.py"

@@ -1,5 +1,5 @@
 rule metric:
-    """One metric table (registry stage "metric") at the checkpoints or evaluations of one run, for all its
+    """One metric table (catalog stage "metric") at the checkpoints or evaluations of one run, for all its
     seeds. Its settings arrive through params, so changing e.g. a LASS setting reruns only the csr jobs.
     """
     input:
@@ -15,42 +15,41 @@ rule metric:
     benchmark:
         METRIC_BENCHMARK
     wildcard_constraints:
-        table=one_of(registry.tables_of_stage("metric")),
+        table=one_of(catalog.tables_of_stage("metric")),
     retries: 1
     conda:
         "../envs/memorization.yaml"
     threads: 1  # the job sets torch to this many threads
     resources:
-        gpu=lambda w: int(registry.table(w.table).device),
+        gpu=lambda w: int(catalog.table(w.table).device),
         mem_mb=metric_mem_mb,
         runtime=runtime,
     params:
-        spec=lambda w: RUNS[w.run],
-        settings=lambda w: configuration.metric_settings(
-            config, w.table, RUNS[w.run]["dataset"]
-        ),
-        code=lambda w: code("metric", registry.table(w.table).compute),
+        spec=lambda w: RUNS[w.run].as_dict(),
+        settings=metric_settings,
+        columns=lambda w: catalog.table(w.table).dtypes(),
+        code=lambda w: code("metric", *fingerprint.metric_implementations(w.table)),
         analyses=ANALYSES,
     script:
         "../workflow/scripts/metric.py"
 
 
 rule summary:
-    """A summary table (registry stage "summary", e.g. the Gini coefficient of the loss sensitivity) of one
+    """A summary table (catalog stage "summary", e.g. the Gini coefficient of the loss sensitivity) of one
     run, computed from another of its tables."""
     input:
-        lambda w: table_source(w.run, registry.table(w.table).source),
+        lambda w: table_source(w.run, catalog.table(w.table).source),
     output:
         "results/metrics/{run}/{table}.parquet",
     log:
         "results/logs/metrics/{run}/{table}.log",
     wildcard_constraints:
-        table=one_of(registry.tables_of_stage("summary")),
+        table=one_of(catalog.tables_of_stage("summary")),
     localrule: True
     conda:
         "../envs/memorization.yaml"
     params:
-        code=lambda w: code("summary", registry.table(w.table).compute),
+        code=lambda w: code("summary", catalog.table(w.table).compute),
         analyses=ANALYSES,
     script:
         "../workflow/scripts/summary.py"

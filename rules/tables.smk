@@ -2,8 +2,7 @@ rule experiment_table:
     """One contract table of one experiment: its runs' rows with the identity columns, plus provenance."""
     input:
         lambda w: [
-            table_source(configuration.run_id(s), w.table)
-            for s in EXPERIMENTS[w.experiment]
+            table_source(spec.run_id, w.table) for spec in EXPERIMENTS[w.experiment]
         ],
     output:
         "results/tables/{experiment}/{table}.parquet",
@@ -13,9 +12,11 @@ rule experiment_table:
     conda:
         "../envs/memorization.yaml"
     params:
-        specs=lambda w: {configuration.run_id(s): s for s in EXPERIMENTS[w.experiment]},
+        specs=lambda w: {
+            spec.run_id: spec.as_dict() for spec in EXPERIMENTS[w.experiment]
+        },
         figures=lambda w: config["experiments"][w.experiment].get("figures", []),
-        columns=lambda w: registry.table(w.table).dtypes(),
+        columns=lambda w: catalog.table(w.table).dtypes(),
         code=code("experiment_table"),
         analyses=ANALYSES,
     script:

@@ -27,7 +27,7 @@ rule train:
         mem_mb=train_mem_mb,
         runtime=runtime,
     params:
-        spec=lambda w: RUNS[w.run],
+        spec=lambda w: RUNS[w.run].as_dict(),
         code=code("train"),
     script:
         "../workflow/scripts/train.py"

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from memorization import papers  # noqa: F401 (the built-in figures and claims, registered as the workflow does)
+
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import torch
 
-from memorization.models import Arch, example_losses, forward
-from memorization.regularizers import Regularizer, layer_noise
-from memorization.sensitivity import start_state
-from memorization.sgd import Schedule, learning_rate, sgd_step, train_step
+from memorization.engine.models import Arch, example_losses, forward
+from memorization.engine.regularizers import Regularizer, layer_noise
+from memorization.engine.sgd import sgd_step, train_step
+from memorization.engine.timeline import Timeline, learning_rate
+from memorization.measures.sensitivity import start_state
 
 
 def replay_losses(
@@ -38,7 +39,7 @@ def replay_losses(
     authors' code, so every update since the start counts).
     """
     device = x_train.device
-    seeds = list(spec["seeds"])
+    seeds = list(spec.seeds)
     reg = Regularizer.from_spec(spec)
     if reg.adversarial:
         raise ValueError(
@@ -47,14 +48,14 @@ def replay_losses(
         )
     S, N = len(seeds), len(x_train)
     arch = Arch.from_spec(spec, tuple(x_train.shape[1:]), n_classes)
-    plan = Schedule.from_spec(spec, N)
+    timeline = Timeline.from_spec(spec, N)
     first, last = min(out_steps), max(out_steps)
     begin = 0 if horizon is None else max(0, first - horizon)
     params, buffers, velocity, loaded = start_state(spec, arch, run_dir, begin, device)
     params = {k: v.to(x_train.dtype) for k, v in params.items()}
     velocity = {k: v.to(x_train.dtype) for k, v in velocity.items()}
     buffers = {k: v.to(x_train.dtype) for k, v in buffers.items()}
-    for t, epoch, idx in plan.steps(seeds, loaded, begin, device):  # fast-forward, no graph: held constant
+    for t, epoch, idx in timeline.steps(seeds, loaded, begin, device):  # fast-forward, no graph: held constant
         train_step(
             arch,
             params,
@@ -63,9 +64,9 @@ def replay_losses(
             x_train[idx],
             y_train[idx],
             lr=learning_rate(spec, epoch),
-            momentum=spec["momentum"],
+            momentum=spec.momentum,
             groups=[slice(0, S)],
-            loss=spec["loss"],
+            loss=spec.loss,
             reg=reg,
             seeds=seeds,
             step=t,
@@ -73,7 +74,7 @@ def replay_losses(
 
     params = {k: v.detach().requires_grad_(True) for k, v in params.items()}
     wanted, outputs, batches = set(out_steps), {}, []
-    for step, epoch, idx in plan.steps(seeds, max(loaded, begin), last + 1, device):
+    for step, epoch, idx in timeline.steps(seeds, max(loaded, begin), last + 1, device):
         xb, yb = x_train[idx], y_train[idx]
         if step in wanted:  # L_t under θ_t, the direct path x → L_t cut unless asked for
             xo = xb
@@ -81,7 +82,7 @@ def replay_losses(
                 xo = xb.clone().requires_grad_(True)
                 batches.append((idx, xo))
             logits, _ = forward(arch, params, buffers, xo, train=True, noise=layer_noise(reg, seeds, step, device))
-            losses = example_losses(logits, yb, spec["loss"])
+            losses = example_losses(logits, yb, spec.loss)
             if by == "example":
                 outputs[step] = losses
             elif by == "class":  # terms of the batch mean, per class
@@ -95,14 +96,14 @@ def replay_losses(
         xb = xb.clone().requires_grad_(True)
         batches.append((idx, xb))
         logits, buffers = forward(arch, params, buffers, xb, train=True, noise=layer_noise(reg, seeds, step, device))
-        total = example_losses(logits, yb, spec["loss"]).mean(1).sum()
+        total = example_losses(logits, yb, spec.loss).mean(1).sum()
         grads = dict(zip(params, torch.autograd.grad(total, list(params.values()), create_graph=True)))
         params, velocity = sgd_step(
             params,
             grads,
             velocity,
             lr=learning_rate(spec, epoch),
-            momentum=spec["momentum"],
+            momentum=spec.momentum,
             weight_decay=reg.weight_decay,
         )
     return batches, torch.stack([outputs[t] for t in out_steps])

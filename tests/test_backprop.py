@@ -4,10 +4,10 @@ loss, for both losses, every stochastic layer and weight decay's step; and the s
 import pytest
 import torch
 
-from memorization import backprop
-from memorization.models import Arch, example_losses, forward, init_params
-from memorization.regularizers import Regularizer, layer_noise
-from memorization.sgd import train_step
+from memorization.engine import backprop
+from memorization.engine.models import Arch, example_losses, forward, init_params
+from memorization.engine.regularizers import Regularizer, layer_noise
+from memorization.engine.sgd import train_step
 
 MLP = Arch("mlp", (1, 4, 4), 7, hidden=(6, 5))
 REGULARIZERS = [

@@ -5,8 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from memorization import claims, registry
+from memorization import catalog as registry
 from memorization.papers.arpit2017 import fig10_regularizers
+from memorization.report import scorecard as claims
 
 
 def gini_rows(real, random, half=None):
@@ -73,7 +74,7 @@ def test_a_run_shared_by_two_experiments_is_counted_once():
 def test_a_claim_registered_elsewhere_joins_the_scorecard():
     def widest_is_best(capacity):  # on Fig. 5's statistic
         curve = capacity.curve("no noise")
-        return claims.Verdict(f"{curve.idxmax()} of {curve.index.max()}", bool(curve.idxmax() == curve.index.max()))
+        return registry.Verdict(f"{curve.idxmax()} of {curve.index.max()}", bool(curve.idxmax() == curve.index.max()))
 
     claim = registry.register_claim(
         registry.Claim(
@@ -224,7 +225,7 @@ def test_the_documented_claims_are_the_registry():
     from .conftest import ROOT
 
     text = (ROOT / "docs" / "science.md").read_text()
-    begin, end = "<!-- generated: python -m memorization.claims --list -->\n", "<!-- end of generated part -->"
+    begin, end = "<!-- generated: memorization claims --list -->\n", "<!-- end of generated part -->"
     assert text[text.index(begin) + len(begin) : text.index(end)] == claims.claims_markdown()
 
 
@@ -244,7 +245,7 @@ def test_the_readme_results_are_the_generated_scorecard():
 def scores_rows(separation: float, seeds=3, n=60, seed=0) -> pd.DataFrame:
     """A scores table of one run with 20% noisy examples whose every score is shifted towards "hard" by
     `separation` standard deviations (0: the scores know nothing of the noise), each seed its own noise."""
-    from memorization.stats import SCORE_DIRECTIONS
+    from memorization.report.stats import SCORE_DIRECTIONS
 
     rng = np.random.default_rng(seed)
     noisy = np.arange(n) < n // 5

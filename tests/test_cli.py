@@ -1,5 +1,5 @@
 """The `memorization` command: the runs of a config with their status read from real run folders in each
-state, one run shown, the old entry points behind it; and the live progress a training run writes."""
+state, one run shown, every subcommand behind it; and the live progress a training run writes."""
 
 import json
 import re
@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from memorization import cli
-from memorization import configuration as S
-from memorization.train import train_run
+from memorization import config as S
+from memorization.engine.train import train_run
+from memorization.pipeline import cli
 
 from .test_faults import interrupted, make
 
@@ -34,7 +34,7 @@ def test_a_runs_status_in_each_state(tmp_path):
 
 
 def test_runs_lists_every_run_with_what_sets_it_apart(tmp_path):
-    config = S.validate(
+    config = S.load_config(
         {
             "experiments": {
                 "widths": {
@@ -45,17 +45,17 @@ def test_runs_lists_every_run_with_what_sets_it_apart(tmp_path):
             }
         }
     )
-    specs = S.expand(config)["widths"]
+    specs = config.experiments["widths"]
     results = tmp_path / "results"
     _, data = make()
-    train_run(specs[0], data, results / "runs" / S.run_id(specs[0]), progress=False)
+    train_run(specs[0], data, results / "runs" / specs[0].run_id, progress=False)
     rows = cli.runs_table(config, results)
     assert [(r["experiment"], r["differs in"], r["status"]) for r in rows] == [
         ("widths", "width=16", "done"),
         ("widths", "width=32", "not started"),
     ]
     assert cli.format_table(rows).splitlines()[-1] == "1 done, 1 not started"
-    shown = cli.show(results, S.run_id(specs[0]))
+    shown = cli.show(results, specs[0].run_id)
     assert "width: 16" in shown and "checkpoints at steps: 0, 3, 6, 9, 12" in shown and "evaluations: 5" in shown
 
 
@@ -70,8 +70,8 @@ def test_training_reports_each_evaluation_in_its_log_and_in_progress_csv(tmp_pat
         assert progress["train_acc"].iloc[-1] == float(f"{ev['train_acc'].mean():.6g}")
 
 
-def test_the_command_runs_the_old_entry_points(tmp_path):
-    command = [sys.executable, "-m", "memorization.cli"]
+def test_the_command_runs_its_subcommands(tmp_path):
+    command = [sys.executable, "-m", "memorization"]
     out = subprocess.run([*command, "check", "config.yaml"], capture_output=True, text=True, cwd=cli_root())
     assert out.returncode == 0 and out.stdout.startswith("valid: ")
     out = subprocess.run([*command, "claims", "--list"], capture_output=True, text=True)
@@ -105,8 +105,8 @@ def test_the_report_of_a_partial_run(tmp_path_factory, monkeypatch):
     # was: "marked for report but does not exist"
     snakemake(workdir, "--report", str(workdir / "plain.html"))
     assert report_categories(workdir / "plain.html") == ["1. Reproduction scorecard"]
-    config = S.load_files([workdir / "config.yaml"])
-    assert cli.report_targets(config, workdir / "results") == [f"{workdir / 'results'}/scorecard.html"]
+    config = S.load_config(files=[workdir / "config.yaml"])
+    assert cli.report_targets(config.figures, workdir / "results") == [f"{workdir / 'results'}/scorecard.html"]
     monkeypatch.chdir(workdir)
     assert cli.report([str(workdir / "config.yaml")], "partial.html", workdir / "results") == 0
     assert report_categories(workdir / "partial.html") == ["1. Reproduction scorecard"]
@@ -121,9 +121,9 @@ def test_runs_watch_follows_a_run_from_not_started_to_done(tmp_path):
     experiment = {"spec": {"dataset": "digits", "train_size": 96, "width": 16, "epochs": 4, "lr": 0.05}, "seeds": 2}
     config_file = tmp_path / "config.yaml"
     config_file.write_text(yaml.safe_dump({"experiments": {"watched": experiment}}))
-    (spec,) = S.expand(S.load_files([config_file]))["watched"]
+    (spec,) = S.load_config(files=[config_file]).experiments["watched"]
     results = tmp_path / "results"
-    command = [sys.executable, "-m", "memorization.cli", "runs", str(config_file), "--results", str(results)]
+    command = [sys.executable, "-m", "memorization", "runs", str(config_file), "--results", str(results)]
     watcher = subprocess.Popen([*command, "--watch", "0.2"], stdout=subprocess.PIPE, text=True)
     chunks = []
     threading.Thread(target=lambda: chunks.extend(iter(lambda: watcher.stdout.read(1), "")), daemon=True).start()
@@ -137,7 +137,7 @@ def test_runs_watch_follows_a_run_from_not_started_to_done(tmp_path):
 
         wait_for("\n1 not started\n")
         _, data = make()
-        train_run(spec, data, results / "runs" / S.run_id(spec), progress=False)
+        train_run(spec, data, results / "runs" / spec.run_id, progress=False)
         wait_for("\n1 done\n")
     finally:
         watcher.kill()

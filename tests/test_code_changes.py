@@ -1,6 +1,10 @@
-"""Editing the library reruns what it changes, and only that (dry runs on a copy of the repository)."""
+"""Editing the library reruns the jobs whose code it changes, function by function, and only those; and
+`memorization why RUN` names what changed (dry runs on a copy of the repository)."""
 
+import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -9,13 +13,16 @@ from .conftest import ROOT, dry_run_jobs, snakemake, write_config
 CONFIG = {
     "experiments": {
         "difficulty": {
-            "spec": {"train_size": 40, "width": 8, "epochs": 1},
+            "spec": {"train_size": 40, "width": 8, "epochs": 2},
             "grid": {"data": [{}, {"label_noise": "random"}]},
             "seeds": 2,
-            "figures": ["fig01_difficulty"],
+            "tables": ["csr"],
+            "figures": ["fig01_difficulty", "fig09_csr_random"],
         }
-    }
+    },
+    "metrics": {"csr": {"points": 10, "max_iter": 2}},
 }
+PACKAGE = "workflow/memorization"
 
 
 @pytest.fixture(scope="module")
@@ -32,34 +39,85 @@ def repo(tmp_path_factory):
     return repo
 
 
+def edited(repo, module, edit):
+    """A context in which one library module of the copy reads `edit(source)`."""
+
+    class Edit:
+        def __enter__(self):
+            self.path = repo / PACKAGE / module
+            self.source = self.path.read_text()
+            changed = edit(self.source)
+            assert changed != self.source, f"the edit of {module} changed nothing"
+            self.path.write_text(changed)
+
+        def __exit__(self, *_):
+            self.path.write_text(self.source)
+
+    return Edit()
+
+
 def rules_after_editing(repo, module, edit):
     """The rules a dry run would execute after `edit(source)` of one library module (restored after)."""
-    path = repo / "workflow" / "memorization" / module
-    source = path.read_text()
-    try:
-        path.write_text(edit(source))
+    with edited(repo, module, edit):
         return sorted(rule for rule, _ in dry_run_jobs(repo / "work", None, snakefile=repo / "Snakefile"))
-    finally:
-        path.write_text(source)
 
 
-def test_comments_docstrings_and_formatting_rerun_nothing(repo):
+def figures_after_editing(repo, module, edit):
+    with edited(repo, module, edit):
+        jobs = dry_run_jobs(repo / "work", None, snakefile=repo / "Snakefile")
+    return sorted(output.split("/")[-1].split(".")[0] for rule, output in jobs if rule == "figure")
+
+
+def test_comments_docstrings_annotations_and_formatting_rerun_nothing(repo):
     def cosmetic(source):
         reworded = source.replace('"""The training loop:', '"""The training loop (reworded):', 1)
-        assert reworded != source
         spaced = reworded.replace(
             "run_dir, device = Path(run_dir), torch.device(device)",
             "run_dir, device = (Path( run_dir ),  torch.device(device))",
         )
-        assert spaced != reworded
-        return "# a comment\n" + spaced
+        annotated = spaced.replace("def next_record(run: Run, step: int) -> int:", "def next_record(run, step):")
+        assert reworded != source and spaced != reworded and annotated != spaced
+        return "# a comment\n" + annotated
 
-    assert rules_after_editing(repo, "train.py", cosmetic) == []
+    assert rules_after_editing(repo, "engine/train.py", cosmetic) == []
 
 
-def test_editing_a_figure_reruns_only_the_figures(repo):
-    rules = rules_after_editing(repo, "figures.py", lambda s: s + "\nSOMETHING_NEW = 1\n")
-    assert rules == ["all", "figure", "findings"]  # the scorecard reads the statistic, not the drawing
+@pytest.mark.parametrize(
+    "module",
+    ["engine/sgd.py", "engine/models.py", "measures/metrics.py", "measures/sensitivity.py", "report/stats.py",
+     "results/tables.py", "config/spec.py", "pipeline/jobs.py", "papers/arpit2017/fig01_difficulty.py"],
+)  # fmt: skip
+def test_an_unused_function_appended_to_a_module_reruns_nothing(repo, module):
+    assert rules_after_editing(repo, module, lambda s: s + "\n\ndef unused():\n    return 1\n\n\nUNUSED = 2\n") == []
+
+
+def test_an_edit_inside_the_csr_reruns_the_csr_jobs_and_what_reads_their_tables_not_training(repo):
+    rules = rules_after_editing(
+        repo, "engine/lass.py", lambda s: s.replace('"n_points": len(x),', '"n_points": int(len(x)),')
+    )
+    assert rules == ["all", "experiment_table", "figure", "findings", "metric", "metric", "scorecard"]
+    with edited(repo, "engine/lass.py", lambda s: s.replace('"n_points": len(x),', '"n_points": int(len(x)),')):
+        jobs = dry_run_jobs(repo / "work", None, snakefile=repo / "Snakefile")
+    assert all(out.endswith("csr.parquet") for rule, out in jobs if rule in ("metric", "experiment_table"))
+    assert [out for rule, out in jobs if rule == "figure"] == [
+        "results/figures/fig09_csr_random.png, results/figures/fig09_csr_random.pdf, "
+        "results/figures/fig09_csr_random.findings.txt"
+    ]
+
+
+def test_an_edit_of_one_figures_statistic_reruns_that_figure_its_findings_and_the_scorecard(repo):
+    def statistic(source):  # stats.first_epoch_difficulty: Fig. 1's alone
+        return source.replace(
+            'out["misclassification"] = 1.0 - out["p_correct"]', 'out["misclassification"] = 1 - out["p_correct"]'
+        )
+
+    assert rules_after_editing(repo, "report/stats.py", statistic) == ["all", "figure", "findings", "scorecard"]
+    assert figures_after_editing(repo, "report/stats.py", statistic) == ["fig01_difficulty"]
+
+
+def test_editing_what_every_figure_draws_with_reruns_the_figures_not_the_scorecard(repo):
+    rules = rules_after_editing(repo, "report/plotting.py", lambda s: s.replace('"font.size": 9,', '"font.size": 10,'))
+    assert rules == ["all", "figure", "figure", "findings"]  # the scorecard reads the statistic, not the drawing
 
 
 def test_editing_a_figure_room_reruns_its_figure_and_the_scorecard_as_each_reads_it(repo):
@@ -73,22 +131,39 @@ def test_editing_a_figure_room_reruns_its_figure_and_the_scorecard_as_each_reads
     assert rules_after_editing(repo, "papers/arpit2017/fig03_gini.py", lambda s: s + "\nX = 1\n") == []
 
 
-def test_editing_the_training_code_reruns_training_and_what_follows(repo):
-    rules = rules_after_editing(repo, "train.py", lambda s: s + "\nSOMETHING_NEW = 1\n")
-    assert rules == [
-        "all",
-        "experiment_table",
-        "experiment_table",
-        "figure",
-        "findings",
-        "metric",
-        "metric",
-        "scorecard",
-        "train",
-        "train",
-    ]
+def test_an_edit_inside_the_sgd_step_reruns_training_and_everything_after_it(repo):
+    def step(source):
+        return source.replace("correct = logits.argmax(-1) == y", "correct = y == logits.argmax(-1)")
+
+    rules = rules_after_editing(repo, "engine/sgd.py", step)
+    assert rules == ["all", "experiment_table", "experiment_table", "figure", "figure", "findings", "metric",
+                     "metric", "metric", "metric", "scorecard", "train", "train"]  # fmt: skip
 
 
 def test_editing_the_noise_constructions_rebuilds_the_data_sets_and_everything_after(repo):
-    rules = set(rules_after_editing(repo, "data.py", lambda s: s + "\nSOMETHING_NEW = 1\n"))
-    assert {"dataset", "noisy_dataset", "train", "metric", "figure"} <= rules
+    rules = set(rules_after_editing(repo, "engine/data.py", lambda s: s.replace("x = x.copy()", "x = np.copy(x)")))
+    assert {"noisy_dataset", "train", "metric", "figure"} <= rules
+
+
+def test_why_names_the_function_whose_edit_reruns_a_run(repo):
+    work = repo / "work"
+    run = sorted(p.name for p in (work / "results" / "runs").iterdir())[0]
+    env = {**os.environ, "PYTHONPATH": str(repo / "workflow")}  # the copy's package, edited
+
+    def why():
+        command = [sys.executable, "-m", "memorization", "why", run, "config.yaml"]
+        return subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, check=True).stdout
+
+    assert why() == "training: up to date (its code is unchanged)\ncsr: up to date (its code is unchanged)\n" + (
+        "examples: up to date (its code is unchanged)\n"
+    )
+    with edited(repo, "engine/lass.py", lambda s: s.replace('"n_points": len(x),', '"n_points": int(len(x)),')):
+        said = why()
+    assert "training: up to date" in said and "csr: reruns: engine.lass:csr changed" in said
+    with edited(
+        repo,
+        "engine/sgd.py",
+        lambda s: s.replace("correct = logits.argmax(-1) == y", "correct = y == logits.argmax(-1)"),
+    ):
+        said = why()
+    assert said.startswith("training: reruns: engine.sgd:seed_group_step changed\n")

@@ -4,23 +4,22 @@ float rounding), LASS keeps its box, the lease hands out real devices. benchmark
 import pytest
 import torch
 
-from memorization import configuration as S
-from memorization.data import build_noisy_dataset
-from memorization.devices import lease, use_tf32
-from memorization.lass import csr
-from memorization.models import Arch, forward, init_params
-from memorization.rundir import checkpoint_path
-from memorization.sgd import load_state
-from memorization.train import train_run
+from memorization import config as S
+from memorization.engine.data import build_noisy_dataset
+from memorization.engine.devices import lease, use_tf32
+from memorization.engine.lass import csr
+from memorization.engine.models import Arch, forward, init_params
+from memorization.engine.sgd import load_state
+from memorization.engine.train import train_run
+from memorization.results.rundir import checkpoint_path
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
 
 @pytest.mark.parametrize("arch", [{"arch": "mlp", "width": 64}, {"arch": "cnn", "momentum": 0.9}])
 def test_training_on_the_gpu_matches_the_cpu(tmp_path, arch):
-    spec = S.resolve({"dataset": "digits", "train_size": 200, "epochs": 2, "lr": 0.05, **arch})
-    spec["seeds"] = [0, 1, 2]
-    data = build_noisy_dataset(S.dataset_spec(spec))
+    spec = S.resolve({"dataset": "digits", "train_size": 200, "epochs": 2, "lr": 0.05, **arch}, seeds=[0, 1, 2])
+    data = build_noisy_dataset(spec.data)
     use_tf32(False)  # the workflow's default (config key tf32): TF32 would change the numbers
     train_run(spec, data, tmp_path / "cpu", device="cpu", progress=False)
     train_run(spec, data, tmp_path / "gpu", device="cuda", progress=False)

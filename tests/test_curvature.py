@@ -4,10 +4,10 @@
 import pytest
 import torch
 
-from memorization import curvature
-from memorization.models import Arch, example_losses, forward, init_params
-from memorization.regularizers import Regularizer, layer_noise
-from memorization.sgd import decays, sgd_step, sgd_step_vjp_
+from memorization.engine import curvature
+from memorization.engine.models import Arch, example_losses, forward, init_params
+from memorization.engine.regularizers import Regularizer, layer_noise
+from memorization.engine.sgd import decays, sgd_step, sgd_step_vjp_
 
 MLP = Arch("mlp", (1, 4, 4), 7, hidden=(6, 5))
 CNN = Arch("cnn", (1, 8, 8), 5, channels=3, dense=(6,), crop=0)

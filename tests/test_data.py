@@ -4,8 +4,8 @@ import struct
 import numpy as np
 import pytest
 
-from memorization import data as D
-from memorization.configuration import dataset_spec, resolve
+from memorization.config import resolve
+from memorization.engine import data as D
 
 
 def write_mnist(root, n_train=60, n_test=10, seed=0):
@@ -149,7 +149,7 @@ def test_missing_files_say_where_they_were_looked_for_and_how_to_get_them(tmp_pa
 
 
 def noisy(**keys):
-    return D.build_noisy_dataset(dataset_spec(resolve({"dataset": "digits", "train_size": 1000, **keys})))
+    return D.build_noisy_dataset(resolve({"dataset": "digits", "train_size": 1000, **keys}).data)
 
 
 def test_random_labels_replace_exactly_a_fraction_and_leave_validation_clean():
@@ -192,12 +192,12 @@ def test_noise_is_fixed_by_the_noise_seed():
 
 
 def test_train_size_larger_than_the_split_is_a_clear_error(tmp_path):
-    from memorization.configuration import ConfigError
+    from memorization.config import ConfigError
 
     with pytest.raises(ConfigError, match="train_size 5000 is larger than the digits training split"):
         noisy(train_size=5000)  # refused when the config is read, before any job
     write_mnist(tmp_path, n_train=60)  # a stand-in MNIST of 50 training images: the data check still holds
-    spec = dataset_spec(resolve({"dataset": "mnist", "train_size": 100}))
+    spec = resolve({"dataset": "mnist", "train_size": 100}).data
     with pytest.raises(D.DataError, match="train_size 100 is larger than the mnist training split \\(50 examples\\)"):
         D.build_noisy_dataset(spec, root=str(tmp_path))
 
@@ -260,18 +260,16 @@ def test_clean_splits_are_read_once_and_give_the_same_noisy_data_sets(tmp_path):
         np.testing.assert_array_equal(a.x, b.x)
         np.testing.assert_array_equal(a.y, b.y)
     assert clean[2] == direct[2] == 10
-    spec = dataset_spec(
-        resolve(
-            {
-                "dataset": "digits",
-                "train_size": 500,
-                "label_noise": "random",
-                "label_noise_fraction": 0.3,
-                "input_noise": "gaussian",
-                "input_noise_fraction": 0.2,
-            }
-        )
-    )
+    spec = resolve(
+        {
+            "dataset": "digits",
+            "train_size": 500,
+            "label_noise": "random",
+            "label_noise_fraction": 0.3,
+            "input_noise": "gaussian",
+            "input_noise_fraction": 0.2,
+        }
+    ).data
     from_file, from_loader = D.build_noisy_dataset(spec, clean=clean), D.build_noisy_dataset(spec)
     for field in ("x_train", "y_train", "is_noisy", "x_val", "y_val"):
         np.testing.assert_array_equal(getattr(from_file, field), getattr(from_loader, field))

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from memorization.devices import lease
+from memorization.engine.devices import lease
 
 
 def hold(lock_dir, count, queue, seconds):

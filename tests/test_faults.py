@@ -11,21 +11,22 @@ import pandas as pd
 import pytest
 import torch
 
-from memorization import configuration as S
-from memorization.data import build_noisy_dataset
-from memorization.jobs import experiment_table, run_metadata
-from memorization.rundir import checkpoint_path, end_path, eval_path, unfinished_dir
-from memorization.sgd import load_state
-from memorization.tables import write_frame
-from memorization.train import train_run
+from memorization import config as S
+from memorization.engine.data import build_noisy_dataset
+from memorization.engine.sgd import load_state
+from memorization.engine.train import train_run
+from memorization.pipeline.jobs import experiment_table, run_metadata
+from memorization.results.rundir import checkpoint_path, end_path, eval_path, unfinished_dir
+from memorization.results.tables import write_frame
 
 from .conftest import ROOT, SNAKEMAKE, completed_workdir, dry_run_jobs, snakemake, write_config
 
 
 def make(**keys):
-    spec = S.resolve({"dataset": "digits", "train_size": 96, "width": 16, "epochs": 4, "lr": 0.05, **keys})
-    spec["seeds"] = [0, 1]
-    return spec, build_noisy_dataset(S.dataset_spec(spec))
+    spec = S.resolve(
+        {"dataset": "digits", "train_size": 96, "width": 16, "epochs": 4, "lr": 0.05, **keys}, seeds=[0, 1]
+    )
+    return spec, build_noisy_dataset(spec.data)
 
 
 def interrupted(tmp_path, spec, data, at_step, resume_every_s=0.0):
@@ -39,7 +40,7 @@ def interrupted(tmp_path, spec, data, at_step, resume_every_s=0.0):
     class Stop(Exception):
         pass
 
-    import memorization.train as T
+    import memorization.engine.train as T
 
     original = T.seed_group_step
     calls = {"n": 0}
@@ -119,8 +120,7 @@ def test_training_that_diverges_stops_with_a_clear_error(tmp_path):
 
 
 def test_a_short_or_foreign_run_table_is_refused_when_tables_are_assembled(tmp_path):
-    spec = S.resolve({"width": 8})
-    spec["seeds"] = [0, 1]
+    spec = S.resolve({"width": 8}, seeds=[0, 1])
     rows = pd.DataFrame(
         {
             "seed": [0, 0, 1, 1],
@@ -136,7 +136,7 @@ def test_a_short_or_foreign_run_table_is_refused_when_tables_are_assembled(tmp_p
     run = tmp_path / "abc" / "gini.parquet"
     write_frame(rows, run, run_metadata("abc", spec, rows))
     out = tmp_path / "table.parquet"
-    experiment_table("e", "gini", {"abc": spec}, [str(run)], str(out))  # the whole file is accepted
+    experiment_table("e", "gini", {"abc": spec.as_dict()}, [str(run)], str(out))  # the whole file is accepted
     assert len(pd.read_parquet(out)) == 4
     for frame, meta, message in (
         (rows.iloc[:3], run_metadata("abc", spec, rows), "holds 3 rows, its job wrote 4"),
@@ -146,7 +146,7 @@ def test_a_short_or_foreign_run_table_is_refused_when_tables_are_assembled(tmp_p
     ):
         write_frame(frame, run, meta)
         with pytest.raises(ValueError, match=message):
-            experiment_table("e", "gini", {"abc": spec}, [str(run)], str(out))
+            experiment_table("e", "gini", {"abc": spec.as_dict()}, [str(run)], str(out))
 
 
 TINY = {
@@ -218,7 +218,7 @@ def test_a_duplicate_key_in_a_config_file_is_named_with_its_line(tmp_path):
     proc = snakemake(tmp_path, "-n", "--config", "base=bad.yaml", check=False, configfile=False)
     assert proc.returncode != 0 and "bad.yaml, line 3, column 1: not valid YAML" in proc.output
     check = subprocess.run(
-        [str(SNAKEMAKE.with_name("python")), "-m", "memorization.spec", "bad.yaml"],
+        [str(SNAKEMAKE.with_name("python")), "-m", "memorization", "check", "bad.yaml"],
         cwd=tmp_path,
         capture_output=True,
         text=True,

@@ -4,8 +4,8 @@ plain tick labels, mathematical symbols, one style."""
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from memorization import figures
-from memorization.stats import mean_band
+from memorization.report import figures, plotting
+from memorization.report.stats import mean_band
 
 
 def gini_table():
@@ -30,9 +30,9 @@ def gini_table():
 def test_findings_are_not_stamped_on_the_image_unless_asked(tmp_path):
     fig, findings = figures.build("fig03_gini", {"gini": gini_table()})
     assert findings and not any("This run" in t.get_text() for t in fig.texts)  # not in the figure itself
-    figures.save(fig, tmp_path / "plain")
+    plotting.save(fig, tmp_path / "plain")
     fig, findings = figures.build("fig03_gini", {"gini": gini_table()})
-    figures.save(fig, tmp_path / "stamped", findings, stamp=True)
+    plotting.save(fig, tmp_path / "stamped", findings, stamp=True)
     heights = [plt.imread(tmp_path / f"{name}.png").shape[0] for name in ("plain", "stamped")]
     assert heights[1] > heights[0]  # the stamped one has the findings under the plot
 
@@ -50,10 +50,10 @@ def test_log_axes_read_as_plain_numbers_and_symbols_are_typeset():
 def test_bands_of_ratios_stay_inside_zero_and_one():
     frame = pd.DataFrame({"condition": "real data", "epoch": [0, 0, 1, 1], "csr": [0.0, 0.3, 0.9, 1.0]})
     fig, ax = plt.subplots()
-    figures.curves(ax, mean_band(frame, "epoch", "csr"), "epoch", bounds=(0, 1))
+    plotting.curves(ax, mean_band(frame, "epoch", "csr"), "epoch", bounds=(0, 1))
     band = ax.collections[0].get_paths()[0].vertices[:, 1]
     assert band.min() >= 0.0 and band.max() <= 1.0
-    figures.curves(ax, mean_band(frame, "epoch", "csr"), "epoch")  # unclipped, the same data's band leaves [0, 1]
+    plotting.curves(ax, mean_band(frame, "epoch", "csr"), "epoch")  # unclipped, the same data's band leaves [0, 1]
     band = ax.collections[1].get_paths()[0].vertices[:, 1]
     assert band.min() < 0.0 and band.max() > 1.0
     plt.close(fig)

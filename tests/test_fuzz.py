@@ -20,7 +20,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from memorization import configuration, plan
+from memorization import config as configuration
+from memorization.config.schema import schema
+from memorization.engine import memory
 
 from .conftest import ROOT
 
@@ -130,19 +132,18 @@ def refusal_is_readable(message: str, file: Path, text: str) -> bool:
     key = re.match(r"(?:config key )?(<top level>|[A-Za-z0-9_]+)[.\[:]|(experiments)\.\w+ \(grid point", message)
     if key:
         first = key.group(1) or key.group(2)
-        return first == "<top level>" or first in top_keys(text) or first in configuration.schema()["properties"]
+        return first == "<top level>" or first in top_keys(text) or first in schema()["properties"]
     return message.startswith(f"{file}") or message.startswith("config file") or "base" in message
 
 
 def read_as_the_workflow_does(file: Path) -> dict:
-    config = configuration.load_files([file], workdir=file.parent)
-    experiments = configuration.expand(config)
-    configuration.run_labels(experiments)
-    for runs in experiments.values():
+    config = configuration.load_config(files=[file], workdir=file.parent)
+    config.labels  # noqa: B018 (computed as the workflow computes it)
+    for runs in config.experiments.values():
         for run in runs:
-            plan.training_memory_mb(run)
-            configuration.run_id(run), configuration.dataset_id(run)
-    return experiments
+            memory.training_memory_mb(run)
+            run.run_id, run.data.dataset_id  # noqa: B018
+    return config.experiments
 
 
 def test_every_mutated_config_is_accepted_or_refused_in_one_line_naming_the_key(tmp_path, capsys):

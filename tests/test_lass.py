@@ -4,7 +4,7 @@ boundary is |w·x + b| / ‖w‖₁, so LASS must find every point well inside r
 import pytest
 import torch
 
-from memorization.lass import csr, lass, to_input_units
+from memorization.engine.lass import csr, lass, to_input_units
 
 
 def linear_model(d=20, seed=0):

@@ -5,9 +5,10 @@ import re
 import pytest
 import torch
 
-from memorization import configuration, memory, plan
-from memorization.architecture import Arch
-from memorization.sensitivity import Trajectory
+from memorization import config as S
+from memorization.engine import memory
+from memorization.engine.architecture import Arch
+from memorization.measures.sensitivity import Trajectory
 
 from .conftest import snakemake, write_config
 
@@ -31,10 +32,8 @@ def test_the_replay_at_the_authors_stride_fits_4_gb_up_to_t_100000():
 
 
 def test_the_trajectory_is_stored_in_the_memory_balanced_segments():
-    spec = configuration.resolve(
-        {"dataset": "digits", "width": 8, "steps": 60, "train_size": 64, "sampling": "replacement"}
-    )
-    spec["seeds"] = [0]
+    spec = S.resolve({"dataset": "digits", "width": 8, "steps": 60, "train_size": 64, "sampling": "replacement"})
+    spec = spec.replace(seeds=[0])
     x, y = torch.rand(64, 1, 8, 8, dtype=torch.float64), torch.randint(10, (64,))
     traj = Trajectory.replay(spec, x, y, 10, 0, 59)
     assert traj.starts == list(range(0, 60, memory.replay_segment(60)))
@@ -47,20 +46,20 @@ def test_the_trajectory_is_stored_in_the_memory_balanced_segments():
 
 
 def test_jobs_ask_for_what_their_work_holds():
-    spec = configuration.resolve({"dataset": "digits", "width": 256, "epochs": 1})
-    few, many = {**spec, "seeds": [0]}, {**spec, "seeds": list(range(100))}
-    assert plan.training_memory_mb(few) >= memory.PROCESS_MB
+    spec = S.resolve({"dataset": "digits", "width": 256, "epochs": 1})
+    few, many = spec.replace(seeds=[0]), spec.replace(seeds=list(range(100)))
+    assert memory.training_memory_mb(few) >= memory.PROCESS_MB
     # 100 seeds hold 99 more models' parameters, momentum, gradients and a state being written
     extra = 99 * 5 * sum(a * b + b for a, b in ((64, 256), (256, 256), (256, 10))) * 4 / memory.MB
-    assert plan.training_memory_mb(many) - plan.training_memory_mb(few) >= extra
-    replay = configuration.resolve(
+    assert memory.training_memory_mb(many) - memory.training_memory_mb(few) >= extra
+    replay = S.resolve(
         {"dataset": "digits", "width": 32, "label_noise": "identity", "steps": 30000, "sampling": "replacement"}
     )
-    replay["seeds"] = [0]
+    replay = replay.replace(seeds=[0])
     settings = {"window": 500, "stride": 2, "chunk": 256, "horizon": None}
-    needs = plan.metric_memory_mb("sensitivity", replay, settings)
-    assert needs > plan.training_memory_mb(replay) + 300  # the rows: cotangents, Jacobian, tangents
-    assert plan.metric_memory_mb("csr", replay, {}) == plan.training_memory_mb(replay)  # no memory model
+    needs = memory.metric_memory_mb("sensitivity", replay, settings)
+    assert needs > memory.training_memory_mb(replay) + 300  # the rows: cotangents, Jacobian, tangents
+    assert memory.metric_memory_mb("csr", replay, {}) == memory.training_memory_mb(replay)  # no memory model
 
 
 def test_the_workflow_shares_out_this_machines_memory_unless_told(tmp_path, tiny_config):

@@ -5,8 +5,8 @@ import copy
 import pandas as pd
 import pytest
 
-from memorization.registry import table as registered
-from memorization.tables import read_provenance
+from memorization.catalog import table as registered
+from memorization.results.tables import read_provenance
 
 from .conftest import completed_workdir, dry_run_jobs, write_config
 
@@ -64,7 +64,7 @@ def test_metric_tables_follow_the_contract(done):
     gini = table(done, "gini")
     assert gini["gini"].between(0, 1).all()
     # the gini table is the Gini of the sensitivity table, per (run, seed, step)
-    from memorization.stats import gini as gini_of
+    from memorization.measures.gini import gini as gini_of
 
     one = sens[(sens["seed"] == 1) & (sens["step"] == 30) & (sens["input_noise"] == "none")]
     expected = gini_of(one["sensitivity"].to_numpy())
@@ -114,7 +114,7 @@ def test_figures_regenerate_from_a_copy_of_the_tables_alone(done, tmp_path):
     shared = tmp_path / "colleague" / "tables"
     shutil.copytree(done / "results/tables", shared)  # no runs, no checkpoints, no Snakemake state
     out = subprocess.run(
-        [sys.executable, "-m", "memorization.figures", str(shared), str(tmp_path / "figs")],
+        [sys.executable, "-m", "memorization", "figures", str(shared), str(tmp_path / "figs")],
         capture_output=True,
         text=True,
         check=True,
@@ -123,7 +123,7 @@ def test_figures_regenerate_from_a_copy_of_the_tables_alone(done, tmp_path):
         assert str(tmp_path / "figs" / f"{fig}.png") in out
         assert (tmp_path / "figs" / f"{fig}.png").read_bytes() == (done / f"results/figures/{fig}.png").read_bytes()
     empty = subprocess.run(
-        [sys.executable, "-m", "memorization.figures", str(tmp_path / "nothing")], capture_output=True, text=True
+        [sys.executable, "-m", "memorization", "figures", str(tmp_path / "nothing")], capture_output=True, text=True
     )
     assert empty.returncode != 0 and "no figure could be drawn" in empty.stderr
 
@@ -154,9 +154,10 @@ def test_shared_tables_need_no_training_stack(done, tmp_path):
     shutil.copytree(done / "results/tables", shared)
     script = (
         "import json, sys, importlib.util\n"
-        "from memorization.figures import figures_from_tables\n"
+        "from memorization import papers\n"
+        "from memorization.report.figures import figures_from_tables\n"
         "import pandas as pd\n"
-        "from memorization.tables import read_provenance\n"
+        "from memorization.results.tables import read_provenance\n"
         f"written = figures_from_tables({str(shared)!r}, {str(tmp_path / 'figs')!r})\n"
         f"specs = json.loads(read_provenance({str(shared / 'sens' / 'csr.parquet')!r})['memorization.run_specs'])\n"
         f"rows = len(pd.read_parquet({str(shared / 'sens' / 'csr.parquet')!r}))\n"
@@ -179,7 +180,7 @@ def test_shared_tables_need_no_training_stack(done, tmp_path):
 
 def test_figs_3_4_9_findings_and_claims_read_the_same_numbers(done):
     """Per figure, a number recomputed here from its table appears in its findings and in its claim's value."""
-    from memorization.stats import diagonal_dominance
+    from memorization.report.stats import diagonal_dominance
 
     findings = {
         f: (done / f"results/figures/{f}.findings.txt").read_text() for f in METRICS["experiments"]["sens"]["figures"]

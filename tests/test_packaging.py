@@ -16,7 +16,7 @@ CONDA = {"pytorch": "torch", "matplotlib-base": "matplotlib"}  # conda-forge nam
 
 def third_party_imports() -> set[str]:
     found = set()
-    for path in (ROOT / "workflow" / "memorization").glob("*.py"):
+    for path in (ROOT / "workflow" / "memorization").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             names = (
                 [a.name for a in node.names]

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from memorization.registry import table as registered
+from memorization.catalog import table as registered
 
 from .conftest import completed_workdir
 
@@ -148,7 +148,7 @@ def test_all_figures_regenerate_from_a_copy_of_the_tables_alone(done, tmp_path):
     shared = tmp_path / "colleague" / "tables"
     shutil.copytree(done / "results/tables", shared)
     out = subprocess.run(
-        [sys.executable, "-m", "memorization.figures", str(shared), str(tmp_path / "figs")],
+        [sys.executable, "-m", "memorization", "figures", str(shared), str(tmp_path / "figs")],
         capture_output=True,
         text=True,
         check=True,
@@ -165,8 +165,8 @@ def test_each_table_has_one_schema_across_experiments(done):
     import pyarrow.dataset as ds
     import pyarrow.parquet as pq
 
-    from memorization.registry import TABLES
-    from memorization.tables import arrow_schema
+    from memorization.catalog import TABLES
+    from memorization.results.tables import arrow_schema
 
     checked = 0
     for name in TABLES:
@@ -184,8 +184,8 @@ def test_each_table_has_one_schema_across_experiments(done):
 def test_each_figure_and_its_claims_read_the_same_numbers(done):
     """A figure's findings and its claims' values are printed from one statistic: per figure, a number
     recomputed here from the figure's tables (independently of its room) appears in both."""
-    from memorization.stats import distinct, is_random_labels, is_real, per_run_summary, regulariser_setting
-    from memorization.tables import tables_by_figure
+    from memorization.report.stats import distinct, is_random_labels, is_real, per_run_summary, regulariser_setting
+    from memorization.results.tables import tables_by_figure
 
     tables = {
         fig: {t: distinct(f) for t, f in frames.items()}
@@ -229,7 +229,7 @@ def test_each_figure_and_its_claims_read_the_same_numbers(done):
         assert f"best val acc {' '.join(f'{v:.3f}' for v in best)}" in findings[fig].splitlines()[1]
         assert f"best val acc {' '.join(f'{v:.3g}' for v in best)}" in value[claim].split("; ")[1]
     # Fig. 2: random labels, per seed: the structure of what training changed (findings: its mean)
-    from memorization.stats import filter_arrays, neighbour_correlation, with_condition
+    from memorization.report.stats import filter_arrays, neighbour_correlation, with_condition
 
     f = with_condition(tables["fig02_filters"]["filters"])
     f = f[f["condition"] == "random labels"]

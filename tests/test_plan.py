@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from memorization import configuration as S
-from memorization import plan
+from memorization import config as S
+from memorization.pipeline import plan
 
 CONFIG = {
     "experiments": {
@@ -27,8 +27,8 @@ T = {
 
 
 def test_job_costs_follow_from_the_specs_and_the_timings():
-    config = S.validate(CONFIG)
-    runs = [r for rs in S.expand(config).values() for r in rs]
+    config = S.load_config(CONFIG)
+    runs = [r for rs in config.experiments.values() for r in rs]
     timings = {plan.shape_key(r): T for r in runs}
     jobs = plan.jobs(config, timings)
     train = [j for j in jobs if j.kind == "train"]
@@ -47,8 +47,8 @@ def test_job_costs_follow_from_the_specs_and_the_timings():
 
 
 def test_calibration_is_measured_once_per_shape_and_cached(tmp_path):
-    config = S.validate(CONFIG)
-    runs = [r for rs in S.expand(config).values() for r in rs]
+    config = S.load_config(CONFIG)
+    runs = [r for rs in config.experiments.values() for r in rs]
     calls = []
 
     def fake(spec, device):
@@ -63,8 +63,7 @@ def test_calibration_is_measured_once_per_shape_and_cached(tmp_path):
 
 
 def test_a_real_calibration_measures_every_quantity(tmp_path):
-    spec = S.resolve({"train_size": 64, "width": 8})
-    spec["seeds"] = [0, 1]
+    spec = S.resolve({"train_size": 64, "width": 8}, seeds=[0, 1])
     t = plan.measure(spec, "cpu", steps=10)
     assert set(t) == {
         "step",

@@ -10,8 +10,8 @@ from contextlib import nullcontext
 import pytest
 import torch
 
-from memorization import onednn, products
-from memorization.backprop import OuterProduct
+from memorization.engine import onednn, products
+from memorization.engine.backprop import OuterProduct
 
 needs_onednn = pytest.mark.skipif(not onednn.available(), reason="oneDNN is not installed here (x86-64 Linux only)")
 KERNELS = ["torch", pytest.param("onednn", marks=needs_onednn)]
@@ -105,8 +105,8 @@ def test_products_that_need_a_gradient_or_are_too_small_run_in_torch_and_differe
 
 @needs_onednn
 def test_the_engines_products_run_in_onednn_here_and_in_torch_when_it_is_turned_off():
-    from memorization.architecture import Arch
-    from memorization.sgd import initial_state, train_step
+    from memorization.engine.architecture import Arch
+    from memorization.engine.sgd import initial_state, train_step
 
     arch = Arch(kind="mlp", in_shape=(1, 8, 8), n_classes=10, hidden=(256, 256))
     seeds = list(range(4))
@@ -118,7 +118,7 @@ def test_the_engines_products_run_in_onednn_here_and_in_torch_when_it_is_turned_
             train_step(arch, params, buffers, velocity, x, y, lr=0.01, momentum=0.9, groups=[slice(0, 4)])
         assert (calls.n >= 5) == expected  # 3 forward, 1 backward through the hidden weights, 3 updates
     env = {**os.environ, "MEMORIZATION_MATMUL": "torch"}
-    code = "from memorization import onednn; print(onednn.available())"
+    code = "from memorization.engine import onednn; print(onednn.available())"
     answer = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).stdout
     assert answer.strip() == "False"
 

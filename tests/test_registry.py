@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 import torch
 
-from memorization import configuration as S
-from memorization import registry
-from memorization.tables import contract_markdown
+from memorization import catalog as registry
+from memorization import config as S
+from memorization.config.schema import schema
+from memorization.results.tables import contract_markdown
 
 from .conftest import ROOT, SNAKEMAKE, dry_run_jobs, snakemake, write_config
 
@@ -38,15 +39,15 @@ CONFIG = {
 
 def test_allowed_values_come_from_the_registries():
     with pytest.raises(S.ConfigError) as err:
-        S.validate({"experiments": {"e": {"tables": ["nope"]}}})
+        S.load_config({"experiments": {"e": {"tables": ["nope"]}}})
     assert all(f'"{name}"' in str(err.value) for name in registry.TABLES)
     with pytest.raises(S.ConfigError) as err:
-        S.validate({"experiments": {"e": {"figures": ["fig99"]}}})
+        S.load_config({"experiments": {"e": {"figures": ["fig99"]}}})
     assert '"fig11_regularizer_curves"' in str(err.value)
     with pytest.raises(S.ConfigError) as err:
-        S.validate({"experiments": {"e": {"spec": {"dataset": "svhn"}}}})
+        S.load_config({"experiments": {"e": {"spec": {"dataset": "svhn"}}}})
     assert all(f'"{name}"' in str(err.value) for name in registry.DATASETS)
-    metric_keys = set(S.schema()["properties"]["metrics"]["properties"])
+    metric_keys = set(schema()["properties"]["metrics"]["properties"])
     assert metric_keys == {n for n, t in registry.TABLES.items() if t.settings is not None}
 
 
@@ -72,11 +73,11 @@ def test_every_entry_point_reads_the_analyses(tmp_path):
     write_config(tmp_path, CONFIG)
     python = str(SNAKEMAKE.with_name("python"))
     check = subprocess.run(
-        [python, "-m", "memorization.spec", "config.yaml"], cwd=tmp_path, capture_output=True, text=True
+        [python, "-m", "memorization", "check", "config.yaml"], cwd=tmp_path, capture_output=True, text=True
     )
     assert check.returncode == 0 and "valid: 1 experiments, 1 runs" in check.stdout, check.stderr
     plan = subprocess.run(
-        [python, "-m", "memorization.plan", "config.yaml", "--cache", str(tmp_path / "cal.json")],
+        [python, "-m", "memorization", "plan", "config.yaml", "--cache", str(tmp_path / "cal.json")],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -84,13 +85,13 @@ def test_every_entry_point_reads_the_analyses(tmp_path):
     assert plan.returncode == 0 and "metric:weight_norm" in plan.stdout, plan.stderr
     write_config(tmp_path, {**CONFIG, "analyses": ["nowhere.py"]})
     missing = subprocess.run(
-        [python, "-m", "memorization.spec", "config.yaml"], cwd=tmp_path, capture_output=True, text=True
+        [python, "-m", "memorization", "check", "config.yaml"], cwd=tmp_path, capture_output=True, text=True
     )
     assert missing.returncode != 0 and "config key analyses: 'nowhere.py' is not a Python file" in missing.stderr
 
 
 def test_a_data_set_that_returns_other_than_it_declares_is_refused():
-    from memorization.data import DataError, Split, check_declared, load_digits
+    from memorization.engine.data import DataError, Split, check_declared, load_digits
 
     train, val, k = load_digits()
     registry.register_dataset(registry.Dataset("small", "m:f", 200, "", shape=(1, 8, 8), n_val=100))
@@ -155,5 +156,5 @@ def test_a_registered_analysis_gets_its_jobs_table_figure_and_claim(tmp_path):
 
 def test_the_documented_table_contract_is_the_registry():
     text = (ROOT / "docs" / "tables.md").read_text()
-    begin, end = "<!-- generated: python -m memorization.tables -->\n", "<!-- end of generated part -->"
+    begin, end = "<!-- generated: memorization tables -->\n", "<!-- end of generated part -->"
     assert text[text.index(begin) + len(begin) : text.index(end)] == contract_markdown()

@@ -7,16 +7,17 @@ import pandas as pd
 import pytest
 import torch
 
-from memorization import configuration as S
-from memorization.data import build_noisy_dataset
-from memorization.lass import lass
-from memorization.metrics import run_tables
-from memorization.models import Arch, example_losses, forward, init_params, seed_for
-from memorization.regularizers import LayerNoise, Regularizer, adversarial_mix, layer_noise
-from memorization.rundir import checkpoint_path
-from memorization.sensitivity import Trajectory, loss_terms
-from memorization.sgd import Schedule, adversarial_losses, completed_schedule, load_state, train_step
-from memorization.train import train_run
+from memorization import config as S
+from memorization.engine.data import build_noisy_dataset
+from memorization.engine.lass import lass
+from memorization.engine.models import Arch, example_losses, forward, init_params, seed_for
+from memorization.engine.regularizers import LayerNoise, Regularizer, adversarial_mix, layer_noise
+from memorization.engine.sgd import adversarial_losses, load_state, train_step
+from memorization.engine.timeline import Timeline, completed_timeline
+from memorization.engine.train import train_run
+from memorization.measures.metrics import run_tables
+from memorization.measures.sensitivity import Trajectory, loss_terms
+from memorization.results.rundir import checkpoint_path
 
 MLP = Arch("mlp", (1, 8, 8), 10, hidden=(64, 64))
 CNN = Arch("cnn", (1, 8, 8), 10, channels=4, dense=(16, 8))
@@ -94,7 +95,7 @@ def test_weight_decay_pulls_the_kernels_towards_zero_and_leaves_biases_and_batch
     for k in params:  # kernels: w' = w - lr (g + λ w), the difference is exactly lr·λ·w; biases: none
         expected = 0.1 * 0.5 * params[k] if k.endswith("weight") else torch.zeros_like(params[k])
         torch.testing.assert_close(plain[k] - decayed[k], expected, rtol=1e-4, atol=1e-6)
-    from memorization.sgd import decays
+    from memorization.engine.sgd import decays
 
     assert [decays(n) for n in ("conv0.weight", "conv0.bias", "conv0.bn.weight", "fc1.bn.bias")] == [
         True,
@@ -151,42 +152,42 @@ def test_adversarial_step_trains_on_the_critical_points_lass_finds():
 
 def make(**keys):
     spec = S.resolve({"dataset": "digits", "train_size": 60, "width": 32, "lr": 0.1, "momentum": 0.9, **keys})
-    return spec, build_noisy_dataset(S.dataset_spec(spec))
+    return spec, build_noisy_dataset(spec.data)
 
 
 def test_training_stops_when_every_seed_fits_and_records_the_cap(tmp_path):
     spec, data = make(epochs=300, stop_when_fit=True)
-    spec = {**spec, "seeds": [0, 1]}
+    spec = spec.replace(seeds=[0, 1])
     train_run(spec, data, tmp_path, progress=False)
-    plan = completed_schedule(spec, 60, tmp_path)
-    assert plan.total_steps < Schedule.from_spec(spec, 60).total_steps  # stopped early
-    assert checkpoint_path(tmp_path, plan.total_steps).exists()  # the stop is a checkpoint
+    timeline = completed_timeline(spec, 60, tmp_path)
+    assert timeline.total_steps < Timeline.from_spec(spec, 60).total_steps  # stopped early
+    assert checkpoint_path(tmp_path, timeline.total_steps).exists()  # the stop is a checkpoint
     training, convergence = run_tables(spec, data, tmp_path)
-    assert training["step"].max() == plan.total_steps
-    last = training[training["step"] == plan.total_steps]
+    assert training["step"].max() == timeline.total_steps
+    last = training[training["step"] == timeline.total_steps]
     assert (last["train_acc"] == 1.0).all()
-    before = training[training["step"] < plan.total_steps]
+    before = training[training["step"] < timeline.total_steps]
     for seed in (0, 1):  # epochs_to_fit: the first logged epoch at 100% training accuracy
         first = training[(training["seed"] == seed) & (training["train_acc"] == 1.0)]["epoch"].min()
         assert convergence.set_index("seed").loc[seed, "epochs_to_fit"] == first
     assert not (before.groupby("step")["train_acc"].min() == 1.0).any()  # not all seeds fit any earlier
     assert (convergence["max_epochs"] == 300).all()
-    assert json.loads((tmp_path / "end.json").read_text())["step"] == plan.total_steps
+    assert json.loads((tmp_path / "end.json").read_text())["step"] == timeline.total_steps
 
 
 def test_a_run_that_never_fits_trains_to_the_cap(tmp_path):
     spec, data = make(epochs=3, stop_when_fit=True, width=2, label_noise="random")
-    spec = {**spec, "seeds": [0]}
+    spec = spec.replace(seeds=[0])
     train_run(spec, data, tmp_path, progress=False)
     _, convergence = run_tables(spec, data, tmp_path)
-    assert completed_schedule(spec, 60, tmp_path).total_steps == Schedule.from_spec(spec, 60).total_steps
+    assert completed_timeline(spec, 60, tmp_path).total_steps == Timeline.from_spec(spec, 60).total_steps
     assert pd.isna(convergence["epochs_to_fit"].iloc[0]) and convergence["max_epochs"].iloc[0] == 3
 
 
 def test_replay_redraws_the_training_masks(tmp_path):
     """Loss sensitivity replays training; with dropout it must replay the same masks to reach the same weights."""
     spec, data = make(steps=6, regularizer="dropout", reg_strength=0.5, width=8, batch_size=10, momentum=0.0)
-    spec = {**spec, "seeds": [0, 1], "checkpoints": {"unit": "step", "at": [6]}}
+    spec = spec.replace(seeds=[0, 1], checkpoints={"unit": "step", "at": [6]})
     train_run(spec, data, tmp_path, progress=False)
     x, y = torch.as_tensor(data.x_train), torch.as_tensor(data.y_train)
     trajectory = Trajectory.replay(spec, x, y, 10, 0, 5, segment=2)  # segments from steps 0, 2 and 4
@@ -199,13 +200,13 @@ def test_replay_redraws_the_training_masks(tmp_path):
         train=True,
         noise=layer_noise(Regularizer.from_spec(spec), [0, 1], t, "cpu"),
     )
-    L = loss_terms("batch", spec["loss"], 10, [5])(5, logits, y[idx]).detach()[None]
+    L = loss_terms("batch", spec.loss, 10, [5])(5, logits, y[idx]).detach()[None]
     arch = Arch.from_spec(spec, x.shape[1:], 10)
     params, buffers = init_params(arch, [0, 1])
     velocity = {k: torch.zeros_like(v) for k, v in params.items()}
-    plan = Schedule.from_spec(spec, 60)
+    timeline = Timeline.from_spec(spec, 60)
     r = Regularizer.from_spec(spec)
-    for t, _, idx in plan.steps([0, 1], 0, 5):
+    for t, _, idx in timeline.steps([0, 1], 0, 5):
         train_step(
             arch,
             params,
@@ -213,14 +214,14 @@ def test_replay_redraws_the_training_masks(tmp_path):
             velocity,
             x[idx],
             y[idx],
-            lr=spec["lr"],
+            lr=spec.lr,
             momentum=0.0,
             groups=[slice(0, 2)],
             reg=r,
             seeds=[0, 1],
             step=t,
         )
-    idx = next(iter(plan.steps([0, 1], 5, 6)))[2]
+    idx = next(iter(timeline.steps([0, 1], 5, 6)))[2]
     logits, _ = forward(arch, params, buffers, x[idx], train=True, noise=layer_noise(r, [0, 1], 5, "cpu"))
     torch.testing.assert_close(L[0, :, 0], example_losses(logits, y[idx]).mean(1), rtol=1e-5, atol=1e-6)
     final = load_state(checkpoint_path(tmp_path, 6))["params"]
@@ -235,6 +236,6 @@ def test_regularizer_values_are_checked():
     with pytest.raises(S.ConfigError, match="without a regularizer"):
         S.resolve({"reg_strength": 0.5})
     plain = S.resolve({"regularizer": "dropout", "reg_strength": 0.5})
-    assert plain["adversarial_weight"] is None  # not part of a dropout run's id
-    assert S.run_id(S.resolve({})) == S.run_id(S.resolve({"regularizer": "none"}))
+    assert plain.adversarial_weight is None  # not part of a dropout run's id
+    assert S.resolve({}).run_id == S.resolve({"regularizer": "none"}).run_id
     assert np.isclose(reg("weight_decay", 0.01).weight_decay, 0.01) and reg("dropout", 0.2).weight_decay == 0

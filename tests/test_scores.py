@@ -7,11 +7,13 @@ import pandas as pd
 import pytest
 import torch
 
-from memorization import configuration as S
-from memorization.data import build_noisy_dataset
-from memorization.models import Arch, example_losses, forward
-from memorization.rundir import checkpoint_path, eval_path, presentations_path
-from memorization.scores import (
+from memorization import config as S
+from memorization.engine.data import build_noisy_dataset
+from memorization.engine.models import Arch, example_losses, forward
+from memorization.engine.sgd import load_state, margins
+from memorization.engine.timeline import Timeline
+from memorization.engine.train import train_run
+from memorization.measures.scores import (
     class_normalized,
     data_map,
     el2n,
@@ -24,17 +26,17 @@ from memorization.scores import (
     scores_frame,
     vog,
 )
-from memorization.sgd import Schedule, load_state, margins
-from memorization.stats import SCORE_DIRECTIONS, c_scores, heldout_estimates, roc_auc, seed_stability
-from memorization.train import train_run
+from memorization.report.stats import SCORE_DIRECTIONS, c_scores, heldout_estimates, roc_auc, seed_stability
+from memorization.results.rundir import checkpoint_path, eval_path, presentations_path
 
 from .test_faults import interrupted
 
 
 def make(**keys):
-    spec = S.resolve({"dataset": "digits", "train_size": 96, "width": 16, "epochs": 4, "lr": 0.05, **keys})
-    spec["seeds"] = [0, 1]
-    return spec, build_noisy_dataset(S.dataset_spec(spec))
+    spec = S.resolve(
+        {"dataset": "digits", "train_size": 96, "width": 16, "epochs": 4, "lr": 0.05, **keys}, seeds=[0, 1]
+    )
+    return spec, build_noisy_dataset(spec.data)
 
 
 def test_forgetting_events_and_first_learned_follow_a_hand_worked_sequence():
@@ -78,8 +80,8 @@ def test_the_training_step_records_each_presentation_as_its_forward_pass_saw_it(
     # model of step t - 1 on that example (no stochastic layer: train and eval mode agree for the MLP)
     spec, data = make(epochs=2, checkpoints={"unit": "step", "every": 1}, batch_size=40)  # 3 steps per epoch
     train_run(spec, data, tmp_path, progress=False)
-    plan = Schedule.from_spec(spec, 96)
-    example, step, correct, margin = read_presentations(spec, plan, tmp_path)
+    timeline = Timeline.from_spec(spec, 96)
+    example, step, correct, margin = read_presentations(spec, timeline, tmp_path)
     assert example.shape == (2, 192) and step[0, 0] == 1 and step[0, -1] == 6
     assert sorted(example[1, :96].tolist()) == list(range(96))  # one epoch: every example once
     arch = Arch.from_spec(spec, data.x_train.shape[1:], data.n_classes)
@@ -191,7 +193,7 @@ def test_nearest_checkpoint_skips_the_initialisation():
 def test_the_scores_of_a_run_with_label_noise_find_its_noisy_examples(tmp_path):
     spec, data = make(epochs=12, width=64, label_noise="random", label_noise_fraction=0.25, lr=0.1)
     train_run(spec, data, tmp_path, progress=False)
-    settings = S.metric_settings({}, "scores", "digits")
+    settings = S.load_config({"experiments": {"e": {}}}).metric_settings("scores", "digits")
     frame = scores_frame(spec, data, tmp_path, settings)
     assert len(frame) == 2 * 96 and (frame["presentations"] == 12).all() and (frame["early_step"] == 6).all()
     assert frame["vog"].notna().all() and (frame["vog_checkpoints"] == 12).all()
@@ -206,26 +208,26 @@ def test_the_scores_of_a_run_with_label_noise_find_its_noisy_examples(tmp_path):
 
 def test_each_seed_trains_on_its_own_subset_drawn_from_the_seed_alone(tmp_path):
     spec, data = make(subset_fraction=0.5, epochs=3, checkpoints={"unit": "epoch", "at": [3]})
-    plan = Schedule.from_spec(spec, 96)
-    assert plan.steps_per_epoch == 2 and plan.presentations_per_epoch() == 48  # 48 of 96, batches of 32
-    first, second = plan.subset(0), plan.subset(1)
+    timeline = Timeline.from_spec(spec, 96)
+    assert timeline.steps_per_epoch == 2 and timeline.presentations_per_epoch() == 48  # 48 of 96, batches of 32
+    first, second = timeline.subset(0), timeline.subset(1)
     assert len(first) == 48 and not torch.equal(first, second)
-    assert torch.equal(Schedule.from_spec({**spec, "epochs": 9}, 96).subset(0), first)  # the seed's, whatever else
+    assert torch.equal(Timeline.from_spec(spec.replace(epochs=9), 96).subset(0), first)  # the seed's, whatever else
     train_run(spec, data, tmp_path, progress=False)
-    example, _, _, _ = read_presentations(spec, plan, tmp_path)
-    for row, seed in enumerate(spec["seeds"]):
-        assert set(example[row].tolist()) == set(plan.subset(seed).tolist())  # batches only from its subset
+    example, _, _, _ = read_presentations(spec, timeline, tmp_path)
+    for row, seed in enumerate(spec.seeds):
+        assert set(example[row].tolist()) == set(timeline.subset(seed).tolist())  # batches only from its subset
     frame = heldout_frame(spec, data, tmp_path)
     assert frame.groupby("seed")["in_subset"].sum().tolist() == [48, 48]
     with np.load(eval_path(tmp_path, 6)) as ev:  # the training accuracy is the seed's on its own subset
-        mask = plan.subset_mask(spec["seeds"])
+        mask = timeline.subset_mask(spec.seeds)
         np.testing.assert_allclose(ev["train_acc"], (ev["correct"] & mask).sum(1) / 48, rtol=1e-6)
 
 
 def test_a_subset_fraction_of_one_is_the_whole_set_and_leaves_the_run_id_alone():
     spec, _ = make()
-    assert S.run_id(spec) == S.run_id({**spec, "subset_fraction": 1.0})
-    assert torch.equal(Schedule.from_spec(spec, 96).subset(3), torch.arange(96))
+    assert spec.run_id == spec.replace(subset_fraction=1.0).run_id
+    assert torch.equal(Timeline.from_spec(spec, 96).subset(3), torch.arange(96))
 
 
 def heldout_rows(correct, in_subset, p_label, fraction=0.5, noisy=None):

@@ -2,14 +2,15 @@ import numpy as np
 import pytest
 import torch
 
-from memorization import configuration as S
-from memorization.data import build_noisy_dataset
-from memorization.models import Arch, example_losses, forward, init_params
-from memorization.rundir import checkpoint_path
-from memorization.sensitivity import class_sensitivity, input_jacobian, loss_sensitivity, window_steps
-from memorization.sgd import Schedule, learning_rate, load_state, train_step
-from memorization.stats import gini
-from memorization.train import train_run
+from memorization import config as S
+from memorization.engine.data import build_noisy_dataset
+from memorization.engine.models import Arch, example_losses, forward, init_params
+from memorization.engine.sgd import load_state, train_step
+from memorization.engine.timeline import Timeline, learning_rate
+from memorization.engine.train import train_run
+from memorization.measures.gini import gini
+from memorization.measures.sensitivity import class_sensitivity, input_jacobian, loss_sensitivity, window_steps
+from memorization.results.rundir import checkpoint_path
 
 T = 12  # the loss whose sensitivity is checked is L_T, after T updates
 
@@ -30,8 +31,8 @@ def tiny():
             "momentum": 0.5,
         }
     )
-    spec["seeds"] = [0, 1]
-    data = build_noisy_dataset(S.dataset_spec(spec))
+    spec = spec.replace(seeds=[0, 1])
+    data = build_noisy_dataset(spec.data)
     x = torch.as_tensor(data.x_train, dtype=torch.float64)
     y = torch.as_tensor(data.y_train)
     return spec, x, y
@@ -44,9 +45,9 @@ def loss_after_updates(spec, x_updates, x_loss, y, step):
 
 
 def batches_up_to(spec, n, seed_pos, step):
-    plan = Schedule.from_spec(spec, n)
+    timeline = Timeline.from_spec(spec, n)
     return [
-        set(plan.batch(plan.epoch_order(spec["seeds"], s // plan.steps_per_epoch), s)[seed_pos].tolist())
+        set(timeline.batch(timeline.epoch_order(spec.seeds, s // timeline.steps_per_epoch), s)[seed_pos].tolist())
         for s in range(step + 1)
     ]
 
@@ -86,8 +87,8 @@ def test_loss_sensitivity_matches_central_finite_differences(tiny):
 
 def test_replay_reproduces_the_trained_checkpoint(tiny, tmp_path):
     spec, x, y = tiny
-    data = build_noisy_dataset(S.dataset_spec(spec))
-    run = {**spec, "checkpoints": {"unit": "step", "at": [20]}}
+    data = build_noisy_dataset(spec.data)
+    run = spec.replace(checkpoints={"unit": "step", "at": [20]})
     train_run(run, data, tmp_path, progress=False)
     saved = load_state(checkpoint_path(tmp_path, 20))
     # replay from the initialisation vs from the checkpoint at step 20: the window after 20 is the same
@@ -136,12 +137,12 @@ def test_gini_known_values_and_pairwise_definition():
 def example_losses_after_updates(spec, x_updates, x_loss, y, step):
     """Each batch example's own loss at step `step` (per seed), inputs of the loss batch from x_loss."""
     arch = Arch.from_spec(spec, tuple(x_updates.shape[1:]), 10)
-    plan = Schedule.from_spec(spec, len(y))
-    params, buffers = init_params(arch, spec["seeds"])
+    timeline = Timeline.from_spec(spec, len(y))
+    params, buffers = init_params(arch, spec.seeds)
     params = {k: v.double() for k, v in params.items()}
     velocity = {k: torch.zeros_like(v) for k, v in params.items()}
     for s in range(step):
-        idx = plan.batch(plan.epoch_order(spec["seeds"], s // plan.steps_per_epoch), s)
+        idx = timeline.batch(timeline.epoch_order(spec.seeds, s // timeline.steps_per_epoch), s)
         train_step(
             arch,
             params,
@@ -150,13 +151,13 @@ def example_losses_after_updates(spec, x_updates, x_loss, y, step):
             x_updates[idx],
             y[idx],
             lr=learning_rate(spec, 0),
-            momentum=spec["momentum"],
+            momentum=spec.momentum,
             groups=[slice(0, 2)],
-            loss=spec["loss"],
+            loss=spec.loss,
         )
-    idx = plan.batch(plan.epoch_order(spec["seeds"], step // plan.steps_per_epoch), step)
+    idx = timeline.batch(timeline.epoch_order(spec.seeds, step // timeline.steps_per_epoch), step)
     logits, _ = forward(arch, params, buffers, x_loss[idx], train=True)
-    return example_losses(logits, y[idx], spec["loss"]), idx
+    return example_losses(logits, y[idx], spec.loss), idx
 
 
 def test_the_authors_class_sensitivity_keeps_the_direct_path_and_averages_per_example_norms(tiny):
@@ -195,7 +196,7 @@ def test_seeds_computed_together_equal_each_seed_alone(tiny):
     """One backward row serves every seed (the seeds are independent copies of the run): the sensitivities of
     a two-seed run equal those of each seed replayed alone, per example, per class pair, in both variants."""
     spec, x, y = tiny
-    alone = [{**spec, "seeds": [seed]} for seed in spec["seeds"]]
+    alone = [spec.replace(seeds=[seed]) for seed in spec.seeds]
     both = loss_sensitivity(spec, x, y, 10, 20, window=8, stride=2, chunk=3)
     assert not torch.allclose(both[0], both[1])  # two different runs, so the check can fail
     torch.testing.assert_close(both, torch.cat([loss_sensitivity(a, x, y, 10, 20, window=8, stride=2) for a in alone]))
@@ -252,7 +253,7 @@ def test_the_sweep_equals_the_whole_graph_with_regularizers_and_the_cnn(tiny, ov
     base, x, y = tiny
     spec = S.resolve(
         {
-            **{k: base[k] for k in ("dataset", "train_size", "lr", "batch_size", "sampling", "steps")},
+            **{k: getattr(base, k) for k in ("dataset", "train_size", "lr", "batch_size", "sampling", "steps")},
             "width": 5,
             "depth": 2,
             "momentum": 0.5,
@@ -260,7 +261,7 @@ def test_the_sweep_equals_the_whole_graph_with_regularizers_and_the_cnn(tiny, ov
             **overrides,
         }
     )
-    spec["seeds"] = [0, 1]
+    spec = spec.replace(seeds=[0, 1])
     out_steps = [9, 14]
     batches, L = whole_replay(spec, x, y, 10, out_steps)
     expected = torch.cat([j for _, j in whole_jacobian(batches, L, len(y), chunk=7)])

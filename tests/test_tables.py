@@ -4,8 +4,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from memorization import registry
-from memorization.tables import arrow_schema, conform, read_provenance, write_table
+from memorization import catalog as registry
+from memorization.results.tables import arrow_schema, conform, read_provenance, write_table
 
 
 def csr_rows(r):
@@ -53,7 +53,7 @@ def test_a_config_literal_does_not_change_a_column_type(tmp_path):
 
 
 def test_undeclared_and_missing_columns_are_refused():
-    with pytest.raises(ValueError, match=r"columns \['surprise'\] that the registry does not declare"):
+    with pytest.raises(ValueError, match=r"columns \['surprise'\] that the catalog does not declare"):
         conform(csr_rows(1).assign(surprise=1), "csr")
     with pytest.raises(ValueError, match=r"lacks required columns \['lass_stop'\]"):
         conform(csr_rows(1).drop(columns="lass_stop"), "csr")

@@ -2,17 +2,18 @@ import numpy as np
 import pytest
 import torch
 
-from memorization import configuration as S
-from memorization.data import build_noisy_dataset
-from memorization.models import Arch, forward, init_params
-from memorization.rundir import checkpoint_path
-from memorization.sgd import Schedule, evaluate, learning_rate, load_state, sgd_step
-from memorization.train import train_run
+from memorization import config as S
+from memorization.engine.data import build_noisy_dataset
+from memorization.engine.models import Arch, forward, init_params
+from memorization.engine.sgd import evaluate, load_state, sgd_step
+from memorization.engine.timeline import Timeline, learning_rate
+from memorization.engine.train import train_run
+from memorization.results.rundir import checkpoint_path
 
 
 def make(**keys):
     spec = S.resolve({"dataset": "digits", "train_size": 96, "width": 16, "epochs": 2, "lr": 0.05, **keys})
-    return spec, build_noisy_dataset(S.dataset_spec(spec))
+    return spec, build_noisy_dataset(spec.data)
 
 
 def test_sgd_step_is_pytorch_sgd_with_momentum_and_weight_decay():
@@ -43,17 +44,17 @@ def test_learning_rate_steps_down_every_k_epochs():
 
 def test_batch_plan_shuffles_each_epoch_and_samples_with_replacement_when_asked():
     spec, _ = make(batch_size=10)
-    plan = Schedule.from_spec(spec, 96)
-    assert plan.steps_per_epoch == 10 and plan.total_steps == 20 and plan.eval_steps == (0, 10, 20)
-    order = plan.epoch_order([3, 4], epoch=0)
+    timeline = Timeline.from_spec(spec, 96)
+    assert timeline.steps_per_epoch == 10 and timeline.total_steps == 20 and timeline.eval_steps == (0, 10, 20)
+    order = timeline.epoch_order([3, 4], epoch=0)
     assert sorted(order[0].tolist()) == list(range(96))  # a permutation: every example once per epoch
     assert not torch.equal(order[0], order[1])  # each seed its own shuffle
-    assert not torch.equal(order[0], plan.epoch_order([3], epoch=1)[0])  # and a new one each epoch
-    assert plan.batch(order, 19).shape == (2, 6)  # the last batch of an epoch is the remainder
+    assert not torch.equal(order[0], timeline.epoch_order([3], epoch=1)[0])  # and a new one each epoch
+    assert timeline.batch(order, 19).shape == (2, 6)  # the last batch of an epoch is the remainder
     spec, _ = make(batch_size=10, sampling="replacement", steps=7)
-    plan = Schedule.from_spec(spec, 96)
-    order = plan.epoch_order([0], 0)
-    assert plan.total_steps == 7 and order.shape == (1, 100) and len(set(order[0].tolist())) < 96
+    timeline = Timeline.from_spec(spec, 96)
+    order = timeline.epoch_order([0], 0)
+    assert timeline.total_steps == 7 and order.shape == (1, 100) and len(set(order[0].tolist())) < 96
 
 
 @pytest.mark.parametrize(
@@ -61,11 +62,11 @@ def test_batch_plan_shuffles_each_epoch_and_samples_with_replacement_when_asked(
 )
 def test_each_seed_of_a_batched_job_equals_its_solo_run(tmp_path, arch):
     spec, data = make(**arch)
-    together = {**spec, "seeds": [0, 1, 2]}
-    alone = {**spec, "seeds": [1]}
+    together = spec.replace(seeds=[0, 1, 2])
+    alone = spec.replace(seeds=[1])
     train_run(together, data, tmp_path / "together", progress=False)
     train_run(alone, data, tmp_path / "alone", progress=False)
-    last = Schedule.from_spec(spec, len(data.y_train)).total_steps
+    last = Timeline.from_spec(spec, len(data.y_train)).total_steps
     a = load_state(checkpoint_path(tmp_path / "together", last))
     b = load_state(checkpoint_path(tmp_path / "alone", last))
     for group in ("params", "buffers"):
@@ -80,11 +81,11 @@ def test_each_seed_of_a_batched_job_equals_its_solo_run(tmp_path, arch):
 def test_seed_groups_stepping_one_after_another_give_the_files_of_one_group_to_the_bit(tmp_path):
     # train.train_until: each group takes every step up to the next record point before the next group;
     # checkpoints inside both epochs (3 steps each) cut them into segments of 1 and 2 steps
-    from memorization.architecture import params_per_model
-    from memorization.train import next_record, setup
+    from memorization.engine.architecture import params_per_model
+    from memorization.engine.train import next_record, setup
 
     spec, data = make(width=256, momentum=0.9, checkpoints={"unit": "step", "at": [1, 4]})
-    spec = {**spec, "seeds": [0, 1, 2, 3, 4, 5]}
+    spec = spec.replace(seeds=[0, 1, 2, 3, 4, 5])
     per_seed = params_per_model(Arch.from_spec(spec, data.x_train.shape[1:], 10))
     train_run(spec, data, tmp_path / "one", progress=False, group_params=6 * per_seed)
     train_run(spec, data, tmp_path / "three", progress=False, group_params=2 * per_seed)
@@ -107,7 +108,7 @@ def test_seed_groups_stepping_one_after_another_give_the_files_of_one_group_to_t
 
 def test_checkpoints_load_with_weights_only_and_reproduce_the_logged_accuracy(tmp_path):
     spec, data = make()
-    spec = {**spec, "seeds": [0, 1]}
+    spec = spec.replace(seeds=[0, 1])
     train_run(spec, data, tmp_path, progress=False)
     state = load_state(checkpoint_path(tmp_path, 6))  # torch.load(weights_only=True)
     arch = Arch.from_spec(spec, data.x_train.shape[1:], 10)
@@ -122,7 +123,7 @@ def test_checkpoints_load_with_weights_only_and_reproduce_the_logged_accuracy(tm
 def test_a_checkpoint_without_momentum_holds_no_velocity_and_loads_it_as_zeros(tmp_path):
     spec, data = make()
     for momentum, run_dir in ((0.0, tmp_path / "plain"), (0.9, tmp_path / "momentum")):
-        train_run({**spec, "momentum": momentum, "seeds": [0]}, data, run_dir, progress=False)
+        train_run(spec.replace(momentum=momentum, seeds=[0]), data, run_dir, progress=False)
         path = checkpoint_path(run_dir, 6)
         written = torch.load(path, weights_only=True)["velocity"]
         state = load_state(path)
@@ -136,7 +137,7 @@ def test_a_checkpoint_without_momentum_holds_no_velocity_and_loads_it_as_zeros(t
 
 @pytest.mark.parametrize("shape", [(32, 2 * 3, 5, 5), (32, 2 * 3)])  # a convolution's maps, a dense layer
 def test_batch_norm_is_keras_batch_norm_per_seed_and_channel(shape):
-    from memorization.models import BN_EPS, _batch_norm
+    from memorization.engine.models import BN_EPS, _batch_norm
 
     gen = torch.Generator().manual_seed(0)
     h = torch.randn(shape, generator=gen, dtype=torch.float64) * 3 + 1
@@ -170,7 +171,7 @@ def test_batch_norm_is_keras_batch_norm_per_seed_and_channel(shape):
 
 
 def test_batch_norm_of_a_single_example_gives_the_shift():
-    from memorization.models import _batch_norm
+    from memorization.engine.models import _batch_norm
 
     h = torch.randn(1, 6, dtype=torch.float64, requires_grad=True)  # an epoch's last batch of one, 2 seeds x 3
     params = {"l.bn.weight": torch.rand(2, 3, dtype=torch.float64), "l.bn.bias": torch.randn(2, 3, dtype=torch.float64)}
@@ -188,7 +189,7 @@ def test_batch_norm_of_a_single_example_gives_the_shift():
 
 def test_a_cnn_trains_through_an_epochs_last_batch_of_one(tmp_path):
     spec, data = make(arch="cnn", train_size=65, epochs=1, cnn_channels=2, cnn_dense=[4])  # 2 x 32 + 1
-    train_run({**spec, "seeds": [0, 1]}, data, tmp_path, progress=False)
+    train_run(spec.replace(seeds=[0, 1]), data, tmp_path, progress=False)
     assert all(torch.isfinite(v).all() for v in load_state(checkpoint_path(tmp_path, 3))["params"].values())
 
 
@@ -205,18 +206,18 @@ def test_mlp_forward_shares_one_input_batch_across_seeds():
 def test_the_training_loop_reports_the_train_mode_loss_averaged_over_the_epochs_batches(tmp_path):
     """batch_loss/batch_acc: what a Keras-style loop prints (train mode, regulariser active, mean over the
     epoch's batches), recomputed here step by step from the initial state with the same train_step."""
-    from memorization.regularizers import Regularizer
-    from memorization.sgd import initial_state, train_step
+    from memorization.engine.regularizers import Regularizer
+    from memorization.engine.sgd import initial_state, train_step
 
     spec, data = make(regularizer="dropout", reg_strength=0.5, momentum=0.9)
-    spec = {**spec, "seeds": [0, 1]}
+    spec = spec.replace(seeds=[0, 1])
     train_run(spec, data, tmp_path, progress=False)
     arch = Arch.from_spec(spec, data.x_train.shape[1:], 10)
-    plan = Schedule.from_spec(spec, len(data.y_train))
-    params, buffers, velocity = initial_state(arch, spec["seeds"], "cpu")
+    timeline = Timeline.from_spec(spec, len(data.y_train))
+    params, buffers, velocity = initial_state(arch, spec.seeds, "cpu")
     x, y = torch.as_tensor(data.x_train), torch.as_tensor(data.y_train)
     reports = []
-    for step, epoch, idx in plan.steps(spec["seeds"], 0, plan.total_steps):
+    for step, epoch, idx in timeline.steps(spec.seeds, 0, timeline.total_steps):
         reports.append(
             train_step(
                 arch,
@@ -229,12 +230,12 @@ def test_the_training_loop_reports_the_train_mode_loss_averaged_over_the_epochs_
                 momentum=0.9,
                 groups=[slice(0, 2)],
                 reg=Regularizer.from_spec(spec),
-                seeds=spec["seeds"],
+                seeds=spec.seeds,
                 step=step,
             )
         )
-    second_epoch = torch.stack(reports[plan.steps_per_epoch :]).mean(0)
-    with np.load(tmp_path / "evals" / f"step_{plan.total_steps:09d}.npz") as ev:
+    second_epoch = torch.stack(reports[timeline.steps_per_epoch :]).mean(0)
+    with np.load(tmp_path / "evals" / f"step_{timeline.total_steps:09d}.npz") as ev:
         np.testing.assert_allclose(ev["batch_loss"], second_epoch[:, 0].numpy(), rtol=1e-6)
         np.testing.assert_allclose(ev["batch_acc"], second_epoch[:, 1].numpy(), rtol=1e-6)
         assert not np.allclose(ev["batch_loss"], ev["train_loss"])  # dropout on: not the eval-mode loss

@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from memorization import warm
+from memorization.pipeline import warm
 
 WORKFLOW = str(Path(__file__).resolve().parents[1] / "workflow")
 
@@ -61,7 +61,7 @@ def tmp(tmp_path):
 
 def client(cwd: Path, tmp: Path, function: str, log: str, extra_env=None, **kwargs):
     code = (
-        f"import sys; sys.path.insert(0, {WORKFLOW!r}); from memorization import warm; "
+        f"import sys; sys.path.insert(0, {WORKFLOW!r}); from memorization.pipeline import warm; "
         f"warm.call({function!r}, {log!r}, **{kwargs!r})"
     )
     env = {**os.environ, "TMPDIR": str(tmp), **(extra_env or {})}
@@ -96,7 +96,7 @@ def test_a_kill_of_the_job_kills_its_child(tmp_path, tmp):
     fifo = tmp_path / "never"
     os.mkfifo(fifo)
     code = (
-        f"import sys; sys.path.insert(0, {WORKFLOW!r}); from memorization import warm; "
+        f"import sys; sys.path.insert(0, {WORKFLOW!r}); from memorization.pipeline import warm; "
         f"warm.call('make_dataset', 'slow.log', spec={{}}, clean={str(fifo)!r}, out='y.npz')"
     )
     job = subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path, env={**os.environ, "TMPDIR": str(tmp)})

@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from memorization.registry import table as registered
-from memorization.tables import read_provenance
+from memorization.catalog import table as registered
+from memorization.results.tables import read_provenance
 
 from .conftest import ROOT, SNAKEMAKE, TINY, bare_python, completed_workdir, dry_run_jobs, snakemake, write_config
 
@@ -71,7 +71,7 @@ def test_fig01_is_drawn(done):
 def test_fig01_findings_and_claims_read_the_same_ratio(done):
     """The spread of real data's difficulty, recomputed here from the examples table, is what the figure's
     findings and its claim both show."""
-    from memorization.stats import difficulty_spread, distinct, first_epoch_difficulty
+    from memorization.report.stats import difficulty_spread, distinct, first_epoch_difficulty
 
     examples = distinct(pd.read_parquet(done / "results/tables/difficulty/examples.parquet"))
     ratio = difficulty_spread(first_epoch_difficulty(examples)).set_index("condition")["ratio"]
@@ -189,7 +189,7 @@ def deployable_copy(folder: Path) -> Path:
     """The files of this repository a deployment uses (not its environment or results)."""
     import shutil
 
-    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "results", ".snakemake")
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", ".snakemake")  # (the package has a results/)
     folder.mkdir()
     for name in ("Snakefile", "config.yaml", "LICENSE"):
         shutil.copy2(ROOT / name, folder / name)

@@ -4,12 +4,12 @@ and a figure with its statistic, findings and a claim: one file."""
 
 import pandas as pd
 
-from memorization.claims import Verdict
-from memorization.registry import (
+from memorization.catalog import (
     Claim,
     Dataset,
     Figure,
     Table,
+    Verdict,
     columns,
     register_claims,
     register_dataset,
@@ -20,7 +20,7 @@ from memorization.registry import (
 
 def load_small_digits(root, download):
     """The first 200 training and 100 validation digits of the bundled set."""
-    from memorization.data import Split, load_digits
+    from memorization.engine.data import Split, load_digits
 
     train, val, n_classes = load_digits(root, download)
     return Split(train.x[:200], train.y[:200]), Split(val.x[:100], val.y[:100]), n_classes
@@ -40,14 +40,15 @@ register_dataset(
 
 
 def weight_norm(spec, data, run_dir, settings, device="cpu"):
-    from memorization.rundir import checkpoint_path
-    from memorization.sgd import completed_schedule, load_state
+    from memorization.engine.sgd import load_state
+    from memorization.engine.timeline import completed_timeline
+    from memorization.results.rundir import checkpoint_path
 
-    schedule = completed_schedule(spec, len(data.y_train), run_dir)
+    timeline = completed_timeline(spec, len(data.y_train), run_dir)
     rows = []
-    for step in schedule.checkpoint_steps:
+    for step in timeline.checkpoint_steps:
         weights = load_state(checkpoint_path(run_dir, step))["params"]["fc0.weight"]
-        for pos, seed in enumerate(spec["seeds"]):
+        for pos, seed in enumerate(spec.seeds):
             rows.append({"seed": seed, "step": step, "norm": settings["scale"] * float(weights[pos].norm())})
     return pd.DataFrame(rows)
 

@@ -4,11 +4,11 @@ import sys
 
 # the library, workflow/ beside this script: importable without an install or PYTHONPATH (--sdm conda clears it)
 sys.path.insert(0, os.path.dirname(snakemake.scriptdir))
-from memorization.jobs import log_to  # noqa: E402
+from memorization.pipeline.jobs import log_to  # noqa: E402
 
 log_to(snakemake.log[0])  # its exception too, even on a full disk
 
-from memorization.jobs import figure
+from memorization.pipeline.jobs import figure
 
 figure(
     snakemake.wildcards.figure,

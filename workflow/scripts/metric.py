@@ -6,7 +6,7 @@ from pathlib import Path
 
 # the library, workflow/ beside this script: importable without an install or PYTHONPATH (--sdm conda clears it)
 sys.path.insert(0, os.path.dirname(snakemake.scriptdir))
-from memorization import warm  # noqa: E402  (imports nothing heavy: the job runs in a warm child)
+from memorization.pipeline import warm  # noqa: E402  (imports nothing heavy: the job runs in a warm child)
 
 warm.call(
     "metric",
@@ -22,4 +22,5 @@ warm.call(
     lock_dir=snakemake.config["gpu_lock_dir"],
     threads=snakemake.threads,
     analyses=snakemake.params.analyses,
+    version=snakemake.params.code,
 )

@@ -4,10 +4,16 @@ import sys
 
 # the library, workflow/ beside this script: importable without an install or PYTHONPATH (--sdm conda clears it)
 sys.path.insert(0, os.path.dirname(snakemake.scriptdir))
-from memorization.jobs import log_to  # noqa: E402
+from memorization.pipeline.jobs import log_to  # noqa: E402
 
 log_to(snakemake.log[0])  # its exception too, even on a full disk
 
-from memorization.jobs import summary
+from memorization.pipeline.jobs import summary
 
-summary(snakemake.wildcards.table, snakemake.input[0], snakemake.output[0], snakemake.params.analyses)
+summary(
+    snakemake.wildcards.table,
+    snakemake.input[0],
+    snakemake.output[0],
+    snakemake.params.analyses,
+    snakemake.params.code,
+)

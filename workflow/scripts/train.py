@@ -5,15 +5,13 @@ import sys
 
 # the library, workflow/ beside this script: importable without an install or PYTHONPATH (--sdm conda clears it)
 sys.path.insert(0, os.path.dirname(snakemake.scriptdir))
-from memorization import warm  # noqa: E402  (imports nothing heavy: the job runs in a warm child)
+from memorization.pipeline import warm  # noqa: E402  (imports nothing heavy: the job runs in a warm child)
 
 warm.call(
-    "train_in_workflow",
+    "train",
     snakemake.log[0],
     "a",  # append: a resumed job keeps its history
     warm=snakemake.config["warm_jobs"],
-    config=snakemake.config,
-    run=snakemake.wildcards.run,
     spec=snakemake.params.spec,
     dataset=snakemake.input.dataset,
     manifest_out=snakemake.output.manifest,
@@ -24,4 +22,5 @@ warm.call(
     lock_dir=snakemake.config["gpu_lock_dir"],
     threads=snakemake.threads,
     version=snakemake.params.code,
+    label=snakemake.config["run_labels"].get(snakemake.wildcards.run, ""),  # its name for a person, not a param
 )

@@ -7,9 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ...claims import Verdict
-from ...registry import Claim, Figure, register_claims, register_figure
-from ...stats import binomial_reference, difficulty_spread, first_epoch_difficulty
+from ...catalog import Claim, Figure, Verdict, register_claims, register_figure
+from ...report.stats import binomial_reference, difficulty_spread, first_epoch_difficulty
 
 CAPTION = """\
 **Fig. 1, per-example difficulty.** Per-example misclassification rate after one epoch, averaged over

@@ -7,9 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ...claims import Verdict
-from ...registry import Claim, Figure, register_claims, register_figure
-from ...stats import filter_arrays, neighbour_correlation, with_condition
+from ...catalog import Claim, Figure, Verdict, register_claims, register_figure
+from ...report.stats import filter_arrays, neighbour_correlation, with_condition
 
 CAPTION = """\
 **Fig. 2, first-layer filters** at the end of training on real data, random labels and random inputs

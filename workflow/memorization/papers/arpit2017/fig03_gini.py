@@ -8,9 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ...claims import Verdict
-from ...registry import Claim, Figure, register_claims, register_figure
-from ...stats import mean_band, with_condition
+from ...catalog import Claim, Figure, Verdict, register_claims, register_figure
+from ...report.stats import mean_band, with_condition
 
 CAPTION = """\
 **Fig. 3, concentration of loss sensitivity.** Gini coefficient, across the training examples, of
@@ -62,7 +61,7 @@ def findings(g: Gini) -> list[str]:
 
 def draw(g: Gini):
 
-    from ...figures import curves, panel_row, plain_log_axis, titled
+    from ...report.plotting import curves, panel_row, plain_log_axis, titled
 
     fig, axes = panel_row(len(g.panels), 5.5)
     for ax, panel in zip(axes, g.panels):

@@ -7,9 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ...claims import Verdict
-from ...registry import Claim, Figure, register_claims, register_figure
-from ...stats import at_last_step, diagonal_dominance, with_condition
+from ...catalog import Claim, Figure, Verdict, register_claims, register_figure
+from ...report.stats import at_last_step, diagonal_dominance, with_condition
 
 CAPTION = """\
 **Fig. 4, per-class loss sensitivity.** Cell (i, j): sensitivity of the class-i term of the loss to

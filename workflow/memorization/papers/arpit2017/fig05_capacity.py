@@ -6,9 +6,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from ...claims import Verdict
-from ...registry import Claim, Figure, register_claims, register_figure
-from ...stats import mean_band, noise_levels, per_run_summary, with_noise
+from ...catalog import Claim, Figure, Verdict, register_claims, register_figure
+from ...report.stats import mean_band, noise_levels, per_run_summary, with_noise
 
 CAPTION = """\
 **Fig. 5, validation accuracy against capacity.** Best validation accuracy (clean data) against
@@ -52,7 +51,7 @@ def findings(c: Capacity) -> list[str]:
 def draw(c: Capacity):
     import matplotlib.pyplot as plt
 
-    from ...figures import curves, fraction_colors, plain_log_axis
+    from ...report.plotting import curves, fraction_colors, plain_log_axis
 
     fig, ax = plt.subplots(figsize=(6, 4))
     order = [label for _, label in c.levels]

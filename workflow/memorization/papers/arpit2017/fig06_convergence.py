@@ -7,9 +7,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from ...claims import Verdict
-from ...registry import Claim, Figure, register_claims, register_figure
-from ...stats import mean_band, noise_levels, with_noise
+from ...catalog import Claim, Figure, Verdict, register_claims, register_figure
+from ...report.stats import mean_band, noise_levels, with_noise
 
 CAPTION = """\
 **Fig. 6, time to convergence.** Epochs until the whole training set is classified correctly,
@@ -85,7 +84,7 @@ def findings(c: Convergence) -> list[str]:
 def draw(c: Convergence):
     """Runs that never fit are drawn at their cap, hollow."""
 
-    from ...figures import curves, fraction_colors, panel_row, plain_log_axis, titled
+    from ...report.plotting import curves, fraction_colors, panel_row, plain_log_axis, titled
 
     fig, axes = panel_row(len(c.panels), 5.5)
     colors = fraction_colors(c.levels)

@@ -8,9 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ...claims import Verdict, numbers
-from ...registry import DATASETS, Claim, Figure, register_claims, register_figure
-from ...stats import at_last_step, mean_band, monotone, noise_levels, per_run_summary, with_noise
+from ...catalog import DATASETS, Claim, Figure, Verdict, numbers, register_claims, register_figure
+from ...report.stats import at_last_step, mean_band, monotone, noise_levels, per_run_summary, with_noise
 
 KINDS = ("input", "label")
 FIT_MARGIN = 0.05  # the noisy labels are being fit once training accuracy exceeds the clean part's by this
@@ -126,7 +125,7 @@ def drawing(title: str):
     def draw(s: Sweep):
         import matplotlib.pyplot as plt
 
-        from ...figures import curves, fraction_colors, titled
+        from ...report.plotting import curves, fraction_colors, titled
 
         fig, axes = plt.subplots(len(s.kinds), 2, figsize=(11, 3.8 * len(s.kinds)), squeeze=False)
         for row, kind in zip(axes, s.kinds):

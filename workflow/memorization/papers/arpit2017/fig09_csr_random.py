@@ -7,9 +7,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from ...claims import Verdict
-from ...registry import Claim, Figure, register_claims, register_figure
-from ...stats import mean_band, with_condition
+from ...catalog import Claim, Figure, Verdict, register_claims, register_figure
+from ...report.stats import mean_band, with_condition
 
 CAPTION = """\
 **Fig. 9, critical sample ratio during training** of models trained on real data, random inputs and
@@ -60,7 +59,7 @@ def findings(c: CsrCurves) -> list[str]:
 def draw(c: CsrCurves):
     import matplotlib.pyplot as plt
 
-    from ...figures import curves
+    from ...report.plotting import curves
 
     fig, ax = plt.subplots(figsize=(6, 4))
     curves(ax, c.val, "epoch", bounds=(0, 1))

@@ -7,9 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ...claims import Verdict
-from ...registry import REGULARIZERS, Claim, Figure, register_claims, register_figure
-from ...stats import is_random_labels, is_real, per_run_summary
+from ...catalog import REGULARIZERS, Claim, Figure, Verdict, register_claims, register_figure
+from ...report.stats import is_random_labels, is_real, per_run_summary
 
 CAPTION = """\
 **Fig. 10, regularisers: memorisation against generalisation.** For each regulariser across its
@@ -100,7 +99,7 @@ def draw(p: RegulariserPoints):
     for ax in axes[:, 0]:
         ax.set_ylabel("best validation accuracy,\nreal data")
     axes.flat[0].legend(loc="lower left")
-    from ...figures import titled
+    from ...report.plotting import titled
 
     return titled(fig, "Regularisers: memorisation vs generalisation (Arpit et al. Fig. 10)")
 

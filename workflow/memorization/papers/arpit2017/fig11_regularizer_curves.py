@@ -11,9 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ...claims import Verdict
-from ...registry import REGULARIZERS, Claim, Figure, register_claims, register_figure
-from ...stats import at_last_step, is_random_labels, is_real, mean_band, regulariser_setting
+from ...catalog import REGULARIZERS, Claim, Figure, Verdict, register_claims, register_figure
+from ...report.stats import at_last_step, is_random_labels, is_real, mean_band, regulariser_setting
 
 CAPTION = """\
 **Fig. 11, training loss under regularisers**, per epoch, on random labels (left) and real data
@@ -73,7 +72,7 @@ def findings(c: LossCurves) -> list[str]:
 def draw(c: LossCurves):
     import matplotlib.pyplot as plt
 
-    from ...figures import curves, panel_row, titled
+    from ...report.plotting import curves, panel_row, titled
 
     fig, axes = panel_row(len(PANELS), 5.5)
     cmap = plt.get_cmap("tab10")

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ...registry import Claim, Figure, register_claims, register_figure
-from ...stats import c_scores, heldout_estimates, noise_detection
+from ...catalog import Claim, Figure, register_claims, register_figure
+from ...report.stats import c_scores, heldout_estimates, noise_detection
 from .score_agreement import DETECTOR, finds
 
 CAPTION = """\

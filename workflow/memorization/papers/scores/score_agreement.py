@@ -8,9 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ...claims import Verdict, numbers
-from ...registry import Claim, Figure, register_claims, register_figure
-from ...stats import (
+from ...catalog import Claim, Figure, Verdict, numbers, register_claims, register_figure
+from ...report.stats import (
     SCORE_DIRECTIONS,
     aucs_by_condition,
     noise_detection,

@@ -1,0 +1,211 @@
+"""The config, from files to runs, resolved once: `load_config` layers the files, validates them against the
+schema and resolves every experiment into its runs, and returns a `Config` that every caller reads.
+
+How configs layer (docs/design.md): a config with experiments of its own stands alone over the built-in
+defaults; `base: FILE` builds it on another config; a config without experiments (nothing but `--config
+key=value`, say) builds on config.yaml; the `--config` values go on top, key by key at every depth. Below every
+config lie the schema's defaults and, above them, each data set's scale-dependent ones (catalog.Dataset), so a
+digits experiment gets digits-sized settings and an MNIST experiment the paper's, whatever config it sits in.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import math
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from .. import catalog
+from .reading import ConfigError, check_size, merge, read_yaml
+from .schema import check, check_finite, coerce_text, key_path, schema, settings_properties, shorten
+from .spec import RunSpec, resolve
+
+REPOSITORY = Path(__file__).resolve().parents[3]  # a checkout: its config.yaml is the default
+DEFAULT_CONFIG = "config.yaml"
+MAX_RUNS = 10_000  # runs in one config (the paper's has 156): a grid is a product, so a few long axes would
+# otherwise be millions of runs to resolve before anything could say so
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated config and its runs. `values`: the config with top-level defaults filled (what Snakemake's
+    `config` holds); `experiments`: each experiment's resolved runs, in grid order."""
+
+    values: dict
+    experiments: dict[str, tuple[RunSpec, ...]]
+
+    @cached_property
+    def runs(self) -> dict[str, RunSpec]:
+        """run id → spec, each run once (two experiments may share one)."""
+        return {spec.run_id: spec for runs in self.experiments.values() for spec in runs}
+
+    def tables_of(self, experiment: str) -> list[str]:
+        """The tables an experiment writes: those it asks for, then those its figures read."""
+        exp = self.values["experiments"][experiment]
+        wanted = list(exp.get("tables", ["training"]))
+        for fig in exp.get("figures", []):
+            wanted += [t for t in catalog.figure(fig).tables if t not in wanted]
+        return wanted
+
+    @cached_property
+    def figures(self) -> list[str]:
+        """Every figure some experiment draws, sorted."""
+        return sorted({f for exp in self.values["experiments"].values() for f in exp.get("figures", [])})
+
+    def experiments_of(self, figure: str) -> list[str]:
+        """The experiments that list a figure: its tables come from each."""
+        return [name for name, exp in self.values["experiments"].items() if figure in exp.get("figures", [])]
+
+    def metric_settings(self, table: str, dataset: str) -> dict:
+        """The settings of one metric table for runs on one data set: the schema's defaults, the data set's
+        (catalog.Dataset.metric_defaults), then the config's `metrics:` block; numbers are floats where the
+        schema says number, so `r: 8` and `r: 8.0` are one setting. {} for a table without settings."""
+        props = settings_properties(table)
+        values = {k: p.get("default") for k, p in props.items()}
+        values.update(catalog.DATASETS[dataset].metric_defaults.get(table, {}))
+        values.update((self.values.get("metrics") or {}).get(table) or {})
+        values = copy.deepcopy(values)
+        for key, prop in props.items():
+            if prop.get("type") == "number" and values.get(key) is not None:
+                values[key] = float(values[key])
+        return values
+
+    @cached_property
+    def labels(self) -> dict[str, str]:
+        """run id → what names the run to a person: its experiment(s) and the values in which it differs from
+        its experiment's other runs ("capacity: width=512, input_noise_fraction=0.4")."""
+        labels: dict[str, list[str]] = {}
+        for name, runs in self.experiments.items():
+            shown = [r.applicable() for r in runs]
+            keys = sorted({k for v in shown for k in v})
+            varying = [k for k in keys if len({json.dumps(v.get(k), sort_keys=True) for v in shown}) > 1]
+            for run, values in zip(runs, shown):
+                text = ", ".join(f"{k}={values[k]}" for k in varying if k in values)
+                labels.setdefault(run.run_id, []).append(f"{name}: {text}" if text else name)
+        return {rid: "; ".join(parts) for rid, parts in labels.items()}
+
+
+def load_config(
+    given: dict | None = None,
+    *,
+    files=(),
+    overrides: dict | None = None,
+    workdir: str | Path = ".",
+    repository: str | Path = REPOSITORY,
+) -> Config:
+    """The config to run, as the workflow and every command read it: `files` (as `--configfile`, merged in
+    order) and `given` (a config as a mapping) laid over their `base:` or over config.yaml as the module doc
+    says, the `overrides` (`--config` values) on top, the `analyses:` files imported (they register what the
+    schema allows; relative to `workdir`), validated, and every experiment resolved into runs. Base files are
+    looked up in `workdir`, then in `repository`. Figures named by the config must be registered (import
+    memorization.papers for the built-in ones)."""
+    workdir, repository = Path(workdir), Path(repository)
+    layer = {}
+    for path in files:
+        layer = merge(layer, read_yaml(Path(path)))
+    check_size(given or {}, "the config")
+    check_size(overrides or {}, "the --config values")
+    layer, overrides = merge(layer, given or {}), copy.deepcopy(overrides or {})
+    base = overrides.pop("base", None) or layer.pop("base", None)
+    layer.pop("base", None)
+    if base is None and "experiments" not in layer:
+        base = DEFAULT_CONFIG
+    layers, seen = [layer, overrides], []
+    while base is not None:
+        path = next((f / str(base) for f in (workdir, repository) if (f / str(base)).is_file()), None)
+        if path is None:
+            raise ConfigError(f"config file {str(base)!r} not found in the working directory {workdir} or in the "
+                              f"repository {repository}")  # fmt: skip
+        if path.resolve() in seen:
+            raise ConfigError(f"config files name each other as `base:` in a cycle: {' -> '.join(map(str, seen))}")
+        seen.append(path.resolve())
+        loaded = read_yaml(path)
+        base = loaded.pop("base", None)
+        layers.insert(0, loaded)
+    values = {}
+    for each in layers:
+        values = merge(values, each)
+    experiments = values.get("experiments") or {}
+    if isinstance(experiments, dict):  # anything else is refused by validation, naming the key
+        experiments = {k: v for k, v in experiments.items() if v is not None}  # `name: null` drops one
+    values["experiments"] = experiments
+    values = coerce_text(values)
+    check(values.get("analyses", []), schema()["properties"]["analyses"], "analyses")
+    catalog.load_analyses(_analysis_files(values.get("analyses", []), workdir))
+    return validated(values)
+
+
+def _analysis_files(analyses, workdir: Path) -> list[Path]:
+    """The `analyses:` files, checked before they are imported (which happens before the rest of the config
+    is validated, as they register what the schema allows)."""
+    files = [workdir / path for path in analyses]
+    for given, file in zip(analyses, files):
+        if file.suffix != ".py" or not file.is_file():
+            raise ConfigError(
+                f"config key analyses: {shorten(repr(given), 80)} is not a Python file (looked for "
+                f"{shorten(str(file), 120)}); an analysis is a .py file, relative to the working directory"
+            )
+    return files
+
+
+def validated(values: dict) -> Config:
+    """A whole config checked against the schema (top-level defaults filled) and resolved into runs, which
+    checks each run's combination of keys."""
+    values = copy.deepcopy(values)
+    check_finite(values)
+    check(values, schema())
+    for key, prop in schema()["properties"].items():
+        if "default" in prop:
+            values.setdefault(key, copy.deepcopy(prop["default"]))
+    for name, exp in values["experiments"].items():
+        for axis, entries in (exp.get("grid") or {}).items():
+            for i, entry in enumerate(entries):
+                piece = entry if isinstance(entry, dict) else {axis: entry}
+                check(piece, {"$ref": "#/$defs/partial_spec"}, key_path(f"experiments.{name}.grid", [axis, i]))
+    return Config(values, _expand(values))
+
+
+def _seed_groups(exp: dict) -> list[list[int]]:
+    """The seeds of each run an experiment makes at one grid point: with a shared noise draw, all its seeds
+    in one run (or runs of `seeds_per_job`); with a noise draw per seed, a run per seed."""
+    seeds = exp.get("seeds", 1)
+    seeds = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
+    if exp.get("noise_draws", "shared") != "shared":
+        return [[s] for s in seeds]
+    per_job = exp.get("seeds_per_job") or len(seeds)
+    return [seeds[i : i + per_job] for i in range(0, len(seeds), per_job)]
+
+
+def _expand(values: dict) -> dict[str, tuple[RunSpec, ...]]:
+    """experiment name → its resolved runs, in grid order; a config of more than MAX_RUNS runs is refused
+    before its grid is walked."""
+    base = values.get("defaults") or {}
+    experiments, planned = {}, 0
+    for name, exp in values["experiments"].items():
+        axes = [[v if isinstance(v, dict) else {axis: v} for v in vs] for axis, vs in (exp.get("grid") or {}).items()]
+        groups = _seed_groups(exp)
+        runs = math.prod(len(axis) for axis in axes) * len(groups)
+        if planned + runs > MAX_RUNS:
+            raise ConfigError(
+                f"config key experiments.{name}.grid: {' × '.join(str(len(a)) for a in axes) or '1'} grid points × "
+                f"{len(groups)} runs each = {runs:,} runs, which with the experiments before it is more than a "
+                f"config may have ({MAX_RUNS:,}); shorten its axes, or split the sweep into several configs"
+            )
+        planned += runs
+        resolved: dict[str, RunSpec] = {}  # two grid points may resolve to the same run
+        for combo in itertools.product(*axes):
+            partial = {**base, **(exp.get("spec") or {})}
+            for piece in combo:
+                partial.update(piece)
+            point = shorten(str(dict(kv for p in combo for kv in p.items())), 120)
+            spec = resolve(partial, where=f"experiments.{name} (grid point {point})")
+            for seeds in groups:
+                run = spec.replace(seeds=seeds)
+                if exp.get("noise_draws", "shared") != "shared":  # a noise draw per seed: its own noise_seed
+                    run = run.replace(noise_seed=spec.noise_seed + seeds[0])
+                resolved.setdefault(run.run_id, run)
+        experiments[name] = tuple(resolved.values())
+    return experiments
