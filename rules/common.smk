@@ -13,10 +13,8 @@ from snakemake.exceptions import WorkflowError
 REPOSITORY = os.path.dirname(os.path.abspath(workflow.current_basedir))
 sys.path.insert(0, os.path.join(REPOSITORY, "workflow"))
 
-from memorization import (
-    catalog,
-    papers,
-)  # noqa: E402 (papers: registers the built-in figures and claims)
+# the built-in papers register their figures and claims when imported
+from memorization import catalog, papers  # noqa: E402
 from memorization.config import ConfigError, load_config  # noqa: E402
 from memorization.engine import devices, memory  # noqa: E402
 from memorization.pipeline import fingerprint  # noqa: E402

@@ -128,17 +128,17 @@ def test_tiny_test_config_is_valid():
 
 
 @pytest.mark.parametrize(
-    "schedule, expected",
+    "times, expected",
     [
         ({"unit": "epoch", "every": 2}, [0, 20, 40, 50]),
         ({"unit": "step", "at": [3, 7, 999]}, [3, 7, 50]),
         ({"unit": "step", "log_count": 4}, [1, 4, 14, 50]),
     ],
 )
-def test_checkpoint_times_always_end_at_the_last_step(schedule, expected):
+def test_checkpoint_times_always_end_at_the_last_step(times, expected):
     from memorization.engine.timeline import steps_at
 
-    assert steps_at(schedule, steps_per_epoch=10, total_steps=50) == expected
+    assert steps_at(times, steps_per_epoch=10, total_steps=50) == expected
 
 
 def test_a_noise_draw_per_seed_makes_one_run_per_seed_with_one_configuration():

@@ -1,5 +1,5 @@
 """A run's spec, typed: every setting of one training configuration (data set, noise, model, optimiser,
-schedule, regulariser, checkpoints) and its seeds, fully resolved from the config once and read by attribute.
+training length, regulariser, checkpoints) and its seeds, fully resolved from the config once and read by attribute.
 
 Its id is a short hash of the canonical spec with the schema's default values left out, so that adding an
 option with a default does not rename (and retrain) old runs; int and float spellings of a number are one
@@ -159,32 +159,32 @@ def resolve(partial: dict, *, seeds=(0,), where: str = "spec") -> RunSpec:
     apply None); combinations that make no sense refused, naming `where`."""
     props = schema_file()["$defs"]["partial_spec"]["properties"]
     dataset = partial.get("dataset", spec_defaults()["dataset"])
-    spec = copy.deepcopy({**spec_defaults(), **catalog.DATASETS[dataset].spec_defaults, **partial})
+    values = copy.deepcopy({**spec_defaults(), **catalog.DATASETS[dataset].spec_defaults, **partial})
     for key, prop in props.items():
         if prop.get("type") == "number":
-            spec[key] = float(spec[key])
+            values[key] = float(values[key])
     for kind in ("input_noise", "label_noise"):  # a noise of "none" has no fraction: 0 in the tables, not in ids
-        if spec[kind] == "none":
-            spec[f"{kind}_fraction"] = 0.0
-        elif spec[f"{kind}_fraction"] == 0.0:
-            raise ConfigError(f"{where}: {kind} is {spec[kind]!r} with {kind}_fraction 0; use {kind}: none instead")
+        if values[kind] == "none":
+            values[f"{kind}_fraction"] = 0.0
+        elif values[f"{kind}_fraction"] == 0.0:
+            raise ConfigError(f"{where}: {kind} is {values[kind]!r} with {kind}_fraction 0; use {kind}: none instead")
     n_train = catalog.DATASETS[dataset].n_train
-    if spec["train_size"] is not None and spec["train_size"] > n_train:
+    if values["train_size"] is not None and values["train_size"] > n_train:
         raise ConfigError(
-            f"{where}: train_size {spec['train_size']} is larger than the {dataset} training split "
+            f"{where}: train_size {values['train_size']} is larger than the {dataset} training split "
             f"({n_train} examples); lower train_size (or leave it out for the whole split)"
         )
-    if spec["label_noise"] == "identity" and spec["label_noise_fraction"] != 1.0:
+    if values["label_noise"] == "identity" and values["label_noise_fraction"] != 1.0:
         raise ConfigError(
             f"{where}: label_noise identity gives every example its own class, so label_noise_fraction must be 1"
         )
-    if spec["arch"] == "mlp":
-        if spec["width"] is None:
+    if values["arch"] == "mlp":
+        if values["width"] is None:
             raise ConfigError(f"{where}: arch mlp needs width (hidden units per layer)")
-        spec.update(cnn_channels=None, cnn_dense=None, crop=None, batchnorm_momentum=None)
+        values.update(cnn_channels=None, cnn_dense=None, crop=None, batchnorm_momentum=None)
     else:
-        spec.update(width=None, depth=None)
-    reg, strength = spec["regularizer"], spec["reg_strength"]
+        values.update(width=None, depth=None)
+    reg, strength = values["regularizer"], values["reg_strength"]
     if reg == "none" and strength:
         raise ConfigError(f"{where}: reg_strength {strength:g} without a regularizer; set regularizer too")
     if reg not in ("none", "dropout_adversarial") and strength == 0.0:
@@ -194,9 +194,9 @@ def resolve(partial: dict, *, seeds=(0,), where: str = "spec") -> RunSpec:
     if reg in ("dropout", "input_dropout", "dropout_adversarial") and strength >= 1.0:
         raise ConfigError(f"{where}: {reg} drop rate reg_strength must be below 1, got {strength:g}")
     if reg != "dropout_adversarial":
-        spec.update(dict.fromkeys(ADVERSARIAL_KEYS))
-    if spec["lr_decay_every"] is None:
-        spec["lr_decay_factor"] = None
-    if spec["steps"] is not None:
-        spec["epochs"] = None
-    return RunSpec.from_dict({**spec, "seeds": [int(s) for s in seeds]})
+        values.update(dict.fromkeys(ADVERSARIAL_KEYS))
+    if values["lr_decay_every"] is None:
+        values["lr_decay_factor"] = None
+    if values["steps"] is not None:
+        values["epochs"] = None
+    return RunSpec.from_dict({**values, "seeds": [int(s) for s in seeds]})
