@@ -123,6 +123,9 @@ def _load(name: str, path: Path | None = None) -> Module | None:
     return _parse(path, name, package if inside else None, (st.st_mtime_ns, st.st_size))
 
 
+_NOT_CODE_FIELDS = {"annotation", "returns", "type_comment", "ctx"}  # what changes nothing a job computes
+
+
 def _without_docstrings(stmts: list[ast.stmt]) -> str:
     """The statements' syntax trees as text, without docstrings, type annotations and positions."""
 
@@ -132,10 +135,11 @@ def _without_docstrings(stmts: list[ast.stmt]) -> str:
         if not isinstance(node, ast.AST):
             return repr(node)
         fields = []
-        for name, value in ast.iter_fields(node):
-            if name in ("annotation", "returns", "type_comment"):
-                value = None
-            elif name == "body" and isinstance(value, list) and value and isinstance(value[0], ast.Expr):
+        for name in node._fields:
+            value = getattr(node, name, None)
+            if name in _NOT_CODE_FIELDS:
+                continue
+            if name == "body" and value and isinstance(value, list) and isinstance(value[0], ast.Expr):
                 first = value[0].value
                 value = value[1:] if isinstance(first, ast.Constant) and isinstance(first.value, str) else value
             fields.append(text(value))
