@@ -239,7 +239,7 @@ def mlp_step(out, left, args):
     weights = 784 * width + width * width + width * 10
     result = {"width": width}
     for seeds in (1, 3) if args.quick else (1, 3, 10, 30):
-        spec = {**S.resolve({"dataset": "mnist", "width": width}), "seeds": list(range(seeds))}
+        spec = S.resolve({"dataset": "mnist", "width": width}, seeds=range(seeds))
         step, params = _stacked_step(spec, (1, 28, 28), 10, args.device)
         row = {}
         kinds = {"eager": step}
@@ -290,7 +290,7 @@ def cnn_step(out, left, args):
     from memorization import config as S
 
     batch = 16 if args.quick else 128
-    spec = {**S.resolve({"dataset": "cifar10", "arch": "cnn", "batch_size": batch}), "seeds": [0, 1, 2]}
+    spec = S.resolve({"dataset": "cifar10", "arch": "cnn", "batch_size": batch}, seeds=[0, 1, 2])
     step, _ = _stacked_step(spec, (3, 32, 32), 10, args.device)
     return {"batch": batch, "ms_per_step_3_seeds": round(_time(step, 3 if args.quick else 20, args.device) * 1e3, 2)}
 
