@@ -5,10 +5,12 @@ import os
 import signal
 import socket
 import time
+from pathlib import Path
 
 import pytest
 
 from memorization.engine.devices import lease
+from memorization.results.files import Refusal
 
 
 def hold(lock_dir, count, queue, seconds):
@@ -92,3 +94,71 @@ def test_a_leased_gpu_computes_in_ieee_float32_unless_the_config_asks_for_tf32(t
         assert device == "cuda:0" and _precision() == ("tf32", "tf32")
     with lease("auto", tmp_path, count_gpus=lambda: 1) as device:
         assert _precision() == ("ieee", "ieee")
+
+
+def test_a_link_or_a_fifo_planted_where_a_lock_goes_is_refused_and_left_alone(tmp_path, monkeypatch):
+    """Was: the lock was opened through any link, truncated and written: another local user who planted a link
+    in the shared /tmp folder made a GPU job overwrite a file of its user's."""
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.delenv("SLURM_JOB_GPUS", raising=False)
+    monkeypatch.delenv("SLURM_STEP_GPUS", raising=False)
+    victim = tmp_path / "precious.txt"
+    victim.write_text("keep me\n")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / f"gpu-{socket.gethostname()}-0.lock").symlink_to(victim)
+    os.mkfifo(shared / f"gpu-{socket.gethostname()}-1.lock")
+    for k in (0, 1):
+        with (
+            pytest.raises(RuntimeError, match="remove it, or set gpu_lock_dir"),
+            lease(f"cuda:{k}", shared, count_gpus=lambda: 2),
+        ):
+            pass
+    assert victim.read_text() == "keep me\n"
+    with lease("auto", tmp_path / "mine", count_gpus=lambda: 1):  # a lock file is read, never written
+        assert (tmp_path / "mine" / f"gpu-{socket.gethostname()}-0.lock").stat().st_size == 0
+
+
+def test_the_default_folder_is_this_users_alone(tmp_path, monkeypatch):
+    from memorization.engine.devices import lock_folder
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr("tempfile.tempdir", None)
+    folder = lock_folder()
+    assert folder.parent == tmp_path and folder.stat().st_mode & 0o777 == 0o700
+    folder.chmod(0o755)  # opened to others: refused, not used
+    with pytest.raises(Refusal, match="not a folder of this user's alone"):
+        lock_folder()
+
+
+def lease_as(uid, folder, queue):
+    """A job of another local user: this process's code, that user's identity."""
+    os.setuid(uid)
+    try:
+        with lease("auto", folder, count_gpus=lambda: 1, poll_seconds=0.05) as device:
+            queue.put(device)
+    except Exception as err:  # what the other user would see
+        queue.put(f"{type(err).__name__}: {err}")
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="needs root, to run a job as a second local user")
+def test_two_users_lease_gpus_from_one_shared_folder(monkeypatch):
+    """Was: after one user's lease the lock was 0644 and the next user's job crashed opening it for writing."""
+    import shutil
+    import tempfile
+
+    for variable in ("CUDA_VISIBLE_DEVICES", "SLURM_JOB_GPUS", "SLURM_STEP_GPUS"):
+        monkeypatch.delenv(variable, raising=False)
+    shared = Path(tempfile.mkdtemp(dir="/tmp"))
+    try:
+        shared.chmod(0o1777)  # as /tmp: every user writes, none removes another's files
+        with lease("auto", shared, count_gpus=lambda: 1) as device:
+            assert device == "cuda:0"
+        ctx = mp.get_context("fork")
+        queue = ctx.Queue()
+        other = ctx.Process(target=lease_as, args=(65534, shared, queue))
+        other.start()
+        assert queue.get(timeout=10) == "cuda:0"
+        other.join(10)
+    finally:
+        shutil.rmtree(shared)

@@ -14,11 +14,15 @@ from __future__ import annotations
 import fcntl
 import os
 import socket
+import stat
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from ..results.files import Refusal, private_folder
 
 
 def _cuda_count() -> int:
@@ -71,10 +75,34 @@ def use_tf32(enabled: bool) -> None:
         torch.backends.cudnn.allow_tf32 = enabled
 
 
+def lock_folder(lock_dir: str | os.PathLike | None = None) -> Path:
+    """Where the GPU leases are: `lock_dir` (config key gpu_lock_dir), or by default a folder of this user's
+    alone in the temporary directory, which another local user cannot plant a link or a file in."""
+    if lock_dir is None:
+        return private_folder(Path(tempfile.gettempdir()) / f"memorization-gpu-leases-{os.getuid()}")
+    Path(lock_dir).mkdir(parents=True, exist_ok=True)
+    return Path(lock_dir)
+
+
+def _open_lock(path: Path) -> int:
+    """A lock file opened to be flock'ed and nothing else: read-only (nothing is ever written to it, so not
+    even a hard link planted there can be harmed), never through a link, never blocking on a FIFO, and only a
+    regular file; in a folder shared by several users, one user's lock file is another's to lock too."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
+    except OSError as err:
+        raise Refusal(f"{path} cannot be a GPU lease's lock file ({err.strerror}); remove it, or set "
+                           "gpu_lock_dir to a folder of your own") from None  # fmt: skip
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise Refusal(f"{path} is not a regular file; remove it, or set gpu_lock_dir to a folder of your own")
+    return fd
+
+
 @contextmanager
 def lease(
     preference: str = "auto",
-    lock_dir: str | os.PathLike = "/tmp/memorization-gpu-leases",
+    lock_dir: str | os.PathLike | None = None,
     *,
     count_gpus: Callable[[], int] = _cuda_count,
     poll_seconds: float = 5.0,
@@ -83,6 +111,7 @@ def lease(
     """Yield the device string this job should use ("cpu" or "cuda:k"), holding a GPU lease meanwhile.
 
     preference: "auto" (a GPU when there is one), "cpu", "cuda" (any GPU) or "cuda:k" (that GPU).
+    lock_dir: where the lock files are (`lock_folder`).
     When every GPU is leased the call waits, saying so in the job's log, until one is free.
     tf32: whether the leased GPU's float32 products and convolutions may use TF32 (`use_tf32`).
     """
@@ -101,24 +130,20 @@ def lease(
         return
     ids = _physical_ids(count)
     candidates = [int(preference.split(":")[1])] if ":" in preference else list(range(len(ids)))
-    Path(lock_dir).mkdir(parents=True, exist_ok=True)
+    folder = lock_folder(lock_dir)
     waited = False
     while True:
         for k in candidates:
-            fd = os.open(Path(lock_dir) / f"gpu-{ids[k]}.lock", os.O_CREAT | os.O_RDWR, 0o666)
+            fd = _open_lock(folder / f"gpu-{ids[k]}.lock")
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(fd)
                 continue
             try:
-                os.ftruncate(fd, 0)
-                os.write(fd, f"{os.getpid()}\n".encode())
                 use_tf32(tf32)
                 precision = "TF32" if tf32 else "float32"
-                print(
-                    f"leased GPU {ids[k]} (cuda:{k}) via {lock_dir}; {precision} products", file=sys.stderr, flush=True
-                )
+                print(f"leased GPU {ids[k]} (cuda:{k}) via {folder}; {precision} products", file=sys.stderr, flush=True)
                 yield f"cuda:{k}"
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)

@@ -10,11 +10,17 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from contextlib import contextmanager
 from pathlib import Path
 
 
-class DamagedFile(RuntimeError):
+class Refusal(RuntimeError):
+    """An error whose message says all a user needs (what is wrong, where, the fix): a job shows it alone in its
+    log, without a traceback that would bury it, and a command prints it in one line."""
+
+
+class DamagedFile(Refusal):
     """A file the workflow reads that is not what it should be (truncated, swapped, foreign)."""
 
 
@@ -34,17 +40,19 @@ def written(path: str | os.PathLike):
         raise
 
 
-def reported(main):
-    """A command's `main` whose damaged file ends it with that file's one-line message and status 1, not a
-    traceback."""
-
-    def run(argv=None):
-        try:
-            return main(argv)
-        except DamagedFile as err:
-            raise SystemExit(f"error: {err}") from None
-
-    return run
+def private_folder(path: str | os.PathLike) -> Path:
+    """A folder only this user can enter, made if missing (mode 0700): where lock files and the like go that
+    another local user must not be able to plant a link or a file in. One that is a link, another user's or
+    open to others is refused, naming it and the fix."""
+    path = Path(path)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+        raise Refusal(
+            f"{path} is not a folder of this user's alone (a link, another user's, or open to others); remove it, "
+            "or name a folder of your own"
+        )
+    return path
 
 
 def fix_for(path: str | os.PathLike) -> str:
