@@ -1,3 +1,4 @@
+import os
 import pickle
 import struct
 
@@ -273,3 +274,21 @@ def test_clean_splits_are_read_once_and_give_the_same_noisy_data_sets(tmp_path):
     from_file, from_loader = D.build_noisy_dataset(spec, clean=clean), D.build_noisy_dataset(spec)
     for field in ("x_train", "y_train", "is_noisy", "x_val", "y_val"):
         np.testing.assert_array_equal(getattr(from_file, field), getattr(from_loader, field))
+
+
+@pytest.mark.parametrize("where", ["root", "files"])
+def test_a_fifo_as_the_data_root_or_its_files_is_named_with_the_folder(tmp_path, where):
+    """Was: a FIFO, or a folder of FIFOs, as data_root passed the existence check and failed (or hung) inside
+    torchvision without naming the folder."""
+    if where == "root":
+        os.mkfifo(tmp_path / "data")
+        root, named = tmp_path / "data", "is not a directory"
+    else:
+        raw = tmp_path / "data" / "MNIST" / "raw"
+        raw.mkdir(parents=True)
+        for name in ("train-images-idx3", "train-labels-idx1", "t10k-images-idx3", "t10k-labels-idx1"):
+            os.mkfifo(raw / f"{name}-ubyte")
+        root, named = tmp_path / "data", f"{raw}: train-images-idx3-ubyte"
+    with pytest.raises(D.DataError) as err:
+        D.load_clean("mnist", root=str(root))
+    assert named in str(err.value) and "data_root" in str(err.value)

@@ -1,6 +1,7 @@
 """A fuzz test of the front door: Hypothesis mutates the default config.yaml and tests/slurm/tiny.yaml (wrong
 types, out-of-range values, unknown keys, huge and empty containers, unicode, YAML aliases and alias bombs,
-deletions, broken YAML text) and reads each mutation as the workflow does, before any job. Each one is either
+deletions, broken YAML text; and, apart, the file's bytes: bytes replaced or inserted, UTF-16, a file cut
+short, nesting too deep) and reads each mutation as the workflow does, before any job. Each one is either
 accepted (and then every run resolves, is named and has a memory model, as the Snakefile needs) or refused
 with a ConfigError of one line that names the key, or the file and line; any other exception is a crash.
 
@@ -9,6 +10,7 @@ The suite tries FUZZ_EXAMPLES examples (300); `make fuzz` tries 5,000 and prints
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import os
 import re
@@ -79,6 +81,17 @@ def alias_bomb(depth: int, width: int):
     return level
 
 
+@functools.cache
+def huge_text(kind: str, n: int) -> str:
+    """A list or mapping of n values as one line of YAML: written directly, as dumping 120,000 values through
+    PyYAML took a second per example (and the fuzz test minutes)."""
+    return (
+        "[" + ", ".join(map(str, range(n))) + "]"
+        if kind == "list"
+        else "{" + ", ".join(f"k{i}: {i}" for i in range(n)) + "}"
+    )
+
+
 @st.composite
 def mutations(draw):
     """(name of the document mutated, its YAML text after 1–3 mutations)."""
@@ -103,10 +116,11 @@ def mutations(draw):
             at(doc, path[:-1])[path[-1]] = alias_bomb(draw(st.integers(2, 9)), draw(st.integers(2, 9)))
         elif kind == "empty" and path:
             at(doc, path[:-1])[path[-1]] = draw(st.sampled_from([[], {}, "", None]))
-        elif kind == "huge" and path:
+        elif kind == "huge" and path:  # a placeholder, its text put in after dumping (see huge_text)
             n = draw(st.sampled_from([1_000, 120_000]))
-            at(doc, path[:-1])[path[-1]] = list(range(n)) if draw(st.booleans()) else {f"k{i}": i for i in range(n)}
-    text = yaml.dump(doc, allow_unicode=True, sort_keys=False)
+            at(doc, path[:-1])[path[-1]] = f"HUGE_{'list' if draw(st.booleans()) else 'dict'}_{n}"
+    text = re.sub(r"\bHUGE_(list|dict)_(\d+)\b", lambda m: huge_text(m.group(1), int(m.group(2))),
+                  yaml.dump(doc, allow_unicode=True, sort_keys=False))  # fmt: skip
     if draw(st.booleans()) and draw(st.booleans()):  # a broken file: text inserted or cut anywhere
         cut = draw(st.integers(0, len(text)))
         text = text[:cut] + draw(st.sampled_from(["", ":", "- ", "{", "*a ", "&a [", "\t", '"', "\n  x: 1\n"]))
@@ -146,29 +160,68 @@ def read_as_the_workflow_does(file: Path) -> dict:
     return config.experiments
 
 
-def test_every_mutated_config_is_accepted_or_refused_in_one_line_naming_the_key(tmp_path, capsys):
+def fuzz(strategy, write, file: Path, label: str, capsys) -> None:
+    """Every example of `strategy`, written to `file` by `write`, is accepted or refused in one readable line
+    (never a crash); the counts are printed, and both doors must have been reached."""
     counts = Counter()
-    file = tmp_path / "config.yaml"
 
     @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=EXAMPLES <= 300,
               suppress_health_check=list(HealthCheck))  # fmt: skip
-    @given(mutations())
-    def one(mutation):
-        name, text = mutation
-        file.write_text(text)
+    @given(strategy)
+    def one(example):
+        name, content = example
+        write(file, content)
         counts["tried"] += 1
         try:
             read_as_the_workflow_does(file)
         except configuration.ConfigError as err:
             counts["refused"] += 1
+            text = file.read_bytes().decode("utf-8", errors="replace")
             assert refusal_is_readable(str(err), file, text), f"unreadable refusal of a mutated {name}: {err}"
         else:
             counts["accepted"] += 1
 
     one()
     with capsys.disabled():
-        print(f"\nfuzz: {counts['tried']} tried, {counts['accepted']} accepted, {counts['refused']} refused, 0 crashes")
+        tried, accepted, refused = counts["tried"], counts["accepted"], counts["refused"]
+        print(f"\n{label}: {tried} tried, {accepted} accepted, {refused} refused, 0 crashes")
     assert counts["accepted"] > 0 and counts["refused"] > 0  # the mutations reach both sides of the door
+
+
+def test_every_mutated_config_is_accepted_or_refused_in_one_line_naming_the_key(tmp_path, capsys):
+    fuzz(mutations(), Path.write_text, tmp_path / "config.yaml", "fuzz", capsys)
+
+
+@st.composite
+def byte_mutations(draw):
+    """(name of the document, its file's bytes after 1–3 mutations of the bytes themselves): a byte replaced
+    or inserted anywhere (a NUL, a Latin-1 letter, a lone UTF-8 continuation byte, a control character), the
+    whole file in UTF-16 or cut short, brackets nested deeper than a config can be."""
+    name = draw(st.sampled_from(sorted(DOCUMENTS)))
+    data = yaml.dump(DOCUMENTS[name], allow_unicode=True, sort_keys=False).encode()
+    for _ in range(draw(st.integers(1, 3))):
+        at_ = draw(st.integers(0, len(data)))
+        kind = draw(st.sampled_from(["replace", "insert", "utf16", "cut", "nest"]))
+        byte = draw(st.one_of(st.sampled_from([b"\x00", b"\xe9", b"\x80", b"\x1b", b"\xff\xfe", b"\r"]),
+                              st.binary(min_size=1, max_size=3)))  # fmt: skip
+        if kind == "replace":
+            data = data[:at_] + byte + data[at_ + len(byte) :]
+        elif kind == "insert":
+            data = data[:at_] + byte + data[at_:]
+        elif kind == "utf16":
+            data = data.decode("utf-8", errors="replace").encode("utf-16")
+        elif kind == "cut":
+            data = data[:at_]
+        else:
+            depth = draw(st.sampled_from([60, 500, 5000]))
+            data = data[:at_] + b" " + b"[" * depth + b"]" * depth + data[at_:]
+    return name, data
+
+
+def test_every_byte_mutated_file_is_accepted_or_refused_in_one_line(tmp_path, capsys):
+    """Was: a Latin-1 byte, a UTF-16 file or a NUL byte gave UnicodeDecodeError or ReaderError without the
+    file's name, a file nested 500 deep a RecursionError of thousands of traceback lines."""
+    fuzz(byte_mutations(), Path.write_bytes, tmp_path / "config.yaml", "byte fuzz", capsys)
 
 
 @pytest.mark.parametrize("name", sorted(DOCUMENTS))

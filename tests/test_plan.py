@@ -1,6 +1,7 @@
 """The cost plan's arithmetic on a toy config with given timings, and its calibration cache."""
 
 import json
+import math
 
 import pytest
 
@@ -72,4 +73,6 @@ def test_a_real_calibration_measures_every_quantity(tmp_path):
         "backward_output_step",
         "backward_pass_step",
     }
-    assert all(0 <= v < 1 for v in t.values()) and t["step"] > 0 and t["backward_output_step"] > 0
+    # the structure, not the speed: a busy machine slows any timing, and the per-output cost is a difference of
+    # two timings, which may come out 0 (the plan clips it there)
+    assert all(isinstance(v, float) and math.isfinite(v) and v >= 0 for v in t.values()) and t["step"] > 0

@@ -13,6 +13,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -199,4 +200,36 @@ def resolve(partial: dict, *, seeds=(0,), where: str = "spec") -> RunSpec:
         values["lr_decay_factor"] = None
     if values["steps"] is not None:
         values["epochs"] = None
+    _check_records(values, n_train if values["train_size"] is None else values["train_size"], where)
     return RunSpec.from_dict({**values, "seeds": [int(s) for s in seeds]})
+
+
+def subset_size(n_train: int, fraction: float) -> int:
+    """Examples in a seed's training subset: round(fraction · n_train), at least one."""
+    return max(1, round(fraction * n_train))
+
+
+MAX_RECORDS = 10_000  # checkpoints, and evaluations, of one run (the paper's longest runs have about 1,000)
+
+
+def _check_records(values: dict, n_train: int, where: str) -> None:
+    """Refuse a run that would write more than MAX_RECORDS checkpoints or evaluations (each a file, and a
+    row of its tables per example) before any job runs, naming the key; a count the schema cannot bound
+    alone, as it follows from the steps, the epoch's length and the times."""
+    per_epoch = math.ceil(subset_size(n_train, values["subset_fraction"]) / values["batch_size"])
+    steps = values["steps"] if values["steps"] is not None else values["epochs"] * per_epoch
+    times = values["checkpoints"]
+    every = times.get("every", 0) * (per_epoch if times["unit"] == "epoch" else 1)
+
+    def multiples(interval: int) -> int:  # steps 0, interval, 2·interval, ... and the last
+        return steps // interval + 1 + (steps % interval != 0)
+
+    checkpoints = multiples(every) if every else len(times["at"]) + 1 if "at" in times else times["log_count"] + 1
+    evaluations = multiples(values["log_every"] * per_epoch)
+    for key, count, fix in (("checkpoints", checkpoints, "checkpoint less often"),
+                            ("log_every", evaluations, "evaluate less often (a larger log_every)")):  # fmt: skip
+        if count > MAX_RECORDS:
+            raise ConfigError(
+                f"{where}: {key}: {count:,} {'checkpoints' if key == 'checkpoints' else 'evaluations'} in "
+                f"{steps:,} steps, more than a run may write ({MAX_RECORDS:,}); {fix}"
+            )

@@ -26,13 +26,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..catalog import DATASETS, implementation
-from ..results.files import DamagedFile, read_npz, written
+from ..results.files import DamagedFile, Refusal, read_npz, written
 
 if TYPE_CHECKING:
     from ..config import DataSpec, RunSpec
 
 
-class DataError(RuntimeError):
+class DataError(Refusal):
     """Data files that are missing or unusable; the message says where they were looked for and what to do."""
 
 
@@ -101,10 +101,17 @@ def _torchvision(name: str, root: str, download: bool, train: bool):
     files = ", ".join(Path(f).name for f in DATASETS[name].files)
     missing = [f for f in DATASETS[name].files if not (Path(root) / f).exists()]
     blocking = [p for p in [Path(root), *Path(root).parents] if p.exists() and not p.is_dir()]
-    if blocking:  # the data root (or a folder above it) is a file: no download can write there
+    if blocking:  # the data root (or a folder above it) is a file or a FIFO: no download can write there
         raise DataError(
-            f"config key data_root: {root} cannot hold the {name} files: {blocking[0]} is a file, not a directory. "
+            f"config key data_root: {root} cannot hold the {name} files: {blocking[0]} is not a directory. "
             f"Point `data_root` at a directory (it is made if missing), or move that file away."
+        )
+    odd = [Path(root) / f for f in DATASETS[name].files if (Path(root) / f).exists() and not (Path(root) / f).is_file()]
+    if odd:  # a FIFO would block the reader for ever, a folder fail inside torchvision
+        raise DataError(
+            f"{name} under {where}: {', '.join(p.name for p in odd)} not regular files (a FIFO, a device or a "
+            f"folder). Replace them with the official files ({files}), or point `data_root` at the directory "
+            "that holds them."
         )
     if missing and not download:
         raise DataError(

@@ -39,7 +39,7 @@ NORMS = ("l1", "l2", "linf")
 def window_steps(checkpoint: int, window: int, stride: int) -> list[int]:
     """Steps t whose L_t is averaged for a checkpoint at step T: T−stride, T−2·stride, … ≥ max(0, T−window).
     The authors: window 500, stride 2 (t = T−500, …, T−2)."""
-    return sorted(checkpoint - k * stride for k in range(1, window // stride + 1) if checkpoint - k * stride >= 0)
+    return sorted(checkpoint - k * stride for k in range(1, min(window, checkpoint) // stride + 1))
 
 
 def input_norm(j: torch.Tensor, norm: str, dims: int) -> torch.Tensor:

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..catalog import ARROW_TYPES, FIGURES, IDENTITY, TABLES, table
-from .files import read_parquet, read_parquet_metadata, written
+from .files import DamagedFile, fix_for, read_parquet, read_parquet_metadata, written
 
 if TYPE_CHECKING:
     from ..config import RunSpec
@@ -138,7 +138,7 @@ def tables_by_figure(tables_dir: str | os.PathLike) -> dict[str, dict[str, pd.Da
     of the tables can be drawn into and scored on, so tables of unrelated experiments are not mixed in."""
     paths: dict[str, list[Path]] = {}
     for path in sorted(Path(tables_dir).glob("*/*.parquet")):
-        for fig in json.loads(read_provenance(path).get("memorization.figures", "[]")):
+        for fig in provenance_list(path, "memorization.figures"):
             if fig in FIGURES and path.stem in FIGURES[fig].tables:
                 paths.setdefault(fig, []).append(path)
     return {
@@ -154,7 +154,7 @@ def read_run_table(path: str | os.PathLike, run_id: str, seeds) -> pd.DataFrame:
     other, and, where rows are per step, the same steps for every seed."""
     meta = read_provenance(path)
     fix = f"delete {path} and run snakemake again to recompute it"
-    if meta.get("memorization.run_id") != run_id or json.loads(meta.get("memorization.seeds", "null")) != list(seeds):
+    if meta.get("memorization.run_id") != run_id or provenance_list(path, "memorization.seeds") != list(seeds):
         raise ValueError(f"{path} was not written by the job of run {run_id} with seeds {list(seeds)}; {fix}")
     frame = read_parquet(path)
     if str(len(frame)) != meta.get("memorization.rows"):
@@ -171,8 +171,27 @@ def read_run_table(path: str | os.PathLike, run_id: str, seeds) -> pd.DataFrame:
 
 
 def read_provenance(path: str | os.PathLike) -> dict[str, str]:
+    """The workflow's key-value metadata of a table file (text); a value that is not UTF-8 text is damage."""
     meta = read_parquet_metadata(path)
-    return {k.decode(): v.decode() for k, v in meta.items() if k.startswith(b"memorization.")}
+    try:
+        return {k.decode(): v.decode() for k, v in meta.items() if k.startswith(b"memorization.")}
+    except UnicodeDecodeError:
+        raise DamagedFile(f"{path} has metadata that is not text; {fix_for(path)}") from None
+
+
+def provenance_list(path: str | os.PathLike, key: str) -> list:
+    """A metadata value that is a JSON list of plain values (figure names, seeds), [] where the key is
+    absent; anything else (not JSON, a number, nested lists) is a damaged file, named with the fix."""
+    text = read_provenance(path).get(key)
+    if text is None:
+        return []
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        value = None
+    if not isinstance(value, list) or not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in value):
+        raise DamagedFile(f"{path} has metadata {key} that is not a list of names or numbers; {fix_for(path)}")
+    return value
 
 
 def contract_markdown() -> str:
