@@ -28,9 +28,11 @@ include: "rules/figures.smk"
 
 
 # When a run starts (never a dry run): the code each job's fingerprint stands for, into results/code/, so that
-# `memorization why RUN` can say which function changed when an edit reruns a job.
+# `memorization why RUN` can say which function changed when an edit reruns a job; and an interrupt of
+# Snakemake alone (kill -INT) stops its jobs, as a Ctrl-C at the terminal does (pipeline/interrupt.py).
 onstart:
     fingerprint.record(CODE_MAPS, "results/code")
+    interrupt.stop_jobs_on_interrupt()
 
 
 # `snakemake --report` of a partial run: Snakemake refuses a report whose DAG has a file marked for it that

@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.join(REPOSITORY, "workflow"))
 from memorization import catalog, papers  # noqa: E402
 from memorization.config import ConfigError, load_config  # noqa: E402
 from memorization.engine import devices, memory  # noqa: E402
-from memorization.pipeline import fingerprint  # noqa: E402
+from memorization.pipeline import fingerprint, interrupt  # noqa: E402
 from memorization.pipeline.cli import report_targets  # noqa: E402
 from memorization.results import checks  # noqa: E402
 from memorization.results.rundir import METRIC_BENCHMARK, TRAIN_BENCHMARK  # noqa: E402
@@ -46,11 +46,6 @@ config.update(
 # What names each run to a person, for its training log: not a param, so a new run in an experiment does not
 # rerun the others.
 config["run_labels"] = CONFIG.labels
-
-# Warm job processes (memorization.pipeline.warm) only where jobs run on this machine: on a cluster a fork of
-# one job's server would run inside another job's allocation.
-if not workflow.local_exec:
-    config["warm_jobs"] = False
 
 # A device that cannot be had is an error before any job runs, where jobs run here. (On a cluster the
 # submitting host may have no GPU while the compute nodes do: the jobs check there.)
@@ -194,8 +189,9 @@ def all_figures():
 
 
 # Memory (MB) and run time (minutes) of one job's first attempt, a property of the run's data set
-# (catalog.Dataset); a retry (`retries: 1` on the training and metric rules, for a job killed for memory
-# or time) gets twice as much.
+# (catalog.Dataset); a retry (`retries: 1` in profiles/slurm, for a job killed for memory or time) gets
+# twice as much. No retries where jobs run on this machine: a job that fails here fails again, and a user's
+# interrupt is not a fault to retry.
 def train_mem_mb(wildcards, attempt):
     """What the job will hold (memorization.engine.memory), more on a retry."""
     return memory.training_memory_mb(RUNS[wildcards.run]) * attempt

@@ -16,7 +16,6 @@ rule metric:
         METRIC_BENCHMARK
     wildcard_constraints:
         table=one_of(catalog.tables_of_stage("metric")),
-    retries: 1
     conda:
         "../envs/memorization.yaml"
     threads: 1  # the job sets torch to this many threads

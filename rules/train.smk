@@ -18,7 +18,6 @@ rule train:
         "results/logs/train/{run}.log",
     benchmark:
         TRAIN_BENCHMARK
-    retries: 1
     conda:
         "../envs/memorization.yaml"
     threads: 1  # the job sets torch to this many threads

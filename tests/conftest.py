@@ -107,6 +107,28 @@ def completed_workdir(tmp_path_factory, name: str, config: dict) -> Path:
     return workdir
 
 
+@pytest.fixture(scope="session")
+def tiny_done(tmp_path_factory) -> Path:
+    """TINY run to completion, once per test process (the workflow tests of several modules read it); a test
+    that changes it works on a copy (`copy_of`)."""
+    return completed_workdir(tmp_path_factory, "tiny", TINY)
+
+
+def copy_of(workdir: Path, tmp_path_factory, name: str) -> Path:
+    """A copy of a completed working directory, modification times kept: as complete as the original."""
+    import shutil
+
+    return Path(shutil.copytree(workdir, tmp_path_factory.mktemp(name) / "work", symlinks=True))
+
+
+# Under pytest-xdist (`make test` runs two workers on this two-core machine) each worker computes on one
+# thread: two workers of two OpenMP threads each on two cores made torch's work up to ten times slower.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    import torch
+
+    torch.set_num_threads(1)
+
+
 @pytest.fixture
 def tiny_config():
     import copy

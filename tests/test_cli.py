@@ -91,12 +91,12 @@ def report_categories(page: Path) -> list[str]:
     return sorted(json.loads(re.search(r"var categories = (\{.*?\});\n", page.read_text()).group(1)))
 
 
-def test_the_report_of_a_partial_run(tmp_path_factory, monkeypatch):
+def test_the_report_of_a_partial_run(tiny_done, tmp_path_factory, monkeypatch):
     """`snakemake --report` and `memorization report` report what is there while a figure is missing. The
     scorecard is the report's first category."""
-    from .conftest import TINY, completed_workdir, snakemake
+    from .conftest import copy_of, snakemake
 
-    workdir = completed_workdir(tmp_path_factory, "report", TINY)
+    workdir = copy_of(tiny_done, tmp_path_factory, "report")
     snakemake(workdir, "--report", str(workdir / "full.html"))
     assert report_categories(workdir / "full.html") == [
         "1. Reproduction scorecard", "2. What this run shows", "3. Figures"

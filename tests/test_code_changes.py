@@ -72,8 +72,8 @@ def test_comments_docstrings_annotations_and_formatting_rerun_nothing(repo):
     def cosmetic(source):
         reworded = source.replace('"""The training loop:', '"""The training loop (reworded):', 1)
         spaced = reworded.replace(
-            "run_dir, device = Path(run_dir), torch.device(device)",
-            "run_dir, device = (Path( run_dir ),  torch.device(device))",
+            "run_dir = Path(run_dir)\n    run_dir.mkdir(",
+            "run_dir = (Path( run_dir ))\n    run_dir.mkdir(",
         )
         annotated = spaced.replace("def next_record(run: Run, step: int) -> int:", "def next_record(run, step):")
         assert reworded != source and spaced != reworded and annotated != spaced

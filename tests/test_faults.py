@@ -2,6 +2,7 @@
 mistakes caught before any job runs."""
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -16,7 +17,7 @@ from memorization.engine.data import build_noisy_dataset
 from memorization.engine.sgd import load_state
 from memorization.engine.train import train_run
 from memorization.pipeline.jobs import experiment_table, run_metadata
-from memorization.results.rundir import checkpoint_path, end_path, eval_path, unfinished_dir
+from memorization.results.rundir import PUBLISHED, checkpoint_path, end_path, eval_path, unfinished_dir
 from memorization.results.tables import write_frame
 
 from .conftest import ROOT, SNAKEMAKE, completed_workdir, dry_run_jobs, snakemake, write_config
@@ -110,6 +111,61 @@ def test_a_finished_run_is_not_trained_again_unless_its_code_changed(tmp_path, c
     assert checkpoint_path(tmp_path, 12).stat().st_mtime_ns == stamp
     train_run(spec, data, tmp_path, progress=False, version="v2")
     assert checkpoint_path(tmp_path, 12).stat().st_mtime_ns != stamp
+
+
+def test_a_finished_run_whose_outputs_snakemake_deleted_is_linked_again_not_trained_again(tmp_path, capfd):
+    """Was: an interrupted workflow left a finished run marked incomplete; Snakemake deleted the job's output
+    folders before running it again, and the run was trained again from step 0."""
+    import shutil
+
+    spec, data = make()
+    train_run(spec, data, tmp_path, progress=False, version="v1")
+    files = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.glob("*/*") if p.parent.name in PUBLISHED}
+    progress = (tmp_path / "progress.csv").read_text()
+    for sub in PUBLISHED:  # what Snakemake does to a job's outputs before it runs the job again
+        shutil.rmtree(tmp_path / sub)
+    capfd.readouterr()
+    train_run(spec, data, tmp_path, progress=False, version="v1")
+    assert "finished training already" in capfd.readouterr().err
+    assert {
+        p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.glob("*/*") if p.parent.name in PUBLISHED
+    } == files
+    assert (tmp_path / "progress.csv").read_text() == progress  # not a step was trained
+    assert os.stat(checkpoint_path(tmp_path, 12)).st_nlink == 2  # linked to its kept file, not copied
+    kept = tmp_path / "trained" / checkpoint_path(tmp_path, 12).relative_to(tmp_path)
+    kept.write_bytes(kept.read_bytes()[:-8] + bytes(8))  # a kept file changed: trained again, as --forcerun wants
+    train_run(spec, data, tmp_path, progress=False, version="v1")
+    assert "is not the file training wrote: training it again" in capfd.readouterr().err
+    assert checkpoint_path(tmp_path, 12).read_bytes() == files[checkpoint_path(tmp_path, 12).relative_to(tmp_path)]
+
+
+def test_one_process_at_a_time_trains_a_run(tmp_path, capfd):
+    """Was: an orphaned trainer and the retry of its job wrote one run folder at once (the retry died on a
+    missing .tmp, and the run trained again from scratch next time). The second trainer now waits for the
+    first, then finds the run finished."""
+    import sys
+
+    keys = {"dataset": "digits", "train_size": 96, "width": 16, "epochs": 300, "lr": 0.05}
+    spec, data = make(**keys)
+    first = subprocess.Popen(
+        [sys.executable, "-c", (
+            "from memorization import config as S; from memorization.engine.data import build_noisy_dataset; "
+            "from memorization.engine.train import train_run; "
+            f"spec = S.resolve({keys!r}, seeds=[0, 1]); "
+            f"train_run(spec, build_noisy_dataset(spec.data), {str(tmp_path)!r}, progress=False)"
+        )],
+        env={**os.environ, "CUDA_VISIBLE_DEVICES": ""}, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.time() + 120
+    while not (tmp_path / "progress.csv").exists():  # the first is training
+        assert time.time() < deadline and first.poll() is None, first.communicate()[1]
+        time.sleep(0.02)
+    train_run(spec, data, tmp_path, progress=False)
+    err = capfd.readouterr().err
+    assert "is being trained by another process: waiting for it to end" in err
+    assert "finished training already" in err
+    assert first.wait(60) == 0, first.communicate()[1]
+    assert end_path(tmp_path).exists() and not unfinished_dir(tmp_path).exists()
 
 
 def test_training_that_diverges_stops_with_a_clear_error(tmp_path):
@@ -226,7 +282,7 @@ def test_a_duplicate_key_in_a_config_file_is_named_with_its_line(tmp_path):
     assert check.returncode != 0 and "bad.yaml, line 3, column 1: not valid YAML" in check.stderr
 
 
-def test_an_error_inside_a_job_is_shown_with_the_default_profile(tmp_path):
+def test_an_error_inside_a_job_is_shown_with_the_default_profile_and_not_retried(tmp_path):
     """profiles/default shows failed jobs' logs: the user sees the job's own message, not just its path."""
     write_config(tmp_path, {"experiments": {"e": {"spec": {"width": 8, "lr": 1e9, "momentum": 0.9, "epochs": 3}}}})
     cmd = [
@@ -244,6 +300,8 @@ def test_an_error_inside_a_job_is_shown_with_the_default_profile(tmp_path):
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
     assert proc.returncode != 0 and "training diverged" in proc.stdout + proc.stderr
+    # not retried on this machine (it would fail again; and an interrupt is not a fault): profiles/slurm retries
+    assert len(re.findall(r"^(?:local)?rule train:", proc.stdout + proc.stderr, flags=re.M)) == 1
 
 
 def test_interrupting_snakemake_alone_does_not_retrain_finished_runs(tmp_path):
@@ -273,8 +331,9 @@ def test_interrupting_snakemake_alone_does_not_retrain_finished_runs(tmp_path):
         "1",
     ]
     proc = subprocess.Popen(
-        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""}
-    )
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""},
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # not ignored, whoever runs the tests
+    )  # fmt: skip
     deadline = time.time() + 120
     while not list(tmp_path.glob("results/runs/*/end.json")):
         assert time.time() < deadline and proc.poll() is None
@@ -289,6 +348,63 @@ def test_interrupting_snakemake_alone_does_not_retrain_finished_runs(tmp_path):
         if log.count("training 2 seed(s)") > 1:  # its job ran again: it did not train again
             assert "finished training already" in log
     assert len(list(tmp_path.glob("results/runs/*/manifest.json"))) == 4
+
+
+def test_an_interrupt_of_snakemake_alone_stops_its_jobs_and_is_not_retried(tmp_path):
+    """`kill -INT <snakemake's pid>`: Snakemake's local executor would wait for its jobs, and a training job
+    trained on to its end, unrecorded. Its jobs stop at once (pipeline/interrupt.py), say so in their logs
+    without a traceback, are not retried, and the next run resumes the run where it stopped."""
+    import psutil
+
+    config = {
+        "experiments": {
+            "long": {
+                "spec": {"train_size": 1000, "width": 32, "epochs": 3000, "lr": 0.01, "label_noise": "random"},
+                "seeds": 2,
+                "tables": ["training"],
+            }
+        }
+    }
+    write_config(tmp_path, config)
+    profile = str(ROOT / "profiles" / "default")
+    cmd = [str(SNAKEMAKE), "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path), "--configfile",
+           str(tmp_path / "config.yaml"), "--workflow-profile", profile, "--cores", "1"]  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "CUDA_VISIBLE_DEVICES": ""},
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # not ignored, whoever runs the tests
+    )  # fmt: skip
+    deadline = time.time() + 180
+    progress = None
+    while progress is None or len(progress.read_text().splitlines()) < 20:  # training, well under way
+        assert time.time() < deadline and proc.poll() is None, proc.communicate()[0][-3000:]
+        progress = next(tmp_path.glob("results/runs/*/progress.csv"), None)
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    output = proc.communicate(timeout=120)[0]
+    assert proc.returncode != 0
+    scripts = str(tmp_path / ".snakemake" / "scripts")
+    left = [p.pid for p in psutil.process_iter(["cmdline"]) if scripts in " ".join(p.info["cmdline"] or [])]
+    assert not left, f"jobs outlived Snakemake: {left}"
+    run_dir = progress.parent
+    assert not (run_dir / "end.json").exists()  # stopped, not trained to its end
+    assert len(re.findall(r"^(?:local)?rule train:", output, flags=re.M)) == 1, output  # not retried
+    log = (tmp_path / "results/logs/train" / f"{run_dir.name}.log").read_text()
+    assert "interrupted: the same command goes on from here" in log and "Traceback" not in log
+
+    # the same command again resumes the run (then is interrupted in its turn)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "CUDA_VISIBLE_DEVICES": ""},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+    log_path = tmp_path / "results/logs/train" / f"{run_dir.name}.log"
+    while not log_path.exists() or "resuming run" not in log_path.read_text():
+        assert time.time() < deadline and proc.poll() is None, proc.communicate()[0][-3000:]
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    output = proc.communicate(timeout=120)[0]
+    assert len(re.findall(r"^(?:local)?rule train:", output, flags=re.M)) == 1, output
+    resumed = log_path.read_text().split("resuming run")[1].splitlines()[0]
+    assert int(resumed.split("from step ")[1].split()[0]) > 0, resumed
 
 
 def test_the_clean_cache_is_rebuilt_when_the_raw_files_change(tmp_path):

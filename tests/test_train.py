@@ -8,7 +8,7 @@ from memorization.engine.models import Arch, forward, init_params
 from memorization.engine.sgd import evaluate, load_state, sgd_step
 from memorization.engine.timeline import Timeline, learning_rate
 from memorization.engine.train import train_run
-from memorization.results.rundir import checkpoint_path
+from memorization.results.rundir import PUBLISHED, checkpoint_path
 
 
 def make(**keys):
@@ -92,7 +92,7 @@ def test_seed_groups_stepping_one_after_another_give_the_files_of_one_group_to_t
     run = setup(spec, data, tmp_path / "three", "", torch.device("cpu"), 2 * per_seed)
     assert len(run.groups) == 3 and [next_record(run, s) for s in (0, 1, 3, 4)] == [1, 3, 4, 6]
     one = tmp_path / "one"
-    files = sorted(p.relative_to(one) for p in one.rglob("*") if p.suffix in (".npz", ".pt"))
+    files = sorted(p.relative_to(one) for p in one.glob("*/*") if p.parent.name in PUBLISHED)
     assert len(files) == 8  # checkpoints at steps 1, 4, 6; evaluations at 0, 3, 6; both epochs' presentations
     for name in files:
         a, b = tmp_path / "one" / name, tmp_path / "three" / name

@@ -15,13 +15,13 @@ import pytest
 from memorization.catalog import table as registered
 from memorization.results.tables import read_provenance
 
-from .conftest import ROOT, SNAKEMAKE, TINY, bare_python, completed_workdir, dry_run_jobs, snakemake, write_config
+from .conftest import ROOT, SNAKEMAKE, TINY, bare_python, copy_of, dry_run_jobs, snakemake, write_config
 
 
 @pytest.fixture(scope="module")
-def done(tmp_path_factory):
-    """The tiny config, run once to completion."""
-    return completed_workdir(tmp_path_factory, "tiny", TINY)
+def done(tiny_done, tmp_path_factory):
+    """The tiny config, run to completion (a copy of the shared run: tests here run it again)."""
+    return copy_of(tiny_done, tmp_path_factory, "tiny")
 
 
 def snapshot(directory):
@@ -221,4 +221,4 @@ def test_snakedeploy_of_a_local_clone_dry_runs_the_default_and_runs_a_config_of_
     snakemake(dest, configfile=False, snakefile=snakefile, python=python)
     run = next((dest / "results/runs").iterdir())
     assert (dest / "results/tables/tiny/training.parquet").is_file()
-    assert sorted(p.name for p in run.iterdir() if p.is_dir()) == ["checkpoints", "evals", "presentations"]
+    assert sorted(p.name for p in run.iterdir() if p.is_dir()) == ["checkpoints", "evals", "presentations", "trained"]

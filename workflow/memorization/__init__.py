@@ -2,7 +2,7 @@
 workflow over this library. The package is layered; each layer imports only the layers below it
 (docs/design.md):
 
-    pipeline   jobs, code fingerprints, checks, the cost plan, the command line, warm processes
+    pipeline   jobs, code fingerprints, the cost plan, the command line, interrupts
     papers     the figure rooms: each figure's statistic, drawing, findings and claims
     report     statistics from tables, plotting, figures, the scorecard
     measures   the metric tables of a finished run: sensitivity, CSR, per-example scores, Gini

@@ -6,12 +6,13 @@ from pathlib import Path
 
 # the library, workflow/ beside this script: importable without an install or PYTHONPATH (--sdm conda clears it)
 sys.path.insert(0, os.path.dirname(snakemake.scriptdir))
-from memorization.pipeline import warm  # noqa: E402  (imports nothing heavy: the job runs in a warm child)
+from memorization.pipeline.jobs import log_to  # noqa: E402
 
-warm.call(
-    "metric",
-    snakemake.log[0],  # its exception too, even on a full disk
-    warm=snakemake.config["warm_jobs"],
+log_to(snakemake.log[0])  # its exception too, even on a full disk
+
+from memorization.pipeline.jobs import metric
+
+metric(
     table=snakemake.wildcards.table,
     spec=snakemake.params.spec,
     dataset=snakemake.input.dataset,

@@ -5,13 +5,13 @@ import sys
 
 # the library, workflow/ beside this script: importable without an install or PYTHONPATH (--sdm conda clears it)
 sys.path.insert(0, os.path.dirname(snakemake.scriptdir))
-from memorization.pipeline import warm  # noqa: E402  (imports nothing heavy: the job runs in a warm child)
+from memorization.pipeline.jobs import log_to  # noqa: E402
 
-warm.call(
-    "train",
-    snakemake.log[0],
-    "a",  # append: a resumed job keeps its history
-    warm=snakemake.config["warm_jobs"],
+log_to(snakemake.log[0], "a")  # append: a resumed job keeps its history
+
+from memorization.pipeline.jobs import train
+
+train(
     spec=snakemake.params.spec,
     dataset=snakemake.input.dataset,
     manifest_out=snakemake.output.manifest,

@@ -149,7 +149,7 @@ class _OneDNN:
         self.check(self.lib.dnnl_primitive_execute(prim, self.stream, len(memories), args), "dnnl_primitive_execute")
 
 
-_state: dict[int, _OneDNN | None] = {}  # per process: a forked child (a warm job) makes its own engine
+_state: dict[int, _OneDNN | None] = {}  # per process: a forked child makes its own engine
 _off = False
 
 

@@ -9,7 +9,6 @@ batches training saw.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,7 +17,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from ..results.rundir import end_path
+from ..config.spec import subset_size
+from ..results.files import DamagedFile, fix_for
+from ..results.rundir import end_path, read_end
 from .models import seed_for
 
 if TYPE_CHECKING:
@@ -127,11 +128,6 @@ class Timeline:
         return order[:, i * self.batch_size : (i + 1) * self.batch_size]
 
 
-def subset_size(n_train: int, fraction: float) -> int:
-    """Examples in a seed's training subset: round(fraction · n_train), at least one."""
-    return max(1, round(fraction * n_train))
-
-
 def learning_rate(spec: RunSpec, epoch: int) -> float:
     """The rate decayed in steps, lr · factor^⌊epoch / every⌋ (the paper's CNN halves it every 15 epochs)."""
     if spec.lr_decay_every is None:
@@ -141,9 +137,8 @@ def learning_rate(spec: RunSpec, epoch: int) -> float:
 
 def completed_timeline(spec: RunSpec, n_train: int, run_dir) -> Timeline:
     """The timeline a finished run actually followed (it may have stopped at fit: end.json says where)."""
-    timeline = Timeline.from_spec(spec, n_train)
-    path = end_path(run_dir)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: run {Path(run_dir).name} has not finished training")
-    end = json.loads(path.read_text())["step"]
-    return timeline if end == timeline.total_steps else timeline.ended_at(end)
+    timeline, end = Timeline.from_spec(spec, n_train), read_end(run_dir)
+    if end is None:
+        raise DamagedFile(f"{end_path(run_dir)} is missing or unreadable: run {Path(run_dir).name} has not finished "
+                          f"training; {fix_for(end_path(run_dir))}")  # fmt: skip
+    return timeline if end["step"] == timeline.total_steps else timeline.ended_at(end["step"])

@@ -27,8 +27,11 @@ from ..results.rundir import (
     checkpoint_path,
     end_path,
     eval_path,
+    kept_digests,
     presentations_path,
     publish,
+    relink_finished,
+    run_lock,
     unfinished_dir,
 )
 from .architecture import Arch, params_per_model
@@ -151,15 +154,6 @@ def resume_state(run_dir: Path, fingerprint: str, device) -> dict | None:
         if found is not None:
             return found
     return best
-
-
-def finished(run_dir: Path, fingerprint: str) -> bool:
-    """Whether the run finished training with this spec and code, and its last checkpoint is there."""
-    try:
-        end = json.loads(end_path(run_dir).read_text())
-    except (OSError, ValueError):
-        return False
-    return end.get("fingerprint") == fingerprint and checkpoint_path(run_dir, end["step"]).is_file()
 
 
 # ----------------------------------------------------------------------------- the loop, in order
@@ -380,14 +374,16 @@ def fits(run: Run, step: int) -> bool:
 
 def finish(run: Run, state: State) -> None:
     """The end of training: always a checkpoint (a run that stopped at fit has its evaluation already), then
-    end.json, which says the run is done (and where it ended)."""
+    end.json, which says the run is done (where it ended, and the hash of each file it wrote), then its files
+    kept in trained/ and linked into the output folders (rundir.publish)."""
     if state.step < run.timeline.total_steps and state.step not in run.checkpoint_at:
         record(run, state, final=True)
         epoch = state.step / run.timeline.steps_per_epoch
         print(f"every seed fits its training set at epoch {epoch:g}: stopped", file=sys.stderr)
-    publish(run.run_dir)
+    end = {"step": state.step, "fingerprint": run.fingerprint, "files": kept_digests(run.run_dir)}
     with written(end_path(run.run_dir)) as f:
-        f.write((json.dumps({"step": state.step, "fingerprint": run.fingerprint}) + "\n").encode())
+        f.write((json.dumps(end, sort_keys=True) + "\n").encode())
+    publish(run.run_dir)
     (run.run_dir / "state.pt").unlink(missing_ok=True)
 
 
@@ -402,23 +398,28 @@ def train_run(
     version: str = "",
 ) -> None:
     """Train every seed of `spec` on `data`; write evaluations, checkpoints and presentations under
-    `run_dir/unfinished/` and, when training ends, move them into `run_dir` (rundir.publish).
+    `run_dir/unfinished/` and, when training ends, keep them in `run_dir/trained/` and link them into the
+    output folders (rundir.publish). One process at a time trains a run (rundir.run_lock).
 
     Progress: spec.json is written first; every evaluation appends a row to `run_dir/progress.csv` and, with
     `progress`, prints a line (seed means and spreads of loss and accuracy) to stderr, the job's log.
 
     Resumable: the state is saved at every evaluation (`state.pt`) and checkpoint; a later call with the same
     arguments continues from the newest readable one (`resume_state`). A finished run (`end.json` written by
-    the same spec and code `version`) is not trained again: a job interrupted after training but before
-    Snakemake recorded it only rewrites its tables (unless Snakemake deleted its folders, its outputs, before
-    running it again: then it trains again, to the same files).
+    the same spec and code `version`, its kept files unchanged) is not trained again: a job interrupted after
+    training, or run again by Snakemake after it deleted the job's outputs, links them again from trained/.
     """
-    run_dir, device = Path(run_dir), torch.device(device)
-    reuse_freed_memory()  # as a metric job does at its start (jobs.metric): the same allocator for both
+    run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    with run_lock(run_dir):
+        _train_run(spec, data, run_dir, torch.device(device), progress, group_params, version)
+
+
+def _train_run(spec, data, run_dir: Path, device, progress: bool, group_params, version: str) -> None:
+    reuse_freed_memory()  # as a metric job does at its start (jobs.metric): the same allocator for both
     (run_dir / "spec.json").write_text(json.dumps(spec.as_dict(), indent=2, sort_keys=True) + "\n")  # which run this is
     fingerprint = json.dumps({"spec": spec.as_dict(), "code": version}, sort_keys=True)
-    if finished(run_dir, fingerprint):
+    if relink_finished(run_dir, fingerprint):
         print(f"run {run_dir.name} finished training already (end.json): not trained again", file=sys.stderr)
         return
     run = replace(setup(spec, data, run_dir, fingerprint, device, group_params), report=progress)

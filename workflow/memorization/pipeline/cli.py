@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import catalog, papers  # noqa: F401 (papers: registers the built-in figures and claims)
-from ..results.files import DamagedFile
+from ..results.files import Refusal
 from ..results.rundir import end_path
 from ..results.tables import contract_markdown, tables_by_figure
 from .readme import PLAN, RUN_TIME, SCORECARD, into_readme
@@ -362,7 +362,7 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     try:
         run_command(args)
-    except DamagedFile as err:  # a damaged file ends a command with its one-line message, not a traceback
+    except Refusal as err:  # a damaged file, say: the command ends with its one-line message, not a traceback
         raise SystemExit(f"error: {err}") from None
 
 

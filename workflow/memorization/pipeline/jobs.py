@@ -53,6 +53,8 @@ def log_to(path: str, mode: str = "w") -> None:
     with why: a job never fails silently with an empty log."""
     import traceback
 
+    from ..results.files import Refusal
+
     shown = sys.__stderr__
     try:
         log = open(path, mode + "b", buffering=0)  # noqa: SIM115 (open for the rest of the job)
@@ -62,7 +64,12 @@ def log_to(path: str, mode: str = "w") -> None:
     sys.stdout = sys.stderr = _Log(path, log, shown)
 
     def report(kind, value, tb):
-        sys.stderr.write("".join(traceback.format_exception(kind, value, tb)))
+        if isinstance(value, Refusal):  # its message says it all: not buried under a traceback
+            sys.stderr.write(f"{kind.__name__}: {value}\n")
+        elif isinstance(value, KeyboardInterrupt):  # a user's, not a fault
+            sys.stderr.write("interrupted: the same command goes on from here (a run from its last resume point)\n")
+        else:
+            sys.stderr.write("".join(traceback.format_exception(kind, value, tb)))
         sys.stderr.flush()
 
     sys.excepthook = report
@@ -102,7 +109,7 @@ def train(
     convergence_out: str,
     device: str = "auto",
     tf32: bool = False,
-    lock_dir: str = "/tmp/memorization-gpu-leases",
+    lock_dir: str | None = None,
     threads: int = 1,
     version: str = "",
     label: str = "",
@@ -116,7 +123,7 @@ def train(
     from ..engine.data import NoisyDataset
     from ..engine.train import train_run
     from ..measures.metrics import run_tables
-    from ..results.rundir import write_manifest
+    from ..results.rundir import read_end, write_manifest
     from ..results.tables import write_frame
     from .fingerprint import explain
 
@@ -133,14 +140,16 @@ def train(
     training, convergence = run_tables(spec, data, run_dir)
     write_frame(training, training_out, run_metadata(run_dir.name, spec, training))
     write_frame(convergence, convergence_out, run_metadata(run_dir.name, spec, convergence))
-    write_manifest(run_dir)
+    write_manifest(run_dir, read_end(run_dir)["files"])
 
 
 def trained_with(run_dir: Path) -> str | None:
     """The fingerprint of the code a run was last trained with (end.json), None if it has not finished."""
+    from ..results.rundir import read_end
+
     try:
-        return json.loads(json.loads((run_dir / "end.json").read_text())["fingerprint"])["code"]
-    except (OSError, ValueError, KeyError, TypeError):
+        return json.loads(read_end(run_dir)["fingerprint"])["code"]
+    except (ValueError, KeyError, TypeError):
         return None
 
 
@@ -163,7 +172,7 @@ def metric(
     out: str,
     *,
     device: str = "auto",
-    lock_dir: str = "/tmp/memorization-gpu-leases",
+    lock_dir: str | None = None,
     threads: int = 1,
     analyses=(),
     version: str = "",
@@ -204,16 +213,19 @@ def check_run_files(run_dir, spec: RunSpec) -> None:
     (each hashed: the job reads them all anyway), and every checkpoint says it was trained for this run's
     spec. Else an error naming the files and the command that retrains the run."""
     from ..engine.sgd import load_state
+    from ..results.files import DamagedFile
     from ..results.rundir import changed_files
 
     run_dir = Path(run_dir)
     problems = changed_files(run_dir, verify=True)
     for path in sorted((run_dir / "checkpoints").glob("step_*.pt")):
-        trained = json.loads(load_state(path).get("spec") or "{}").get("spec")
-        if trained != spec.as_dict():
+        state = load_state(path)
+        if json.loads(state.get("spec") or "{}").get("spec") != spec.as_dict():
             problems.append(f"{path} was trained for another spec than run {run_dir.name}'s")
+        elif state.get("step") != int(path.stem.split("_")[1]):
+            problems.append(f"{path} holds the state of step {state.get('step')}, not of the step its name says")
     if problems:
-        raise RuntimeError(
+        raise DamagedFile(
             f"run {run_dir.name} changed since training: {'; '.join(problems[:5])}"
             f"{f' (and {len(problems) - 5} more)' if len(problems) > 5 else ''}. Put the files back, or train it "
             f"again: snakemake --forcerun {run_dir / 'manifest.json'}"
