@@ -3,7 +3,8 @@
 # make lint  — the linters alone
 # make lock  — requirements.lock, the exact versions every install uses, resolved afresh
 # make readme-scorecard — after make run: the README's results section becomes this run's scorecard
-# make fuzz  — the config fuzz test with FUZZ_EXAMPLES examples (5,000; the suite tries 300), counts printed
+# make fuzz  — the config fuzz tests (values after parsing; the file's bytes) with FUZZ_EXAMPLES examples each
+#              (5,000; the suite tries 300), counts printed
 # make bench — the benchmarks in benchmarks/ (ratios against baselines measured in the same run)
 # make bench-docs — the same, their tables written into docs/performance.md
 # make plan  — the predicted device and wall time of a config (CONFIG=..., DEVICES=...)
@@ -34,8 +35,11 @@ format: $(VENV)/.installed
 	$(BIN)/ruff format .
 	$(BIN)/snakefmt .
 
+# Two workers, each module's tests in one (its completed workflow fixtures are built once): the suite is
+# mostly job processes starting, which two workers overlap on a two-core machine.
+TEST_WORKERS ?= 2
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # A random sample each time (the suite's 300 are fixed), under a 12 GB address-space cap: a mutation that
 # would exhaust memory is a MemoryError that Hypothesis reports and shrinks, not the kernel killing the run.
