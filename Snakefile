@@ -48,12 +48,13 @@ REPORTING = (
 rule all:
     default_target: True
     input:
-        report_targets(CONFIG.figures, Path("results"))
+        report_targets(CONFIG.figures, Path(OUT))
         if REPORTING
         else [
             rebuild_unusable_tables,
+            f"{OUT}/config.yaml",
             all_tables(),
             all_figures(),
-            "results/findings.html" if CONFIG.figures else [],
-            "results/scorecard.md" if scorecard_figures() else [],
+            f"{OUT}/findings.html" if CONFIG.figures else [],
+            f"{OUT}/scorecard.md" if scorecard_figures() else [],
         ],

@@ -165,12 +165,14 @@ def workflow(out, left, args):
         if code:
             result[name]["stderr"] = stderr[-2000:]
             return result
-    tables = sorted(p.relative_to(dirs["cpu"]) for p in (dirs["cpu"] / "results" / "tables").rglob("*.parquet"))
+    tables = sorted(
+        p.relative_to(dirs["cpu"]) for p in (dirs["cpu"] / "results" / "tiny" / "tables").rglob("*.parquet")
+    )
     for name in ("gpu", "gpu_tf32"):
         diffs = {}
         for path in tables:
             a, b = pd.read_parquet(dirs["cpu"] / path), pd.read_parquet(dirs[name] / path)
-            key = str(path.relative_to("results/tables").with_suffix(""))
+            key = str(path.relative_to("results/tiny/tables").with_suffix(""))
             if list(a.columns) != list(b.columns) or len(a) != len(b):
                 diffs[key] = {"mismatch": f"{a.shape} vs {b.shape}"}
                 continue

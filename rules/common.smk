@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.join(REPOSITORY, "workflow"))
 
 # the built-in papers register their figures and claims when imported
 from memorization import catalog, papers  # noqa: E402
-from memorization.config import ConfigError, load_config  # noqa: E402
+from memorization.config import ConfigError, load_config, missing_data  # noqa: E402
 from memorization.engine import devices, memory  # noqa: E402
 from memorization.pipeline import fingerprint, interrupt  # noqa: E402
 from memorization.pipeline.cli import report_targets  # noqa: E402
@@ -39,6 +39,24 @@ try:
     )
 except (ConfigError, FileNotFoundError) as err:
     raise WorkflowError(f"invalid configuration: {err}") from None
+# Every data set's files, before any job (not when the first job fails), all at once.
+if _missing := missing_data(CONFIG, os.getcwd()):
+    raise WorkflowError("invalid configuration: " + "\n".join(_missing))
+
+# This config's own results (docs/design.md "One results folder per config"): its experiment tables, figures,
+# findings, scorecard and the record of the config that made them, under results/<name>/. What is shared by
+# content (data sets, runs, metric tables) stays in results/data, results/runs and results/metrics, so a run
+# trained for one config is reused by another; a second config never writes over the first's figures.
+OUT = f"results/{CONFIG.name}"
+if (_made_by := checks.recorded_source(f"{OUT}/config.yaml")) not in (
+    None,
+    CONFIG.source,
+):
+    raise WorkflowError(
+        f"invalid configuration: {OUT}/ holds the results of the config {_made_by!r}, and this config "
+        f"({CONFIG.source or 'given as a mapping'}) has the same name, {CONFIG.name!r}: set `name:` in it to keep "
+        f"both, or delete {OUT}/ to replace them"
+    )
 config.clear()
 config.update(
     CONFIG.values
@@ -106,7 +124,7 @@ def table_source(run, table):
 
 def all_tables():
     return [
-        f"results/tables/{name}/{table}.parquet"
+        f"{OUT}/tables/{name}/{table}.parquet"
         for name in EXPERIMENTS
         for table in CONFIG.tables_of(name)
     ]
@@ -159,7 +177,7 @@ def code(job, *implementations):
 def figure_inputs(figure):
     """The tables a figure reads: its registered tables of every experiment that lists it."""
     return [
-        f"results/tables/{name}/{table}.parquet"
+        f"{OUT}/tables/{name}/{table}.parquet"
         for name in CONFIG.experiments_of(figure)
         for table in catalog.figure(figure).tables
     ]
@@ -182,9 +200,7 @@ def scorecard_figures():
 
 def all_figures():
     return [
-        f"results/figures/{fig}.{ext}"
-        for fig in CONFIG.figures
-        for ext in ("png", "pdf")
+        f"{OUT}/figures/{fig}.{ext}" for fig in CONFIG.figures for ext in ("png", "pdf")
     ]
 
 

@@ -4,14 +4,14 @@ rule figure:
         lambda w: figure_inputs(w.figure),
     output:
         png=report(
-            "results/figures/{figure}.png",
+            f"{OUT}/figures/{{figure}}.png",
             caption="../workflow/report/figure.rst",
             category="3. Figures",
         ),
-        pdf="results/figures/{figure}.pdf",
-        findings="results/figures/{figure}.findings.txt",
+        pdf=f"{OUT}/figures/{{figure}}.pdf",
+        findings=f"{OUT}/figures/{{figure}}.findings.txt",
     log:
-        "results/logs/figures/{figure}.log",
+        f"{OUT}/logs/figures/{{figure}}.log",
     wildcard_constraints:
         figure=one_of(catalog.FIGURES),
     localrule: True
@@ -29,11 +29,11 @@ rule figure:
 rule findings:
     """Every figure's findings (what this run shows) on one page of the report."""
     input:
-        [f"results/figures/{fig}.findings.txt" for fig in CONFIG.figures],
+        [f"{OUT}/figures/{fig}.findings.txt" for fig in CONFIG.figures],
     output:
-        report("results/findings.html", category="2. What this run shows"),
+        report(f"{OUT}/findings.html", category="2. What this run shows"),
     log:
-        "results/logs/findings.log",
+        f"{OUT}/logs/findings.log",
     localrule: True
     conda:
         "../envs/memorization.yaml"
@@ -49,11 +49,11 @@ rule scorecard:
     input:
         [path for fig in scorecard_figures() for path in figure_inputs(fig)],
     output:
-        parquet="results/scorecard.parquet",
-        md="results/scorecard.md",
-        html=report("results/scorecard.html", category="1. Reproduction scorecard"),
+        parquet=f"{OUT}/scorecard.parquet",
+        md=f"{OUT}/scorecard.md",
+        html=report(f"{OUT}/scorecard.html", category="1. Reproduction scorecard"),
     log:
-        "results/logs/scorecard.log",
+        f"{OUT}/logs/scorecard.log",
     localrule: True
     conda:
         "../envs/memorization.yaml"

@@ -5,9 +5,9 @@ rule experiment_table:
             table_source(spec.run_id, w.table) for spec in EXPERIMENTS[w.experiment]
         ],
     output:
-        "results/tables/{experiment}/{table}.parquet",
+        f"{OUT}/tables/{{experiment}}/{{table}}.parquet",
     log:
-        "results/logs/tables/{experiment}/{table}.log",
+        f"{OUT}/logs/tables/{{experiment}}/{{table}}.log",
     localrule: True
     conda:
         "../envs/memorization.yaml"
@@ -21,3 +21,21 @@ rule experiment_table:
         analyses=ANALYSES,
     script:
         "../workflow/scripts/experiment_table.py"
+
+
+rule config_record:
+    """The config that made this folder's results, resolved (every default filled in), and the file it was
+    read from: what `memorization runs`, `show` and `report` read when they are given no config, and what
+    keeps a second config of the same name from writing over these results."""
+    output:
+        f"{OUT}/config.yaml",
+    log:
+        f"{OUT}/logs/config.log",
+    localrule: True
+    conda:
+        "../envs/memorization.yaml"
+    params:
+        values=CONFIG.values,
+        source=CONFIG.source,
+    script:
+        "../workflow/scripts/config_record.py"

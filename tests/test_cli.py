@@ -101,12 +101,15 @@ def test_the_report_of_a_partial_run(tiny_done, tmp_path_factory, monkeypatch):
     assert report_categories(workdir / "full.html") == [
         "1. Reproduction scorecard", "2. What this run shows", "3. Figures"
     ]  # fmt: skip
-    (workdir / "results" / "figures" / "fig01_difficulty.png").unlink()  # as if the figure job had not run yet
+    (
+        workdir / "results" / "config" / "figures" / "fig01_difficulty.png"
+    ).unlink()  # as if the figure job had not run yet
     # was: "marked for report but does not exist"
     snakemake(workdir, "--report", str(workdir / "plain.html"))
     assert report_categories(workdir / "plain.html") == ["1. Reproduction scorecard"]
     config = S.load_config(files=[workdir / "config.yaml"])
-    assert cli.report_targets(config.figures, workdir / "results") == [f"{workdir / 'results'}/scorecard.html"]
+    out = workdir / "results" / "config"
+    assert cli.report_targets(config.figures, out) == [f"{out}/scorecard.html"]
     monkeypatch.chdir(workdir)
     assert cli.report([str(workdir / "config.yaml")], "partial.html", workdir / "results") == 0
     assert report_categories(workdir / "partial.html") == ["1. Reproduction scorecard"]

@@ -85,7 +85,7 @@ def test_comments_docstrings_annotations_and_formatting_rerun_nothing(repo):
 @pytest.mark.parametrize(
     "module",
     ["engine/sgd.py", "engine/models.py", "measures/metrics.py", "measures/sensitivity.py", "report/stats.py",
-     "results/tables.py", "config/spec.py", "pipeline/jobs.py", "papers/arpit2017/fig01_difficulty.py"],
+     "results/config/tables.py", "config/spec.py", "pipeline/jobs.py", "papers/arpit2017/fig01_difficulty.py"],
 )  # fmt: skip
 def test_an_unused_function_appended_to_a_module_reruns_nothing(repo, module):
     assert rules_after_editing(repo, module, lambda s: s + "\n\ndef unused():\n    return 1\n\n\nUNUSED = 2\n") == []
@@ -100,8 +100,8 @@ def test_an_edit_inside_the_csr_reruns_the_csr_jobs_and_what_reads_their_tables_
         jobs = dry_run_jobs(repo / "work", None, snakefile=repo / "Snakefile")
     assert all(out.endswith("csr.parquet") for rule, out in jobs if rule in ("metric", "experiment_table"))
     assert [out for rule, out in jobs if rule == "figure"] == [
-        "results/figures/fig09_csr_random.png, results/figures/fig09_csr_random.pdf, "
-        "results/figures/fig09_csr_random.findings.txt"
+        "results/config/figures/fig09_csr_random.png, results/config/figures/fig09_csr_random.pdf, "
+        "results/config/figures/fig09_csr_random.findings.txt"
     ]
 
 

@@ -28,7 +28,7 @@ def test_the_default_with_config_device_cpu_builds_its_dag(tmp_path):
     """`snakemake -n --config device=cpu`, no config file given: config.yaml with that change."""
     cmd = ["-n", "--config", "device=cpu", "download=true"]
     out = snakemake(tmp_path, *cmd, config=None, configfile=False).output
-    assert "train" in out and "results/tables/difficulty/examples.parquet" in out
+    assert "train" in out and "results/config/tables/difficulty/examples.parquet" in out
 
 
 def test_a_file_of_digits_experiments_gets_the_defaults_metric_settings(tmp_path):

@@ -132,7 +132,7 @@ def test_a_metric_table_computed_from_other_files_is_rebuilt(done):
     before = files_and_times(done / "results")
     assert f"{why}: a run will rebuild it" in snakemake(done, "-n").output
     assert files_and_times(done / "results") == before  # a dry run writes nothing, not even a modification time
-    experiment_table = done / "results" / "tables" / "e" / "filters.parquet"
+    experiment_table = done / "results" / "config" / "tables" / "e" / "filters.parquet"
     stamp = experiment_table.stat().st_mtime_ns
     out = snakemake(done).output
     assert f"{why}: rebuilding it" in out and "rule metric:" in out and "rule experiment_table:" in out
@@ -143,7 +143,7 @@ def test_a_metric_table_computed_from_other_files_is_rebuilt(done):
 
 def test_a_truncated_or_foreign_table_is_named_by_every_reader_and_rebuilt_by_the_workflow(done, tmp_path):
     copy = tmp_path / "tables"
-    shutil.copytree(done / "results" / "tables", copy)
+    shutil.copytree(done / "results" / "config" / "tables", copy)
     damaged = copy / "e" / "examples.parquet"  # the table fig01 reads
     damaged.write_bytes(damaged.read_bytes()[:-100])  # a copy cut short
     shutil.copyfile(copy / "e" / "training.parquet", tmp_path / "training.parquet")
@@ -153,11 +153,13 @@ def test_a_truncated_or_foreign_table_is_named_by_every_reader_and_rebuilt_by_th
             assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
             assert f"{damaged} " in proc.stderr and problem in proc.stderr
         shutil.copyfile(tmp_path / "training.parquet", damaged)  # a valid table of the workflow, but another one
-    table = done / "results" / "tables" / "e" / "training.parquet"
+    table = done / "results" / "config" / "tables" / "e" / "training.parquet"
     before = pd.read_parquet(table)
     table.write_bytes(table.read_bytes()[:-100])
     out = snakemake(done).output
-    assert "results/tables/e/training.parquet cannot be read as a Parquet table" in out and "rebuilding it" in out
+    assert (
+        "results/config/tables/e/training.parquet cannot be read as a Parquet table" in out and "rebuilding it" in out
+    )
     pd.testing.assert_frame_equal(pd.read_parquet(table), before)
 
 
@@ -326,8 +328,8 @@ def test_on_a_full_disk_jobs_fail_with_their_message_and_a_rerun_after_freeing_s
     assert not list(workdir.rglob("*.tmp")), "a failed write leaves no temporary file"
     filler.unlink()
     snakemake(workdir)
-    for clean in sorted((done / "results" / "tables" / "e").glob("*.parquet")):
-        rerun = workdir / "results" / "tables" / "e" / clean.name
+    for clean in sorted((done / "results" / "config" / "tables" / "e").glob("*.parquet")):
+        rerun = workdir / "results" / "config" / "tables" / "e" / clean.name
         pd.testing.assert_frame_equal(pd.read_parquet(rerun), pd.read_parquet(clean))
 
 
@@ -380,7 +382,7 @@ def test_table_metadata_that_is_not_what_it_should_be_is_named(done, tmp_path, v
     """Was: metadata under memorization.* that was not JSON, a number or nested deeply made `memorization
     figures` print a traceback."""
     copy = tmp_path / "tables"
-    shutil.copytree(done / "results" / "tables", copy)
+    shutil.copytree(done / "results" / "config" / "tables", copy)
     table = copy / "e" / "examples.parquet"
     write_frame(pd.read_parquet(table), table, {**read_provenance(table), "memorization.figures": value})
     for command in (["figures", str(copy), str(tmp_path / "figures")], ["claims", str(copy)]):

@@ -43,7 +43,7 @@ def done(tmp_path_factory):
 
 
 def table(done, name):
-    return pd.read_parquet(done / f"results/tables/sens/{name}.parquet")
+    return pd.read_parquet(done / f"results/config/tables/sens/{name}.parquet")
 
 
 def test_metric_tables_follow_the_contract(done):
@@ -57,7 +57,7 @@ def test_metric_tables_follow_the_contract(done):
         assert list(frame.columns) == list(registered(name).dtypes()), name
         assert len(frame) == rows, name
         assert frame["train_size"].eq(60).all() and frame["run_id"].nunique() == 2
-        assert "memorization.run_specs" in read_provenance(done / f"results/tables/sens/{name}.parquet")
+        assert "memorization.run_specs" in read_provenance(done / f"results/config/tables/sens/{name}.parquet")
     sens = table(done, "sensitivity")
     assert (sens["sensitivity"] >= 0).all() and (sens["sensitivity"] > 0).mean() > 0.9
     assert sorted(sens["step"].unique()) == [10, 30] and set(sens["window"]) == {10}
@@ -84,7 +84,7 @@ def test_metric_tables_follow_the_contract(done):
 def test_figures_of_the_metrics_are_drawn(done):
     for fig in ("fig03_gini", "fig04_class_sensitivity", "fig09_csr_random"):
         for ext in ("png", "pdf"):
-            assert (done / f"results/figures/{fig}.{ext}").stat().st_size > 10_000
+            assert (done / f"results/config/figures/{fig}.{ext}").stat().st_size > 10_000
 
 
 def test_a_lass_setting_reruns_only_the_csr_jobs(done, tmp_path):
@@ -102,7 +102,7 @@ def test_a_lass_setting_reruns_only_the_csr_jobs(done, tmp_path):
     ]
     outputs = [o for _, o in jobs if o]
     assert sum(o.endswith("/csr.parquet") and o.startswith("results/metrics/") for o in outputs) == 2
-    assert "results/tables/sens/csr.parquet" in outputs
+    assert "results/config/tables/sens/csr.parquet" in outputs
     assert not any("sensitivity" in o or "results/runs/" in o or "gini" in o for o in outputs)
 
 
@@ -112,7 +112,7 @@ def test_figures_regenerate_from_a_copy_of_the_tables_alone(done, tmp_path):
     import sys
 
     shared = tmp_path / "colleague" / "tables"
-    shutil.copytree(done / "results/tables", shared)  # no runs, no checkpoints, no Snakemake state
+    shutil.copytree(done / "results/config/tables", shared)  # no runs, no checkpoints, no Snakemake state
     out = subprocess.run(
         [sys.executable, "-m", "memorization", "figures", str(shared), str(tmp_path / "figs")],
         capture_output=True,
@@ -121,7 +121,9 @@ def test_figures_regenerate_from_a_copy_of_the_tables_alone(done, tmp_path):
     ).stdout
     for fig in ("fig03_gini", "fig04_class_sensitivity", "fig09_csr_random"):
         assert str(tmp_path / "figs" / f"{fig}.png") in out
-        assert (tmp_path / "figs" / f"{fig}.png").read_bytes() == (done / f"results/figures/{fig}.png").read_bytes()
+        assert (tmp_path / "figs" / f"{fig}.png").read_bytes() == (
+            done / f"results/config/figures/{fig}.png"
+        ).read_bytes()
     empty = subprocess.run(
         [sys.executable, "-m", "memorization", "figures", str(tmp_path / "nothing")], capture_output=True, text=True
     )
@@ -151,7 +153,7 @@ def test_shared_tables_need_no_training_stack(done, tmp_path):
         [str(python), "-m", "pip", "install", "--quiet", f"{source}[figures]"], check=True, capture_output=True
     )
     shared = tmp_path / "tables"
-    shutil.copytree(done / "results/tables", shared)
+    shutil.copytree(done / "results/config/tables", shared)
     script = (
         "import json, sys, importlib.util\n"
         "from memorization import papers\n"
@@ -183,9 +185,10 @@ def test_figs_3_4_9_findings_and_claims_read_the_same_numbers(done):
     from memorization.report.stats import diagonal_dominance
 
     findings = {
-        f: (done / f"results/figures/{f}.findings.txt").read_text() for f in METRICS["experiments"]["sens"]["figures"]
+        f: (done / f"results/config/figures/{f}.findings.txt").read_text()
+        for f in METRICS["experiments"]["sens"]["figures"]
     }
-    value = pd.read_parquet(done / "results/scorecard.parquet").set_index("claim")["value"]
+    value = pd.read_parquet(done / "results/config/scorecard.parquet").set_index("claim")["value"]
     real = lambda f: f[f["input_noise"] == "none"]
     rand = lambda f: f[f["input_noise"] != "none"]
     gini = table(done, "gini")

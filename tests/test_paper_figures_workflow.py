@@ -79,7 +79,7 @@ def done(tmp_path_factory):
 
 
 def table(done, experiment, name):
-    frame = pd.read_parquet(done / f"results/tables/{experiment}/{name}.parquet")
+    frame = pd.read_parquet(done / f"results/config/tables/{experiment}/{name}.parquet")
     assert list(frame.columns) == list(registered(name).dtypes()), (experiment, name)
     return frame
 
@@ -87,7 +87,7 @@ def table(done, experiment, name):
 def test_every_figure_is_drawn(done):
     for fig in FIGURES:
         for ext in ("png", "pdf"):
-            assert (done / f"results/figures/{fig}.{ext}").stat().st_size > 10_000, fig
+            assert (done / f"results/config/figures/{fig}.{ext}").stat().st_size > 10_000, fig
 
 
 def test_convergence_table_records_the_fit_and_the_cap(done):
@@ -146,7 +146,7 @@ def test_filters_table_holds_the_first_layer_at_the_start_and_the_end(done):
 
 def test_all_figures_regenerate_from_a_copy_of_the_tables_alone(done, tmp_path):
     shared = tmp_path / "colleague" / "tables"
-    shutil.copytree(done / "results/tables", shared)
+    shutil.copytree(done / "results/config/tables", shared)
     out = subprocess.run(
         [sys.executable, "-m", "memorization", "figures", str(shared), str(tmp_path / "figs")],
         capture_output=True,
@@ -154,7 +154,9 @@ def test_all_figures_regenerate_from_a_copy_of_the_tables_alone(done, tmp_path):
         check=True,
     ).stdout
     for fig in FIGURES:
-        assert (tmp_path / "figs" / f"{fig}.png").read_bytes() == (done / f"results/figures/{fig}.png").read_bytes()
+        assert (tmp_path / "figs" / f"{fig}.png").read_bytes() == (
+            done / f"results/config/figures/{fig}.png"
+        ).read_bytes()
         assert (tmp_path / "figs" / f"{fig}.pdf").exists()
     assert "fig10_regularizers: dropout: " in out  # what the run shows is printed too
 
@@ -170,7 +172,7 @@ def test_each_table_has_one_schema_across_experiments(done):
 
     checked = 0
     for name in TABLES:
-        files = sorted(done.glob(f"results/tables/*/{name}.parquet"))
+        files = sorted(done.glob(f"results/config/tables/*/{name}.parquet"))
         if len(files) < 2:
             continue
         assert {pq.read_schema(f).remove_metadata() for f in files} == {arrow_schema(name)}, name
@@ -189,10 +191,10 @@ def test_each_figure_and_its_claims_read_the_same_numbers(done):
 
     tables = {
         fig: {t: distinct(f) for t, f in frames.items()}
-        for fig, frames in tables_by_figure(done / "results/tables").items()
+        for fig, frames in tables_by_figure(done / "results/config/tables").items()
     }
-    findings = {f: (done / f"results/figures/{f}.findings.txt").read_text() for f in FIGURES}
-    value = pd.read_parquet(done / "results/scorecard.parquet").set_index("claim")["value"]
+    findings = {f: (done / f"results/config/figures/{f}.findings.txt").read_text() for f in FIGURES}
+    value = pd.read_parquet(done / "results/config/scorecard.parquet").set_index("claim")["value"]
 
     # Fig. 10: dropout's cut of random-label training accuracy (its only strength, 0.5)
     s = per_run_summary(tables["fig10_regularizers"]["training"])

@@ -115,29 +115,29 @@ def test_a_registered_analysis_gets_its_jobs_table_figure_and_claim(tmp_path):
     write_config(tmp_path, CONFIG)
     planned = dry_run_jobs(tmp_path, None)
     assert [o for r, o in planned if r == "metric"][0].endswith("/weight_norm.parquet")
-    assert ("experiment_table", "results/tables/toy/weight_norm.parquet") in planned
+    assert ("experiment_table", "results/config/tables/toy/weight_norm.parquet") in planned
     assert any(r == "figure" and "fig_weight_norm.png" in o for r, o in planned)
 
     snakemake(tmp_path)
-    table = pd.read_parquet(tmp_path / "results/tables/toy/weight_norm.parquet")
+    table = pd.read_parquet(tmp_path / "results/config/tables/toy/weight_norm.parquet")
     assert list(table.columns) == [*(c.name for c in registry.IDENTITY), "step", "norm"]
     assert len(table) == 2 * 3  # seeds x checkpoints (initialisation, epoch 1, epoch 2)
     run = table["run_id"].iloc[0]
     last = table[(table["seed"] == 1) & (table["step"] == table["step"].max())]["norm"].item()
     state = torch.load(sorted((tmp_path / "results/runs" / run / "checkpoints").glob("*.pt"))[-1], weights_only=True)
     assert last == pytest.approx(2 * float(state["params"]["fc0.weight"][1].norm()))  # the config's scale: 2
-    assert (tmp_path / "results/figures/fig_weight_norm.png").stat().st_size > 5000
-    findings = (tmp_path / "results/figures/fig_weight_norm.findings.txt").read_text()
+    assert (tmp_path / "results/config/figures/fig_weight_norm.png").stat().st_size > 5000
+    findings = (tmp_path / "results/config/figures/fig_weight_norm.findings.txt").read_text()
     assert "largest norm" in findings
     # the claim is scored on the figure's own statistic: the same numbers as its findings, from the table
     per_seed = table.groupby(["seed", "step"])["norm"].mean().unstack(0)
     growth = per_seed.iloc[-1] / per_seed.iloc[0]
     value = f"last / first: {' '.join(f'{r:.4f}' for r in growth)}"
     assert value in findings
-    card = pd.read_parquet(tmp_path / "results/scorecard.parquet").set_index("claim")
+    card = pd.read_parquet(tmp_path / "results/config/scorecard.parquet").set_index("claim")
     assert card.loc["toy_norm_grows", "value"] == value
     assert bool(card.loc["toy_norm_grows", "holds"]) == bool((growth > 1).all())
-    assert "| `toy_norm_grows` | fig_weight_norm |" in (tmp_path / "results/scorecard.md").read_text()
+    assert "| `toy_norm_grows` | fig_weight_norm |" in (tmp_path / "results/config/scorecard.md").read_text()
 
     # what a job runs of the analysis file is its code: a new unrelated function reruns nothing ...
     (tmp_path / "toy_analysis.py").write_text(TOY.read_text() + "\n\ndef unrelated():\n    return 1\n")

@@ -27,14 +27,14 @@ def experiments(**exp):
         (experiments(spec={"dataset": "imagenet"}), "experiments.e.spec.dataset", '"digits", "mnist"'),
         (experiments(spec={"arch": "resnet"}), "experiments.e.spec.arch", '"mlp", "cnn"'),
         (experiments(spec={"width": "wide"}), "experiments.e.spec.width", "integer or null"),
-        (experiments(spec={"lr_rate": 0.1}), "experiments.e.spec", "allowed keys: adversarial_alpha, adversarial_beta"),
+        (experiments(spec={"lr_rate": 0.1}), "experiments.e.spec.lr_rate", "did you mean 'lr'?"),
         (
             experiments(grid={"w": [{"width": 8}, {"label_noise": "flipped"}]}),
             "experiments.e.grid.w[1].label_noise",
             '"none", "random", "identity"',
         ),
         (experiments(grid={"width": [8, 0]}), "experiments.e.grid.width[1].width", ">= 1"),
-        ({"experiments": {"e": {}}, "devise": "cpu"}, "<top level>", "allowed keys: analyses, base, data_root"),
+        ({"experiments": {"e": {}}, "devise": "cpu"}, "devise", "did you mean 'device'? (allowed keys: analyses, base"),
         (experiments(seeds=0), "experiments.e.seeds", None),
     ],
 )
@@ -164,3 +164,32 @@ def test_seeds_split_across_jobs_keep_their_shared_noise_draw():
     assert all_in_one.run_id == whole[0].run_id  # a job that holds them all is the run it always was
     with pytest.raises(S.ConfigError, match="seeds_per_job"):
         validate({"experiments": {"e": {**base, "seeds_per_job": 0}}})
+
+
+def test_every_error_is_reported_at_once_with_the_nearest_name():
+    """A misspelt data set, an impossible value, a misspelt key and a key in the wrong place: four lines,
+    each naming its key; resolution errors of several grid points are reported together too."""
+    with pytest.raises(S.ConfigError) as err:
+        validate({"experiments": {"e": {"spec": {"dataset": "mnis", "epochs": 0, "widht": 8}}}, "lr": 0.1})
+    lines = str(err.value).splitlines()
+    assert lines[0] == "4 errors:"
+    assert any("experiments.e.spec.dataset: 'mnis' is not allowed; did you mean 'mnist'?" in line for line in lines)
+    assert any("experiments.e.spec.epochs: 0 is less than the minimum of 1" in line for line in lines)
+    assert any("experiments.e.spec.widht: not a key here; did you mean 'width'?" in line for line in lines)
+    assert any("config key lr: not a key here (a run-spec key: under defaults: or an experiment's spec:)" in line
+               for line in lines)  # fmt: skip
+    with pytest.raises(S.ConfigError) as err:
+        validate(experiments(spec={"width": 8}, grid={"r": [{"regularizer": "dropout"}, {"reg_strength": 0.5}]}))
+    assert str(err.value).startswith("2 errors:") and "reg_strength 0.5 without a regularizer" in str(err.value)
+
+
+def test_a_config_is_named_by_its_file_or_its_name_key_never_by_its_base(tmp_path):
+    base = tmp_path / "base.yaml"
+    base.write_text("name: shared\nexperiments:\n  e: {spec: {width: 8}}\n")
+    child = tmp_path / "child.yaml"
+    child.write_text("base: base.yaml\n")
+    assert S.load_config(files=[base], workdir=tmp_path).name == "shared"
+    assert S.load_config(files=[child], workdir=tmp_path).name == "child"
+    assert S.load_config(files=[child], overrides={"name": "mine"}, workdir=tmp_path).name == "mine"
+    with pytest.raises(S.ConfigError, match="config key name: 'runs' is not a folder name"):
+        S.load_config(files=[child], overrides={"name": "runs"}, workdir=tmp_path)

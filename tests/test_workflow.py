@@ -29,8 +29,8 @@ def snapshot(directory):
 
 
 def test_tables_follow_the_contract(done):
-    training = pd.read_parquet(done / "results/tables/difficulty/training.parquet")
-    examples = pd.read_parquet(done / "results/tables/difficulty/examples.parquet")
+    training = pd.read_parquet(done / "results/config/tables/difficulty/training.parquet")
+    examples = pd.read_parquet(done / "results/config/tables/difficulty/examples.parquet")
     for table, frame in (("training", training), ("examples", examples)):
         assert list(frame.columns) == list(registered(table).dtypes())
         assert frame["experiment"].eq("difficulty").all() and frame["arch"].eq("mlp").all()
@@ -53,19 +53,19 @@ def test_tables_follow_the_contract(done):
     assert conditions.loc[conditions["inp"] == "gaussian", "noisy"].eq(1.0).all()
     assert conditions.loc[(conditions["inp"] == "none") & (conditions["lab"] == "none"), "noisy"].eq(0.0).all()
     assert examples["correct"].dtype == bool
-    prov = read_provenance(done / "results/tables/difficulty/training.parquet")
+    prov = read_provenance(done / "results/config/tables/difficulty/training.parquet")
     specs = json.loads(prov["memorization.run_specs"])
     assert set(specs) == set(training["run_id"]) and "torch" in prov["memorization.library_versions"]
-    widths = pd.read_parquet(done / "results/tables/widths/training.parquet")
+    widths = pd.read_parquet(done / "results/config/tables/widths/training.parquet")
     assert sorted(widths["width"].unique()) == [8, 12] and len(widths) == 2 * 2 * 3
-    assert not (done / "results/tables/widths/examples.parquet").exists()  # not asked for
+    assert not (done / "results/config/tables/widths/examples.parquet").exists()  # not asked for
     # nor are the per-example rows of its runs made (only experiments that ask for them pay for them)
     assert not any((done / "results/runs" / run / "examples.parquet").exists() for run in widths["run_id"].unique())
 
 
 def test_fig01_is_drawn(done):
     for ext in ("png", "pdf"):
-        assert (done / f"results/figures/fig01_difficulty.{ext}").stat().st_size > 10_000
+        assert (done / f"results/config/figures/fig01_difficulty.{ext}").stat().st_size > 10_000
 
 
 def test_fig01_findings_and_claims_read_the_same_ratio(done):
@@ -73,13 +73,15 @@ def test_fig01_findings_and_claims_read_the_same_ratio(done):
     findings and its claim both show."""
     from memorization.report.stats import difficulty_spread, distinct, first_epoch_difficulty
 
-    examples = distinct(pd.read_parquet(done / "results/tables/difficulty/examples.parquet"))
+    examples = distinct(pd.read_parquet(done / "results/config/tables/difficulty/examples.parquet"))
     ratio = difficulty_spread(first_epoch_difficulty(examples)).set_index("condition")["ratio"]
-    findings = (done / "results/figures/fig01_difficulty.findings.txt").read_text()
+    findings = (done / "results/config/figures/fig01_difficulty.findings.txt").read_text()
     assert (
         f"real data {ratio['real data']:.1f}" in findings and f"random inputs {ratio['random inputs']:.1f}" in findings
     )
-    value = pd.read_parquet(done / "results/scorecard.parquet").set_index("claim").loc["fig01_real_uneven", "value"]
+    value = (
+        pd.read_parquet(done / "results/config/scorecard.parquet").set_index("claim").loc["fig01_real_uneven", "value"]
+    )
     assert value == f"real {ratio['real data']:.2f}, random inputs {ratio['random inputs']:.2f}"
 
 
@@ -94,7 +96,7 @@ def test_changing_one_experiment_reruns_only_that_experiment(done, tmp_path):
     rules = sorted(rule for rule, _ in jobs)
     assert rules == ["all", "experiment_table", "train", "train"]
     assert all("difficulty" not in output for _, output in jobs)
-    assert [o for r, o in jobs if r == "experiment_table"] == ["results/tables/widths/training.parquet"]
+    assert [o for r, o in jobs if r == "experiment_table"] == ["results/config/tables/widths/training.parquet"]
 
 
 def test_a_bad_config_stops_before_anything_is_written_or_lost(done, tmp_path):
@@ -161,7 +163,9 @@ def test_a_killed_training_job_resumes_and_gives_the_uninterrupted_tables(tmp_pa
     # killed mid-run: checkpoints but no end, no tables (the checkpoints are the resume states here), kept in
     # unfinished/, where Snakemake (which deletes a job's outputs before it reruns it) leaves them
     assert len(list(killed.glob("results/runs/*/unfinished/checkpoints/*.pt"))) > 1
-    assert not list(killed.glob("results/runs/*/end.json")) and not list(killed.glob("results/tables/*/*.parquet"))
+    assert not list(killed.glob("results/runs/*/end.json")) and not list(
+        killed.glob("results/config/tables/*/*.parquet")
+    )
     snakemake(killed, "--unlock")  # Snakemake's own directory lock survives a SIGKILL
     snakemake(killed)
     log = next(killed.glob("results/logs/train/*.log")).read_text()
@@ -170,8 +174,8 @@ def test_a_killed_training_job_resumes_and_gives_the_uninterrupted_tables(tmp_pa
     snakemake(whole)
     for table in ("training", "examples"):
         pd.testing.assert_frame_equal(
-            pd.read_parquet(killed / f"results/tables/long/{table}.parquet"),
-            pd.read_parquet(whole / f"results/tables/long/{table}.parquet"),
+            pd.read_parquet(killed / f"results/config/tables/long/{table}.parquet"),
+            pd.read_parquet(whole / f"results/config/tables/long/{table}.parquet"),
         )
 
 
@@ -182,7 +186,7 @@ def test_the_workflow_runs_as_a_module_of_another_snakefile(tmp_path):
     (tmp_path / "Snakefile").write_text(module)
     python = bare_python(tmp_path / "env")
     dry = snakemake(tmp_path, "-n", configfile=False, snakefile=tmp_path / "Snakefile", python=python).output
-    assert "m_train" in dry and "results/tables/difficulty/examples.parquet" in dry
+    assert "m_train" in dry and "results/config/tables/difficulty/examples.parquet" in dry
 
 
 def deployable_copy(folder: Path) -> Path:
@@ -215,10 +219,10 @@ def test_snakedeploy_of_a_local_clone_dry_runs_the_default_and_runs_a_config_of_
     snakefile.write_text(text.replace('"Snakefile"', f'"{source / "Snakefile"}"'))
     python = bare_python(tmp_path / "env")
     dry = snakemake(dest, "-n", configfile=False, snakefile=snakefile, python=python).output
-    assert "rule train:" in dry and "results/tables/difficulty/examples.parquet" in dry
+    assert "rule train:" in dry and "results/config/tables/difficulty/examples.parquet" in dry
     tiny = {"spec": {"dataset": "digits", "train_size": 96, "width": 16, "epochs": 2}, "seeds": 2}
     write_config(dest / "config", {"experiments": {"tiny": tiny}})
     snakemake(dest, configfile=False, snakefile=snakefile, python=python)
     run = next((dest / "results/runs").iterdir())
-    assert (dest / "results/tables/tiny/training.parquet").is_file()
+    assert (dest / "results/config/tables/tiny/training.parquet").is_file()
     assert sorted(p.name for p in run.iterdir() if p.is_dir()) == ["checkpoints", "evals", "presentations", "trained"]

@@ -8,8 +8,8 @@ import pandas as pd
 
 
 def main(a: str, b: str) -> None:
-    ours = sorted(p.relative_to(a) for p in Path(a).glob("results/tables/*/*.parquet"))
-    theirs = sorted(p.relative_to(b) for p in Path(b).glob("results/tables/*/*.parquet"))
+    ours = sorted(p.relative_to(a) for p in Path(a).glob("results/*/tables/*/*.parquet"))
+    theirs = sorted(p.relative_to(b) for p in Path(b).glob("results/*/tables/*/*.parquet"))
     if ours != theirs or not ours:
         sys.exit(f"different table files: {ours} vs {theirs}")
     for rel in ours:

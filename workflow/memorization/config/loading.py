@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .. import catalog
 from .reading import ConfigError, check_size, merge, read_yaml
-from .schema import check, check_finite, coerce_text, key_path, schema, settings_properties, shorten
+from .schema import check, check_finite, coerce_text, errors, joined, key_path, schema, settings_properties, shorten
 from .spec import RunSpec, resolve
 
 REPOSITORY = Path(__file__).resolve().parents[3]  # a checkout: its config.yaml is the default
@@ -36,6 +36,12 @@ class Config:
 
     values: dict
     experiments: dict[str, tuple[RunSpec, ...]]
+    source: str = ""  # the config file it was read from ("" for a config given as a mapping)
+
+    @property
+    def name(self) -> str:
+        """What names its results folder, results/<name>/ (its tables, figures, findings and scorecard)."""
+        return self.values["name"]
 
     @cached_property
     def runs(self) -> dict[str, RunSpec]:
@@ -113,6 +119,9 @@ def load_config(
     layer.pop("base", None)
     if base is None and "experiments" not in layer:
         base = DEFAULT_CONFIG
+    # A config's results are its own (results/<name>/): its name is its own `name:` or its file's, never a
+    # base's, so that a config built on another does not write over the other's figures.
+    name = overrides.get("name") or layer.get("name") or (Path(files[-1]).stem if files else None)
     layers, seen = [layer, overrides], []
     while base is not None:
         path = next((f / str(base) for f in (workdir, repository) if (f / str(base)).is_file()), None)
@@ -124,6 +133,8 @@ def load_config(
         seen.append(path.resolve())
         loaded = read_yaml(path)
         base = loaded.pop("base", None)
+        name = name or loaded.get("name") or path.stem
+        loaded.pop("name", None)
         layers.insert(0, loaded)
     values = {}
     for each in layers:
@@ -132,10 +143,24 @@ def load_config(
     if isinstance(experiments, dict):  # anything else is refused by validation, naming the key
         experiments = {k: v for k, v in experiments.items() if v is not None}  # `name: null` drops one
     values["experiments"] = experiments
+    values["name"] = name or "config"
     values = coerce_text(values)
     check(values.get("analyses", []), schema()["properties"]["analyses"], "analyses")
     catalog.load_analyses(_analysis_files(values.get("analyses", []), workdir))
-    return validated(values)
+    return validated(values, source=_source(files, workdir))
+
+
+def _source(files, workdir: Path) -> str:
+    """The config file a config was read from (the last of `files`), relative to the working directory
+    where it lies inside it: what the results record as theirs, so that a copy of the folder is still the
+    same config's."""
+    if not files:
+        return ""
+    path = Path(files[-1]).resolve()
+    try:
+        return str(path.relative_to(workdir.resolve()))
+    except ValueError:
+        return str(path)
 
 
 def _analysis_files(analyses, workdir: Path) -> list[Path]:
@@ -151,7 +176,7 @@ def _analysis_files(analyses, workdir: Path) -> list[Path]:
     return files
 
 
-def validated(values: dict) -> Config:
+def validated(values: dict, source: str = "") -> Config:
     """A whole config checked against the schema (top-level defaults filled) and resolved into runs, which
     checks each run's combination of keys."""
     values = copy.deepcopy(values)
@@ -160,12 +185,17 @@ def validated(values: dict) -> Config:
     for key, prop in schema()["properties"].items():
         if "default" in prop:
             values.setdefault(key, copy.deepcopy(prop["default"]))
+    found = []
     for name, exp in values["experiments"].items():
         for axis, entries in (exp.get("grid") or {}).items():
             for i, entry in enumerate(entries):
                 piece = entry if isinstance(entry, dict) else {axis: entry}
-                check(piece, {"$ref": "#/$defs/partial_spec"}, key_path(f"experiments.{name}.grid", [axis, i]))
-    return Config(values, _expand(values))
+                found += errors(
+                    piece, {"$ref": "#/$defs/partial_spec"}, key_path(f"experiments.{name}.grid", [axis, i])
+                )
+    if found:
+        raise ConfigError(joined(found))
+    return Config(values, _expand(values), source)
 
 
 def _seed_groups(exp: dict) -> list[list[int]]:
@@ -183,7 +213,7 @@ def _expand(values: dict) -> dict[str, tuple[RunSpec, ...]]:
     """experiment name → its resolved runs, in grid order; a config of more than MAX_RUNS runs is refused
     before its grid is walked."""
     base = values.get("defaults") or {}
-    experiments, planned = {}, 0
+    experiments, planned, found = {}, 0, []
     for name, exp in values["experiments"].items():
         axes = [[v if isinstance(v, dict) else {axis: v} for v in vs] for axis, vs in (exp.get("grid") or {}).items()]
         groups = _seed_groups(exp)
@@ -201,11 +231,41 @@ def _expand(values: dict) -> dict[str, tuple[RunSpec, ...]]:
             for piece in combo:
                 partial.update(piece)
             point = shorten(str(dict(kv for p in combo for kv in p.items())), 120)
-            spec = resolve(partial, where=f"experiments.{name} (grid point {point})")
+            try:
+                spec = resolve(partial, where=f"experiments.{name} (grid point {point})")
+            except ConfigError as err:  # every grid point's error at once
+                found.append(str(err))
+                continue
             for seeds in groups:
                 run = spec.replace(seeds=seeds)
                 if exp.get("noise_draws", "shared") != "shared":  # a noise draw per seed: its own noise_seed
                     run = run.replace(noise_seed=spec.noise_seed + seeds[0])
                 resolved.setdefault(run.run_id, run)
         experiments[name] = tuple(resolved.values())
+    if found:
+        raise ConfigError(joined(found))
     return experiments
+
+
+def missing_data(config: Config, workdir: str | Path = ".") -> list[str]:
+    """Each data set the config's runs train on whose raw files are not under `data_root` (and that
+    `download: false` will not fetch), once, naming an experiment that uses it, where it looked and the fixes:
+    said before any job runs, not when the first job fails. A data set already read into results/data/clean/
+    needs its raw files no more."""
+    if config.values["download"]:
+        return []
+    root = Path(workdir) / config.values["data_root"]
+    used: dict[str, str] = {}
+    for name, runs in config.experiments.items():
+        for spec in runs:
+            used.setdefault(spec.dataset, name)
+    problems = []
+    for dataset, experiment in used.items():
+        missing = [f for f in catalog.DATASETS[dataset].files if not (root / f).is_file()]
+        if missing and not (Path(workdir) / "results" / "data" / "clean" / f"{dataset}.npz").is_file():
+            problems.append(
+                f"experiments.{experiment}: data set {dataset} is not under data_root ({root.resolve()}): "
+                f"{', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''} missing; copy the files there, point "
+                f"`data_root` at the folder that holds them, or set `download: true`"
+            )
+    return problems

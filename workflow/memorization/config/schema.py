@@ -5,6 +5,7 @@ than snakemake.utils.validate, whose message repeats the whole schema."""
 from __future__ import annotations
 
 import copy
+import difflib
 import json
 import math
 import re
@@ -56,22 +57,76 @@ def settings_properties(table: str) -> dict:
 
 
 def check(instance: Any, subschema: dict, prefix: str = "") -> None:
-    """Validate `instance` against a part of the schema; the first error as a ConfigError naming its key."""
+    """Validate `instance` against a part of the schema; every error at once as a ConfigError, a line each,
+    naming its key, what is allowed, and the nearest allowed name where one was misspelt."""
+    found = errors(instance, subschema, prefix)
+    if found:
+        raise ConfigError(joined(found))
+
+
+def joined(messages: list[str]) -> str:
+    """One message, or a count and a line each."""
+    if len(messages) == 1:
+        return messages[0]
+    return f"{len(messages)} errors:\n" + "\n".join(f"  - {m}" for m in messages)
+
+
+def errors(instance: Any, subschema: dict, prefix: str = "") -> list[str]:
+    """Every schema error of `instance`, one message each, in the order of the keys."""
     validator = jsonschema.Draft202012Validator({**subschema, "$defs": schema()["$defs"]})
-    error = jsonschema.exceptions.best_match(validator.iter_errors(instance))
-    if error is None:
-        return
+    out = []
+    for error in sorted(validator.iter_errors(instance), key=lambda e: [str(p) for p in e.absolute_path]):
+        message = _message(jsonschema.exceptions.best_match([error]), prefix)
+        if message not in out:
+            out.append(message)
+    return out
+
+
+def _message(error: jsonschema.ValidationError, prefix: str) -> str:
     where = shorten(key_path(prefix, error.absolute_path))
     if "propertyNames" in error.schema_path:  # a name that folders are made of
-        raise ConfigError(
+        return (
             f"config key {where}: the name {shorten(repr(error.instance), 80)} ({len(error.instance)} characters) "
             "is not a name: a letter, then letters, digits or _, at most "
             f"{error.schema.get('maxLength', '?')} characters in all"
         )
     if error.validator == "enum" and "figures" in error.absolute_path and not catalog.FIGURES:
-        raise ConfigError(f"config key {where}: no figures are registered; import memorization.papers first")
+        return f"config key {where}: no figures are registered; import memorization.papers first"
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = sorted(error.schema.get("properties", {}))
+        unknown = [k for k in error.instance if k not in allowed]
+        spec_keys = schema()["$defs"]["partial_spec"]["properties"]
+        return "; ".join(
+            f"config key {key_path(where if error.absolute_path or prefix else '', [k])}: not a key here"
+            + _did_you_mean(k, allowed)
+            + (
+                " (a run-spec key: under defaults: or an experiment's spec:)"
+                if k in spec_keys and k not in allowed
+                else f" (allowed keys: {', '.join(allowed)})"
+                if allowed
+                else ""
+            )
+            for k in unknown
+        )
+    if error.validator == "pattern" and "x-means" in error.schema:
+        return f"config key {where}: {shorten(repr(error.instance), 80)} is not {error.schema['x-means']}"
+    if error.validator == "enum" and isinstance(error.instance, str):
+        allowed = [v for v in error.schema["enum"] if isinstance(v, str)]
+        return (
+            f"config key {where}: {shorten(repr(error.instance), 80)} is not allowed"
+            f"{_did_you_mean(error.instance, allowed)}"
+            f" (allowed values: {', '.join(json.dumps(v) for v in error.schema['enum'])})"
+        )
     allowed = _allowed(error)
-    raise ConfigError(f"config key {where}: {shorten(error.message)}" + (f" ({allowed})" if allowed else ""))
+    return f"config key {where}: {shorten(error.message)}" + (f" ({allowed})" if allowed else "")
+
+
+def _did_you_mean(given: str, names: list[str]) -> str:
+    given = str(given)
+    close = difflib.get_close_matches(given, names, n=1, cutoff=0.6) or sorted(
+        (n for n in names if len(n) > 1 and (given.startswith(n) or n.startswith(given))), key=len, reverse=True
+    )  # a near spelling, else a name it extends or shortens (lr_rate: lr)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def check_finite(value, where: str = "") -> None:

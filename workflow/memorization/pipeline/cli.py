@@ -2,10 +2,10 @@
 snakemake.
 
     memorization runs [CONFIG...] [--watch [S]]   every run of a config: experiment, run id, what sets it
-                                                  apart, and its status read from results/runs/
-    memorization show RUN                         one run: its spec, checkpoints, evaluations, tables
+                [--where KEY=VALUE] [--sort KEY]  apart, and its status read from results/runs/
+    memorization show RUN                         one run: its spec, each seed's final metrics, its files
     memorization why RUN [CONFIG...]              whether its jobs rerun for their code, and what changed
-    memorization check CONFIG...                  check config files as the workflow will
+    memorization check [CONFIG...]                check config files as the workflow will, every error at once
     memorization report [CONFIG...]               snakemake --report of what the run has drawn so far
     memorization plan CONFIG [--devices N]        the predicted time of a config's jobs (--time-of: a run's)
     memorization claims TABLES | figures TABLES   the scorecard, the figures, from a copy of results/tables/
@@ -13,6 +13,11 @@ snakemake.
 
 Reading only the run folders, `runs` and `show` work while Snakemake trains (in another terminal) and on a
 copy of results/. `claims`, `figures` and `tables` need only the base install (no torch).
+
+Without a config file, a command takes the config whose results are under --results (results/<name>/config.yaml,
+written by the workflow; the newest where several configs ran), then config.yaml, then config/config.yaml (a
+snakedeploy deployment). RUN is a run id, a unique prefix of one, or its label ("capacity: width=512", or any
+words of it: "capacity 512 0.4").
 """
 
 from __future__ import annotations
@@ -82,23 +87,122 @@ def _last_error(log: Path) -> str | None:
     return lines[-1][:200]
 
 
-def runs_table(config: Config, results: Path) -> list[dict]:
-    """One row per (experiment, run) of a config: its id, what sets it apart and its status."""
+def runs_table(config: Config, results: Path, where=(), sort: str | None = None) -> list[dict]:
+    """One row per (experiment, run) of a config: its id, what sets it apart and its status; only the runs
+    whose spec (or row) has each KEY=VALUE of `where`, sorted by a spec key or a column."""
     rows = []
     for name, specs in config.experiments.items():
         for spec in specs:
             rid = spec.run_id
-            label = next((part for part in config.labels[rid].split("; ") if part.split(":")[0] == name), name)
+            if not all(_matches(spec, name, rid, key, value) for key, value in map(_key_value, where)):
+                continue
             rows.append(
                 {
                     "experiment": name,
                     "run": rid,
-                    "differs in": label.partition(": ")[2] or "—",
+                    "differs in": _label(config, name, rid).partition(": ")[2] or "—",
                     "seeds": len(spec.seeds),
                     "status": run_status(results / "runs" / rid, results / "logs" / "train" / f"{rid}.log"),
+                    "_spec": spec,
                 }
             )
+    if sort is not None:
+        known = {"experiment", "run", "seeds", "status", *spec_keys()}
+        if sort not in known:
+            raise SystemExit(f"--sort {sort}: not a spec key or a column{_nearest(sort, known)}")
+        rows.sort(key=lambda r: _sort_key(r[sort] if sort in r else getattr(r["_spec"], sort)))
+    for row in rows:
+        del row["_spec"]
     return rows
+
+
+def spec_keys() -> list[str]:
+    import dataclasses
+
+    from ..config import RunSpec
+
+    return [f.name for f in dataclasses.fields(RunSpec)]
+
+
+def _label(config: Config, experiment: str, rid: str) -> str:
+    """The run's label in this experiment: "capacity: width=512, input_noise_fraction=0.4"."""
+    return next((part for part in config.labels[rid].split("; ") if part.split(":")[0] == experiment), experiment)
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise SystemExit(f"--where {text}: give KEY=VALUE (a spec key, experiment or status)")
+    return key.strip(), value.strip()
+
+
+def _matches(spec, experiment: str, rid: str, key: str, value: str) -> bool:
+    if key == "experiment":
+        return experiment == value
+    if key == "run":
+        return rid.startswith(value)
+    if key not in spec_keys():
+        raise SystemExit(f"--where {key}={value}: {key} is not a spec key{_nearest(key, spec_keys())}")
+    return _same(getattr(spec, key), value)
+
+
+def _same(actual, text: str) -> bool:
+    """A spec value equals a value typed on the command line (1 and 1.0 are one number; null is None)."""
+    import yaml
+
+    try:
+        typed = yaml.safe_load(text)
+    except yaml.YAMLError:
+        typed = text
+    if isinstance(actual, (int, float)) and isinstance(typed, (int, float)) and not isinstance(actual, bool):
+        return float(actual) == float(typed)
+    if isinstance(actual, tuple):
+        actual = list(actual)
+    return actual == typed or str(actual) == text
+
+
+def _sort_key(value):
+    return (value is None, value if isinstance(value, (int, float, str)) else json.dumps(value, default=str))
+
+
+def _nearest(name: str, names) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, list(names), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def find_run(config: Config | None, results: Path, text: str) -> str:
+    """The run id that `text` names: an id, a unique prefix of one, or words of its label ("capacity 512",
+    "mlp_noise: label_noise_fraction=0.4"); an error that lists the candidates where it names several."""
+    ids = sorted(config.runs) if config is not None else sorted(p.name for p in (results / "runs").glob("*"))
+    if text in ids:
+        return text
+    candidates = [rid for rid in ids if rid.startswith(text)]
+    if not candidates and config is not None:
+        words = text.replace(":", " ").replace(",", " ").replace("/", " ").split()
+        labelled = [(name, rid) for name, specs in config.experiments.items() for rid in (s.run_id for s in specs)]
+        candidates = sorted({rid for name, rid in labelled if all(_word_in(w, name, _label(config, name, rid))
+                                                                   for w in words)})  # fmt: skip
+    if len(candidates) == 1:
+        return candidates[0]
+    if not candidates:
+        raise SystemExit(f"no run {text!r} in this config (memorization runs lists them)")
+    shown = ", ".join(f"{rid} ({config.labels[rid]})" if config else rid for rid in candidates[:8])
+    raise SystemExit(f"{text!r} names {len(candidates)} runs: {shown}{' ...' if len(candidates) > 8 else ''}; say more")
+
+
+def _word_in(word: str, experiment: str, label: str) -> bool:
+    """A word of a run's label: its experiment, a key=value, a key or part of one, or a value."""
+    pairs = [p.split("=", 1) for p in label.partition(": ")[2].split(", ") if "=" in p]
+    return word == experiment or any(word == f"{k}={v}" or word in k or _same_text(word, v) for k, v in pairs)
+
+
+def _same_text(a: str, b: str) -> bool:
+    try:
+        return float(a) == float(b)
+    except ValueError:
+        return a == b
 
 
 def format_table(rows: list[dict]) -> str:
@@ -132,6 +236,9 @@ def show(results: Path, run: str) -> str:
 
         spec = identity(json.loads(spec_file.read_text()))
         lines += ["", "spec (defaults left out):"] + [f"  {k}: {json.dumps(v)}" for k, v in spec.items()]
+    final = final_metrics(run_dir)
+    if final:
+        lines += ["", "final metrics per seed (the last evaluation):", *final]
     checkpoints = sorted(int(p.stem.split("_")[1]) for p in run_dir.glob("checkpoints/step_*.pt"))
     evals = list(run_dir.glob("evals/step_*.npz"))
     lines += ["", f"checkpoints at steps: {', '.join(map(str, checkpoints)) or 'none yet'}"]
@@ -143,6 +250,30 @@ def show(results: Path, run: str) -> str:
 
         lines += ["", "tables:"] + [f"  {p.stem}: {pq.ParquetFile(p).metadata.num_rows} rows ({p})" for p in tables]
     return "\n".join(lines) + "\n"
+
+
+def final_metrics(run_dir: Path) -> list[str]:
+    """Each seed's last evaluation: from training.parquet when the run is done, else from its latest
+    evaluation file (a run still training; its seeds from spec.json)."""
+    names = ("train_loss", "train_acc", "val_loss", "val_acc")
+    path = run_dir / "training.parquet"
+    if path.exists():
+        import pandas as pd
+
+        frame = pd.read_parquet(path)
+        last = frame.sort_values("step").groupby("seed").tail(1).sort_values("seed")
+        rows = [(int(r.seed), int(r.step), *(float(getattr(r, n)) for n in names)) for r in last.itertuples()]
+    else:
+        evals = sorted(run_dir.glob("evals/step_*.npz"))
+        if not evals or not (run_dir / "spec.json").exists():
+            return []
+        from ..results.files import read_npz
+
+        arrays, seeds = read_npz(evals[-1], list(names)), json.loads((run_dir / "spec.json").read_text())["seeds"]
+        step = int(evals[-1].stem.split("_")[1])
+        rows = [(int(seed), step, *(float(arrays[n][i]) for n in names)) for i, seed in enumerate(seeds)]
+    head = "  seed       step  train_loss  train_acc  val_loss  val_acc"
+    return [head] + [f"  {s:>4}  {t:>9}  {a:>10.4f}  {b:>9.4f}  {c:>8.4f}  {d:>7.4f}" for s, t, a, b, c, d in rows]
 
 
 # ----------------------------------------------------------------------------- the report of any state
@@ -162,17 +293,28 @@ def report_targets(figures: list[str], results: Path) -> list[str]:
 
 def report(configs: list[str], out: str, results: Path) -> int:
     """`snakemake --report OUT` restricted to what exists, so a partial run has its report too."""
-    targets = report_targets(read_config(configs).figures, results)
+    config, configs = find_config(configs, results)
+    targets = report_targets(config.figures, results / config.name)
     if not targets:
-        raise SystemExit(f"nothing to report yet: no figure or scorecard under {results}; run snakemake first")
+        raise SystemExit(
+            f"nothing to report yet: no figure or scorecard under {results / config.name}; run snakemake first"
+        )
     cmd = [str(Path(sys.executable).with_name("snakemake")), "--report", out]
     if not any(Path(p).exists() for p in ("Snakefile", "workflow/Snakefile")):
         cmd += ["-s", str(REPOSITORY / "Snakefile")]
     # relative to the working directory, as the rules name their outputs; before --configfile, which takes
     # every argument after it
     cmd += [os.path.relpath(t) for t in targets]
-    if configs:
-        cmd += ["--configfile", *configs]
+    if not configs:  # a record whose config file is not here: hand snakemake the recorded config itself
+        import tempfile
+
+        import yaml
+
+        handle, path = tempfile.mkstemp(suffix=".yaml")
+        os.write(handle, yaml.safe_dump(config.values).encode())
+        os.close(handle)
+        configs = [path]
+    cmd += ["--configfile", *configs]
     print(f"report of {len(targets)} file(s) so far into {out}", file=sys.stderr)
     return subprocess.run(cmd).returncode
 
@@ -217,25 +359,62 @@ def figures(args) -> None:
 
 
 def read_config(paths) -> Config:
-    """The config of these files as the workflow reads it (`snakemake --configfile A B`: merged in order;
-    none: config.yaml), or the error that names what is wrong with it."""
+    """The config of these files as the workflow reads it (`snakemake --configfile A B`: merged in order),
+    or the error that names what is wrong with it."""
     from ..config import ConfigError, load_config
 
     try:
-        return load_config(files=paths or ["config.yaml"], workdir=Path.cwd())
+        return load_config(files=paths, workdir=Path.cwd())
     except (ConfigError, FileNotFoundError) as err:
         raise SystemExit(f"invalid configuration: {err}") from None
+
+
+def find_config(paths, results: Path) -> tuple[Config, list[str]]:
+    """The config a command is about, and the files to hand snakemake for it: the files given; else the
+    config whose results are under `results` (results/<name>/config.yaml; the newest record where several
+    configs ran, said on stderr); else config.yaml, or config/config.yaml (a snakedeploy deployment)."""
+    from ..config import ConfigError, load_config
+    from ..results.checks import read_config_record
+
+    if paths:
+        return read_config(paths), list(paths)
+    records = sorted(results.glob("*/config.yaml"), key=lambda p: p.stat().st_mtime)
+    if (results / "config.yaml").is_file():  # --results names one config's folder
+        records, results = [results / "config.yaml"], results.parent
+    if records:
+        if len(records) > 1:
+            others = ", ".join(p.parent.name for p in records[:-1])
+            print(f"config {records[-1].parent.name} (the newest under {results}; also there: {others}; "
+                  "give a config file to choose)", file=sys.stderr)  # fmt: skip
+        try:
+            record = read_config_record(records[-1])
+            config = load_config(record["config"], workdir=Path.cwd())
+        except (ConfigError, FileNotFoundError) as err:
+            raise SystemExit(f"{records[-1]}: {err}") from None
+        source = str(record.get("source") or "")
+        return config, [source] if source and Path(source).is_file() else []
+    for candidate in ("config.yaml", "config/config.yaml"):
+        if Path(candidate).is_file():
+            return read_config([candidate]), [candidate]
+    raise SystemExit(
+        f"no config found: no results/<config>/config.yaml under {results}, no config.yaml and no "
+        "config/config.yaml here; give a config file (memorization runs path/to/config.yaml)"
+    )
 
 
 def check(args) -> None:
     """Config files checked as the workflow will check them (Snakemake's own reader of --configfile names no
     line for a YAML mistake; this does), and its results as the workflow checks them before it plans: runs
     changed since training, tables it would rebuild. Exits 1 when a run changed or a table is to be rebuilt."""
+    from ..config import missing_data
     from ..results import checks
 
-    config = read_config(args.configs)
-    print(f"valid: {len(config.experiments)} experiments, {len(config.runs)} runs")
     results = Path(args.results)
+    config, _ = find_config(args.configs, results)
+    missing = missing_data(config, Path.cwd())
+    if missing:
+        raise SystemExit("invalid configuration: " + "\n".join(missing))
+    print(f"valid: {len(config.experiments)} experiments, {len(config.runs)} runs; results in {results / config.name}")
     if not results.is_dir():
         return
     try:
@@ -291,9 +470,9 @@ def why(args) -> None:
     from . import fingerprint
     from .jobs import CODE, trained_with
 
-    config, results = read_config(args.configs), Path(args.results)
-    if args.run not in config.runs:
-        raise SystemExit(f"{args.run} is not a run of this config (memorization runs lists them)")
+    results = Path(args.results)
+    config, _ = find_config(args.configs, results)
+    args.run = find_run(config, results, args.run)
     code, run_dir = results / "code", results / "runs" / args.run
 
     def verdict(made_with: str | None, job: str, implementations=()) -> str:
@@ -324,18 +503,27 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="memorization", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
     runs = sub.add_parser("runs", help="every run of a config and its status")
-    runs.add_argument("configs", nargs="*", help="config files (default: config.yaml, as snakemake)")
+    runs.add_argument(
+        "configs",
+        nargs="*",
+        help="config files (default: the config of the newest results, then config.yaml, then config/config.yaml)",
+    )
     runs.add_argument("--results", default="results", help="the results folder (default: results)")
     runs.add_argument("--watch", nargs="?", type=float, const=5.0, metavar="S", help="refresh every S seconds")
-    one = sub.add_parser("show", help="one run: spec, checkpoints, evaluations, tables")
-    one.add_argument("run", help="a run id (memorization runs lists them)")
+    runs.add_argument(
+        "--where", action="append", default=[], metavar="KEY=VALUE", help="only runs with this value of a spec key"
+    )
+    runs.add_argument("--sort", metavar="KEY", help="sort by a spec key or a column (status, seeds, ...)")
+    one = sub.add_parser("show", help="one run: spec, each seed's final metrics, checkpoints, tables")
+    one.add_argument("run", help="a run id, a unique prefix, or words of its label (memorization runs lists them)")
+    one.add_argument("configs", nargs="*", help="config files (default: found, as for runs)")
     one.add_argument("--results", default="results")
     rep = sub.add_parser("report", help="snakemake --report of whatever the run has drawn so far")
-    rep.add_argument("configs", nargs="*", help="config files (default: config.yaml)")
+    rep.add_argument("configs", nargs="*", help="config files (default: found, as for runs)")
     rep.add_argument("--out", default="results/report.html")
     rep.add_argument("--results", default="results")
     chk = sub.add_parser("check", help="check config files as the workflow will")
-    chk.add_argument("configs", nargs="+", help="config files, as given to snakemake --configfile (merged in order)")
+    chk.add_argument("configs", nargs="*", help="config files, as given to snakemake --configfile (default: found)")
     chk.add_argument("--results", default="results", help="the results folder to check, where there is one")
     cost = sub.add_parser("plan", help="the predicted device and wall time of a config's jobs")
     cost.add_argument("config", nargs="?", help="a config file (as given to snakemake --configfile)")
@@ -356,8 +544,8 @@ def main(argv=None) -> None:
     figs.add_argument("--stamp-findings", action="store_true", help="print what this run shows under each plot")
     sub.add_parser("tables", help="print the table contract (the generated part of docs/tables.md)")
     reason = sub.add_parser("why", help="whether a run's jobs rerun for their code, and which functions changed")
-    reason.add_argument("run", help="a run id (memorization runs lists them)")
-    reason.add_argument("configs", nargs="*", help="config files (default: config.yaml)")
+    reason.add_argument("run", help="a run id, a unique prefix, or words of its label")
+    reason.add_argument("configs", nargs="*", help="config files (default: found, as for runs)")
     reason.add_argument("--results", default="results")
     args = ap.parse_args(argv)
     try:
@@ -368,9 +556,9 @@ def main(argv=None) -> None:
 
 def run_command(args) -> None:
     if args.command == "runs":
-        config = read_config(args.configs)
+        config, _ = find_config(args.configs, Path(args.results))
         while True:
-            text = format_table(runs_table(config, Path(args.results)))
+            text = format_table(runs_table(config, Path(args.results), args.where, args.sort))
             if args.watch is None:
                 print(text, end="")
                 return
@@ -380,7 +568,12 @@ def run_command(args) -> None:
     elif args.command == "report":
         raise SystemExit(report(args.configs, args.out, Path(args.results)))
     elif args.command == "show":
-        print(show(Path(args.results), args.run), end="")
+        results = Path(args.results)
+        try:
+            config, _ = find_config(args.configs, results)
+        except SystemExit:  # no config anywhere: ids and prefixes of the run folders still work
+            config = None
+        print(show(results, find_run(config, results, args.run)), end="")
     elif args.command == "tables":
         print(contract_markdown(), end="")
     else:

@@ -63,9 +63,9 @@ def fix_for(path: str | os.PathLike) -> str:
         return f"train run {run.group(1)} again: snakemake --forcerun results/runs/{run.group(1)}/manifest.json"
     for folder, rule in (
         ("results/metrics/", "its metric job"),
-        ("results/tables/", "rule experiment_table"),
         ("results/data/", "rule dataset or noisy_dataset"),
-        ("results/figures/", "rule figure"),
+        ("/tables/", "rule experiment_table"),  # results/<config>/tables/
+        ("/figures/", "rule figure"),
     ):
         if folder in text:
             return f"delete {path} and run snakemake again ({rule} rebuilds it)"
