@@ -3,6 +3,7 @@
 import os
 import sys
 from functools import cache
+from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
@@ -17,7 +18,7 @@ sys.path.insert(0, os.path.join(REPOSITORY, "workflow"))
 from memorization import catalog, papers  # noqa: E402
 from memorization.config import ConfigError, load_config, missing_data  # noqa: E402
 from memorization.engine import devices, memory  # noqa: E402
-from memorization.pipeline import fingerprint, interrupt  # noqa: E402
+from memorization.pipeline import fingerprint, interrupt, plan  # noqa: E402
 from memorization.pipeline.cli import report_targets  # noqa: E402
 from memorization.results import checks  # noqa: E402
 from memorization.results.rundir import METRIC_BENCHMARK, TRAIN_BENCHMARK  # noqa: E402
@@ -48,14 +49,17 @@ if _missing := missing_data(CONFIG, os.getcwd()):
 # content (data sets, runs, metric tables) stays in results/data, results/runs and results/metrics, so a run
 # trained for one config is reused by another; a second config never writes over the first's figures.
 OUT = f"results/{CONFIG.name}"
+# Another file of the same name (configs/tiny.yaml after tests/tiny.yaml, or the same config moved): its
+# results are replaced as the rules rebuild them, which the user is told, not left to find out.
 if (_made_by := checks.recorded_source(f"{OUT}/config.yaml")) not in (
     None,
     CONFIG.source,
 ):
-    raise WorkflowError(
-        f"invalid configuration: {OUT}/ holds the results of the config {_made_by!r}, and this config "
-        f"({CONFIG.source or 'given as a mapping'}) has the same name, {CONFIG.name!r}: set `name:` in it to keep "
-        f"both, or delete {OUT}/ to replace them"
+    print(
+        f"note: {OUT}/ holds results of the config {_made_by or '(given as a mapping)'}; this config "
+        f"({CONFIG.source or 'given as a mapping'}) has the same name, {CONFIG.name!r}, and replaces what it "
+        f"changes there. Set `name:` in it to keep both apart.",
+        file=sys.stderr,
     )
 config.clear()
 config.update(
@@ -137,6 +141,9 @@ def all_tables():
 # inputs) and a metric table computed from other files than its run's present ones are to be rebuilt.
 REBUILD = {}
 if workflow.is_main_process:
+    # the checkpoints and evaluations of the runs still to train must fit the disk (memorization plan says so too)
+    if _full := plan.disk_plan(CONFIG, Path("results")).refusal():
+        raise WorkflowError(f"invalid configuration: {_full}")
     try:
         _changed = checks.changed_runs(f"results/runs/{run}" for run in RUNS)
     except ValueError as err:  # a manifest that cannot be read

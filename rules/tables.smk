@@ -17,6 +17,7 @@ rule experiment_table:
         },
         figures=lambda w: config["experiments"][w.experiment].get("figures", []),
         columns=lambda w: catalog.table(w.table).dtypes(),
+        settings=lambda w: CONFIG.settings_of(w.experiment),
         code=code("experiment_table"),
         analyses=ANALYSES,
     script:

@@ -85,7 +85,7 @@ def test_comments_docstrings_annotations_and_formatting_rerun_nothing(repo):
 @pytest.mark.parametrize(
     "module",
     ["engine/sgd.py", "engine/models.py", "measures/metrics.py", "measures/sensitivity.py", "report/stats.py",
-     "results/config/tables.py", "config/spec.py", "pipeline/jobs.py", "papers/arpit2017/fig01_difficulty.py"],
+     "results/tables.py", "config/spec.py", "pipeline/jobs.py", "papers/arpit2017/fig01_difficulty.py"],
 )  # fmt: skip
 def test_an_unused_function_appended_to_a_module_reruns_nothing(repo, module):
     assert rules_after_editing(repo, module, lambda s: s + "\n\ndef unused():\n    return 1\n\n\nUNUSED = 2\n") == []

@@ -109,16 +109,22 @@ def test_a_bad_config_stops_before_anything_is_written_or_lost(done, tmp_path):
     assert snapshot(done) == before
 
 
-def test_missing_mnist_files_fail_that_job_clearly_and_keep_the_rest(done, tmp_path):
+def test_missing_mnist_files_are_named_before_any_job_and_nothing_is_lost(done, tmp_path):
+    """Data files that are not there are an error of the config, named with where they were looked for and
+    the fixes, before any job runs (a dry run too), not a traceback of the first job that reads them."""
     before = snapshot(done)
     config = json.loads(json.dumps(TINY))
     config["data_root"] = str(tmp_path / "data")
     config["experiments"]["mnist"] = {"spec": {"dataset": "mnist", "train_size": 100}}
-    proc = snakemake(done, "--show-failed-logs", config=write_config(tmp_path, config), check=False)
-    assert proc.returncode != 0
-    assert f"mnist not found under {tmp_path / 'data' / 'MNIST' / 'raw'}" in proc.output
-    assert "download: true" in proc.output
+    for args in (["-n"], []):
+        proc = snakemake(done, *args, config=write_config(tmp_path, config), check=False)
+        assert proc.returncode != 0 and "rule " not in proc.output  # no job planned or run
+        assert f"experiments.mnist: data set mnist is not under data_root ({tmp_path / 'data'})" in proc.output
+        assert "train-images-idx3-ubyte" in proc.output and "set `download: true`" in proc.output
     assert {p: t for p, t in snapshot(done).items() if p in before} == before  # nothing computed was lost
+    out = subprocess.run([sys.executable, "-m", "memorization", "check", str(tmp_path / "config.yaml")],
+                         cwd=done, capture_output=True, text=True)  # fmt: skip
+    assert out.returncode == 1 and "data set mnist is not under data_root" in out.stderr
 
 
 def test_a_killed_training_job_resumes_and_gives_the_uninterrupted_tables(tmp_path):

@@ -18,4 +18,5 @@ experiment_table(
     snakemake.output[0],
     snakemake.params.figures,
     snakemake.params.analyses,
+    snakemake.params.settings,
 )

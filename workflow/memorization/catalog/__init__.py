@@ -8,6 +8,7 @@ from .builtin_tables import SCORES, SENSITIVITY_SETTINGS
 from .entries import (
     ARROW_TYPES,
     CLAIMS,
+    DATA_CONDITIONS,
     DATASETS,
     FIGURES,
     IDENTITY,
@@ -36,8 +37,8 @@ from .entries import (
 )
 
 __all__ = [
-    "ARROW_TYPES", "CLAIMS", "DATASETS", "FIGURES", "IDENTITY", "REGULARIZERS", "SCORES", "SENSITIVITY_SETTINGS",
-    "TABLES", "Claim", "Column", "Dataset", "Figure", "Score", "Table", "Verdict", "claims_of", "columns", "figure",
-    "implementation", "load_analyses", "numbers", "register_claim", "register_claims", "register_dataset",
-    "register_figure", "register_table", "table", "tables_of_stage",
+    "ARROW_TYPES", "CLAIMS", "DATA_CONDITIONS", "DATASETS", "FIGURES", "IDENTITY", "REGULARIZERS", "SCORES",
+    "SENSITIVITY_SETTINGS", "TABLES", "Claim", "Column", "Dataset", "Figure", "Score", "Table", "Verdict", "claims_of",
+    "columns", "figure", "implementation", "load_analyses", "numbers", "register_claim", "register_claims",
+    "register_dataset", "register_figure", "register_table", "table", "tables_of_stage",
 ]  # fmt: skip

@@ -8,10 +8,10 @@ from __future__ import annotations
 from .entries import Score, Table, columns, register_table
 
 SENSITIVITY_SETTINGS = columns(
-    ("window", "int64", "steps averaged before each checkpoint"),
-    ("stride", "int64", "every stride-th step of the window"),
+    ("window", "int64", "steps averaged before each checkpoint", "SGD steps"),
+    ("stride", "int64", "every stride-th step of the window", "SGD steps"),
     ("norm", "string", "l1 (mean absolute value over input dimensions) | l2 | linf"),
-    ("horizon", "Int64", "steps unrolled before the window; null = from initialisation"),
+    ("horizon", "Int64", "steps unrolled before the window; null = from initialisation", "SGD steps"),
 )
 
 # The per-example scores of the papers that followed Arpit et al. (docs/science.md §10), and the counts and
@@ -102,19 +102,19 @@ for _table in (
         "training",
         "train",
         columns(
-            ("epoch", "float64", "step / steps per epoch; 0 is the initialisation"),
-            ("step", "int64", "SGD steps taken"),
-            ("train_loss", "float64", "eval-mode mean loss on the training set as trained (noise included)"),
-            ("train_acc", "float64", "eval-mode accuracy on the training set against its training labels"),
-            ("val_loss", "float64", "mean loss on the clean validation split (NaN for identity labels)"),
-            ("val_acc", "float64", "accuracy on the clean validation split (NaN for identity labels)"),
+            ("epoch", "float64", "step / steps per epoch; 0 is the initialisation", "epochs"),
+            ("step", "int64", "SGD steps taken", "SGD steps"),
+            ("train_loss", "float64", "eval-mode mean loss on the training set as trained (noise included)", "nats"),
+            ("train_acc", "float64", "eval-mode accuracy on the training set against its training labels", "fraction"),
+            ("val_loss", "float64", "mean loss on the clean validation split (NaN for identity labels)", "nats"),
+            ("val_acc", "float64", "accuracy on the clean validation split (NaN for identity labels)", "fraction"),
             (
                 "batch_loss",
                 "float64",
                 "what a training loop reports: the train-mode loss (regulariser active) "
                 "averaged over the epoch's batches so far; NaN at initialisation",
             ),
-            ("batch_acc", "float64", "train-mode accuracy averaged likewise over the epoch's batches"),
+            ("batch_acc", "float64", "train-mode accuracy averaged likewise over the epoch's batches", "fraction"),
         ),
         "run, seed, evaluation",
         "Loss and accuracy at every evaluation (every `log_every` epochs and the end).",
@@ -123,8 +123,8 @@ for _table in (
         "convergence",
         "train",
         columns(
-            ("epochs_to_fit", "Float64", "first evaluated epoch at 100% training accuracy; null if never"),
-            ("max_epochs", "float64", "the training budget in epochs (the cap of a run that stops at fit)"),
+            ("epochs_to_fit", "Float64", "first evaluated epoch at 100% training accuracy; null if never", "epochs"),
+            ("max_epochs", "float64", "the training budget in epochs (the cap of a run that stops at fit)", "epochs"),
         ),
         "run, seed",
         "Time to convergence (Fig. 6).",
@@ -133,8 +133,8 @@ for _table in (
         "examples",
         "metric",
         columns(
-            ("epoch", "float64", "as in training"),
-            ("step", "int64", "as in training"),
+            ("epoch", "float64", "as in training", "epochs"),
+            ("step", "int64", "as in training", "SGD steps"),
             ("example", "int64", "index of the training example"),
             ("correct", "bool", "eval-mode prediction equals the training label"),
             (
@@ -152,7 +152,7 @@ for _table in (
         "filters",
         "metric",
         columns(
-            ("step", "int64", "checkpoint step (the first and the last)"),
+            ("step", "int64", "checkpoint step (the first and the last)", "SGD steps"),
             ("filter", "int64", "CNN filter, or MLP first-layer unit"),
             ("channel", "int64", "input channel"),
             ("row", "int64", "row of the 5x5 filter (MLP: of the input image)"),
@@ -162,12 +162,13 @@ for _table in (
         "run, seed, checkpoint, weight",
         "First-layer weights at the first and last checkpoint (Fig. 2).",
         compute="memorization.measures.metrics:filters_frame",
+        checkpoints="ends",
     ),
     Table(
         "sensitivity",
         "metric",
         columns(
-            ("step", "int64", "checkpoint step T"),
+            ("step", "int64", "checkpoint step T", "SGD steps"),
             ("example", "int64", "index of the training example x"),
             ("sensitivity", "float64", "loss sensitivity: mean over the window of ||dL_t/dx|| through the SGD updates"),
             ("is_noisy", "bool", "as in examples"),
@@ -180,12 +181,13 @@ for _table in (
         device=True,
         cost="memorization.measures.metrics:sensitivity_cost",
         memory="memorization.engine.memory:sensitivity_bytes",
+        checkpoints="schedule",
     ),
     Table(
         "gini",
         "summary",
         columns(
-            ("step", "int64", "checkpoint step T"),
+            ("step", "int64", "checkpoint step T", "SGD steps"),
             ("gini", "float64", "Gini coefficient of the loss sensitivity over the run's training examples"),
             *SENSITIVITY_SETTINGS,
         ),
@@ -198,7 +200,7 @@ for _table in (
         "class_sensitivity",
         "metric",
         columns(
-            ("step", "int64", "checkpoint step T"),
+            ("step", "int64", "checkpoint step T", "SGD steps"),
             ("class_i", "int64", "class of the loss term differentiated"),
             ("class_j", "int64", "class of the training inputs it is differentiated against"),
             (
@@ -217,22 +219,28 @@ for _table in (
         device=True,
         cost="memorization.measures.metrics:class_sensitivity_cost",
         memory="memorization.engine.memory:class_sensitivity_bytes",
+        checkpoints="schedule",
     ),
     Table(
         "csr",
         "metric",
         columns(
-            ("epoch", "float64", "checkpoint epoch"),
-            ("step", "int64", "checkpoint step"),
+            ("epoch", "float64", "checkpoint epoch", "epochs"),
+            ("step", "int64", "checkpoint step", "SGD steps"),
             ("split", "string", "val | train"),
-            ("csr", "float64", "critical sample ratio: n_critical / n_points"),
+            ("csr", "float64", "critical sample ratio: n_critical / n_points", "fraction"),
             ("n_points", "int64", "points searched"),
             ("n_critical", "int64", "points whose prediction LASS flipped within the box"),
-            ("mean_iterations", "float64", "mean LASS iteration of the flips (NaN if none)"),
-            ("max_distance", "float64", "largest |x_hat - x| found, 0-255 scale (<= lass_r, checked)"),
-            ("lass_r", "float64", "box radius, 0-255 scale"),
-            ("lass_alpha", "float64", "sign-step size, 0-255 scale"),
-            ("lass_beta", "float64", "noise std, 0-255 scale"),
+            ("mean_iterations", "float64", "mean LASS iteration of the flips (NaN if none)", "LASS iterations"),
+            (
+                "max_distance",
+                "float64",
+                "largest |x_hat - x| found, 0-255 scale (<= lass_r, checked)",
+                "pixel value (0-255)",
+            ),
+            ("lass_r", "float64", "box radius, 0-255 scale", "pixel value (0-255)"),
+            ("lass_alpha", "float64", "sign-step size, 0-255 scale", "pixel value (0-255)"),
+            ("lass_beta", "float64", "noise std, 0-255 scale", "pixel value (0-255)"),
             ("lass_max_iter", "int64", "iteration cap"),
             ("lass_stop", "string", "example (Algorithm 1) | global (the authors' code)"),
         ),
@@ -242,6 +250,7 @@ for _table in (
         settings="csr_settings",
         device=True,
         cost="memorization.measures.metrics:csr_cost",
+        checkpoints="schedule",
     ),
     Table(
         "scores",
@@ -259,6 +268,7 @@ for _table in (
         device=True,
         cost="memorization.measures.scores:scores_cost",
         memory="memorization.engine.memory:scores_bytes",
+        checkpoints="schedule",
     ),
     Table(
         "heldout",
@@ -267,10 +277,15 @@ for _table in (
             ("example", "int64", "index of the training example"),
             ("label", "int64", "its training label"),
             ("is_noisy", "bool", "as in examples"),
-            ("subset_fraction", "float64", "the fraction of the training set each seed of the run trained on"),
+            (
+                "subset_fraction",
+                "float64",
+                "the fraction of the training set each seed of the run trained on",
+                "fraction",
+            ),
             ("in_subset", "bool", "the seed trained on the example (its subset mask)"),
             ("correct", "bool", "the seed's final model (eval mode) classifies the example as labelled"),
-            ("p_label", "float64", "its softmax probability of the label"),
+            ("p_label", "float64", "its softmax probability of the label", "probability"),
         ),
         "run, seed, training example",
         "Each model of a subset training on every training example: held-out memorization (Feldman & Zhang "

@@ -77,19 +77,24 @@ ARROW_TYPES = {
     "float64": "float64",
     "Float64": "float64",
     "bool": "bool",
+    "boolean": "bool",
 }
 
 
 @dataclass(frozen=True)
 class Column:
+    """A column: its name, type and meaning, and its unit where it has one ("" for a count, a flag, a name or a
+    ratio); the description and unit travel in each Parquet file's field metadata."""
+
     name: str
     dtype: str
     description: str
+    unit: str = field(default="", kw_only=True)
 
 
 def columns(*spec) -> tuple[Column, ...]:
-    """Columns from (name, dtype, description) triples (or Columns, kept as they are)."""
-    return tuple(c if isinstance(c, Column) else Column(*c) for c in spec)
+    """Columns from (name, dtype, description[, unit]) tuples (or Columns, kept as they are)."""
+    return tuple(c if isinstance(c, Column) else Column(*c[:3], unit=c[3] if len(c) > 3 else "") for c in spec)
 
 
 @dataclass(frozen=True)
@@ -129,11 +134,11 @@ IDENTITY = columns(
     ("dataset", "string", "the data set's registry name"),
     ("arch", "string", "mlp | cnn"),
     ("width", "Int64", "MLP hidden units per layer; null for the CNN"),
-    ("train_size", "int64", "training examples of the run"),
+    ("train_size", "int64", "training examples of the run", "examples"),
     ("input_noise", "string", "none | gaussian | uniform"),
-    ("input_noise_fraction", "float64", "fraction of training inputs replaced by noise (0 for none)"),
+    ("input_noise_fraction", "float64", "fraction of training inputs replaced by noise (0 for none)", "fraction"),
     ("label_noise", "string", "none | random | identity"),
-    ("label_noise_fraction", "float64", "fraction of training labels replaced (0 for none)"),
+    ("label_noise_fraction", "float64", "fraction of training labels replaced (0 for none)", "fraction"),
     ("regularizer", "string", " | ".join(REGULARIZERS)),
     ("reg_strength", "float64", "the regulariser's rate, std or lambda (0 for none)"),
 )
@@ -150,6 +155,9 @@ class Table:
     settings: the name of the schema definition ($defs) of the metric's settings, or a mapping of
       JSON-schema properties (each with a `default`); they become the config's `metrics.<name>` block.
     device: the job may use a GPU (it then leases one).
+    checkpoints: which of a run's checkpoints its compute reads: "schedule" (all of them, at the times the spec
+      names), "ends" (the first and the last), or None (the last at most). A run whose experiment's tables read
+      none along the schedule keeps no more by default (memorization.config: `checkpoints` not set).
     cost: the metric's cost model for the plan, `cost(spec, settings, timings, shape) -> seconds` (its
       computation, without the job's start; memorization.pipeline.plan), as the function or "module:function"; none:
       the job only reads the run's files, and its start is its cost.
@@ -169,6 +177,7 @@ class Table:
     device: bool = False
     cost: str | Callable | None = None
     memory: str | Callable | None = None
+    checkpoints: str | None = None
 
     def dtypes(self) -> dict[str, str]:
         return {c.name: c.dtype for c in (*IDENTITY, *self.columns)}
@@ -184,6 +193,8 @@ def register_table(table: Table) -> Table:
         raise ValueError(f"table {table.name}: a summary table, and only one, names its source table")
     if table.stage != "train" and table.compute is None:
         raise ValueError(f"table {table.name}: a {table.stage} table needs `compute`")
+    if table.checkpoints not in (None, "ends", "schedule"):
+        raise ValueError(f"table {table.name}: checkpoints must be None, 'ends' or 'schedule'")
     if table.source is not None and table.source not in TABLES:
         raise ValueError(f"table {table.name}: source table {table.source!r} is not registered")
     for column in table.columns:
@@ -216,6 +227,9 @@ def tables_of_stage(stage: str) -> list[str]:
 
 # ----------------------------------------------------------------------------- figures and claims
 
+# What most figures compare: the data's conditions (real, random inputs, random labels and their fractions).
+DATA_CONDITIONS = ("input_noise", "input_noise_fraction", "label_noise", "label_noise_fraction")
+
 
 @dataclass(frozen=True)
 class Figure:
@@ -226,7 +240,10 @@ class Figure:
     draw(statistic) -> a matplotlib figure (import matplotlib inside it: reading the catalog stays light).
     findings(statistic) -> lines saying what this run shows (the report's "What this run shows").
     caption: what the figure shows and what the paper claims (reStructuredText, shown in the report; its line
-      breaks are folded, so a room can write it as an indented triple-quoted string)."""
+      breaks are folded, so a room can write it as an indented triple-quoted string).
+    axes: the identity columns the figure compares (its conditions, its x-axis): the experiments it pools
+      may differ in these and in no other identity column (memorization.results.tables.pool_of), so that
+      e.g. a width-8 and a width-256 run are never averaged into one line."""
 
     name: str
     tables: tuple[str, ...]
@@ -234,6 +251,7 @@ class Figure:
     compute: Callable
     draw: Callable
     findings: Callable = lambda statistic: []
+    axes: tuple[str, ...] = DATA_CONDITIONS
 
     def __post_init__(self):
         object.__setattr__(self, "caption", " ".join(self.caption.split()))

@@ -11,6 +11,7 @@ digits experiment gets digits-sized settings and an MNIST experiment the paper's
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 import json
 import math
@@ -50,11 +51,7 @@ class Config:
 
     def tables_of(self, experiment: str) -> list[str]:
         """The tables an experiment writes: those it asks for, then those its figures read."""
-        exp = self.values["experiments"][experiment]
-        wanted = list(exp.get("tables", ["training"]))
-        for fig in exp.get("figures", []):
-            wanted += [t for t in catalog.figure(fig).tables if t not in wanted]
-        return wanted
+        return _tables_read(self.values["experiments"][experiment])
 
     @cached_property
     def figures(self) -> list[str]:
@@ -64,6 +61,20 @@ class Config:
     def experiments_of(self, figure: str) -> list[str]:
         """The experiments that list a figure: its tables come from each."""
         return [name for name, exp in self.values["experiments"].items() if figure in exp.get("figures", [])]
+
+    def settings_of(self, experiment: str) -> list[str]:
+        """The spec keys that set an experiment's runs apart, in the spec's order: those its grid names and
+        those whose value differs among its runs (a noise draw per seed: noise_seed); not the seeds, which
+        every table has a column of. They become columns of its tables (memorization.results.tables)."""
+        exp = self.values["experiments"][experiment]
+        named = {k for axis, entries in (exp.get("grid") or {}).items() for e in entries
+                 for k in (e if isinstance(e, dict) else {axis: e})}  # fmt: skip
+        runs = self.experiments[experiment]
+        keys = [f.name for f in dataclasses.fields(RunSpec) if f.name != "seeds"]
+        return [
+            k for k in keys
+            if k in named or len({json.dumps(getattr(r, k), sort_keys=True, default=list) for r in runs}) > 1
+        ]  # fmt: skip
 
     def metric_settings(self, table: str, dataset: str) -> dict:
         """The settings of one metric table for runs on one data set: the schema's defaults, the data set's
@@ -209,6 +220,25 @@ def _seed_groups(exp: dict) -> list[list[int]]:
     return [seeds[i : i + per_job] for i in range(0, len(seeds), per_job)]
 
 
+def _tables_read(exp: dict) -> list[str]:
+    """The tables an experiment writes: those it asks for, then those its figures read (Config.tables_of)."""
+    wanted = list(exp.get("tables", ["training"]))
+    for fig in exp.get("figures", []):
+        wanted += [t for t in catalog.figure(fig).tables if t not in wanted]
+    return wanted
+
+
+def checkpoints_kept(tables: list[str]) -> dict | None:
+    """The checkpoint times of a run whose spec does not set them, from what its experiment's tables read
+    (catalog.Table.checkpoints): None (the schema's default, every epoch) where one reads them along the run;
+    the first and the last where they read only those; the last alone otherwise. A checkpoint per epoch of a
+    600-epoch run no table reads is gigabytes of disk."""
+    needs = {catalog.table(t).checkpoints for t in tables}
+    if "schedule" in needs:
+        return None
+    return {"unit": "epoch", "at": [0] if "ends" in needs else []}
+
+
 def _expand(values: dict) -> dict[str, tuple[RunSpec, ...]]:
     """experiment name → its resolved runs, in grid order; a config of more than MAX_RUNS runs is refused
     before its grid is walked."""
@@ -226,10 +256,13 @@ def _expand(values: dict) -> dict[str, tuple[RunSpec, ...]]:
             )
         planned += runs
         resolved: dict[str, RunSpec] = {}  # two grid points may resolve to the same run
+        kept = checkpoints_kept(_tables_read(exp))
         for combo in itertools.product(*axes):
             partial = {**base, **(exp.get("spec") or {})}
             for piece in combo:
                 partial.update(piece)
+            if "checkpoints" not in partial and kept is not None:
+                partial["checkpoints"] = kept
             point = shorten(str(dict(kv for p in combo for kv in p.items())), 120)
             try:
                 spec = resolve(partial, where=f"experiments.{name} (grid point {point})")

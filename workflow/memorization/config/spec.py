@@ -212,10 +212,9 @@ def subset_size(n_train: int, fraction: float) -> int:
 MAX_RECORDS = 10_000  # checkpoints, and evaluations, of one run (the paper's longest runs have about 1,000)
 
 
-def _check_records(values: dict, n_train: int, where: str) -> None:
-    """Refuse a run that would write more than MAX_RECORDS checkpoints or evaluations (each a file, and a
-    row of its tables per example) before any job runs, naming the key; a count the schema cannot bound
-    alone, as it follows from the steps, the epoch's length and the times."""
+def record_counts(values: dict, n_train: int) -> dict[str, int]:
+    """A run's SGD steps, steps per epoch, checkpoints and evaluations, counted from its spec's values without
+    listing them (a count may be too large to list: `_check_records` refuses those)."""
     per_epoch = math.ceil(subset_size(n_train, values["subset_fraction"]) / values["batch_size"])
     steps = values["steps"] if values["steps"] is not None else values["epochs"] * per_epoch
     times = values["checkpoints"]
@@ -224,12 +223,31 @@ def _check_records(values: dict, n_train: int, where: str) -> None:
     def multiples(interval: int) -> int:  # steps 0, interval, 2·interval, ... and the last
         return steps // interval + 1 + (steps % interval != 0)
 
-    checkpoints = multiples(every) if every else len(times["at"]) + 1 if "at" in times else times["log_count"] + 1
-    evaluations = multiples(values["log_every"] * per_epoch)
-    for key, count, fix in (("checkpoints", checkpoints, "checkpoint less often"),
-                            ("log_every", evaluations, "evaluate less often (a larger log_every)")):  # fmt: skip
+    if every:
+        checkpoints = multiples(every)
+    elif "at" in times:  # at most 10,000 times (the schema): listed, each once, the last always in
+        scale = per_epoch if times["unit"] == "epoch" else 1
+        checkpoints = len({a * scale for a in times["at"] if a * scale <= steps} | {steps})
+    else:
+        checkpoints = times["log_count"] + 1
+    return {
+        "steps": steps,
+        "steps_per_epoch": per_epoch,
+        "checkpoints": checkpoints,
+        "evaluations": multiples(values["log_every"] * per_epoch),
+    }
+
+
+def _check_records(values: dict, n_train: int, where: str) -> None:
+    """Refuse a run that would write more than MAX_RECORDS checkpoints or evaluations (each a file, and a
+    row of its tables per example) before any job runs, naming the key; a count the schema cannot bound
+    alone, as it follows from the steps, the epoch's length and the times."""
+    counts = record_counts(values, n_train)
+    for key, count, fix in (("checkpoints", counts["checkpoints"], "checkpoint less often"),
+                            ("log_every", counts["evaluations"], "evaluate less often (a larger log_every)"),
+                            ):  # fmt: skip
         if count > MAX_RECORDS:
             raise ConfigError(
                 f"{where}: {key}: {count:,} {'checkpoints' if key == 'checkpoints' else 'evaluations'} in "
-                f"{steps:,} steps, more than a run may write ({MAX_RECORDS:,}); {fix}"
+                f"{counts['steps']:,} steps, more than a run may write ({MAX_RECORDS:,}); {fix}"
             )

@@ -85,6 +85,27 @@ def training_memory_mb(spec: RunSpec) -> int:
     return job_mb(loaded_run_bytes(spec)[2])
 
 
+def run_disk_bytes(spec: RunSpec) -> int:
+    """What a finished run keeps on disk (results/runs/<run>/), predicted from its spec: its checkpoints (the
+    stacked seeds' parameters, and momentum where it has any: memorization.engine.train.save_state), its
+    evaluations (per seed and training example, whether it is classified as labelled and the probability of
+    the label) and its presentations (per epoch, the same two per example). Within a few percent of the files
+    of the default's runs (tests/test_memory.py); the tables are small beside them."""
+    from ..config.spec import record_counts
+
+    shape, classes, n_train, _ = data_shape(spec)
+    params = params_per_model(Arch.from_spec(spec, shape, classes))
+    counts = record_counts(spec.as_dict(), n_train)
+    seeds, per_example = len(spec.seeds), 1 + FLOAT  # a bool and a float32 per seed and example
+    checkpoint = seeds * params * FLOAT * (2 if spec.momentum else 1) + FILE_OVERHEAD
+    record = seeds * n_train * per_example + FILE_OVERHEAD
+    epochs = math.ceil(counts["steps"] / counts["steps_per_epoch"])
+    return counts["checkpoints"] * checkpoint + (counts["evaluations"] + epochs) * record
+
+
+FILE_OVERHEAD = 2048  # bytes of a checkpoint's or an array file's header, names and small arrays
+
+
 def metric_memory_mb(table: str, spec: RunSpec, settings: dict) -> int:
     """The memory a metric job needs: the run loaded and evaluated, and the table's memory model
     (catalog.Table.memory) where it has one."""

@@ -23,8 +23,6 @@ words of it: "capacity 512 0.4").
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import os
 import subprocess
 import sys
@@ -33,248 +31,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import catalog, papers  # noqa: F401 (papers: registers the built-in figures and claims)
+from ..catalog import load_analyses
 from ..results.files import Refusal
-from ..results.rundir import end_path
 from ..results.tables import contract_markdown, tables_by_figure
 from .readme import PLAN, RUN_TIME, SCORECARD, into_readme
+from .status import find_run, format_table, run_status, runs_table, show  # noqa: F401 (run_status: the API)
 
 if TYPE_CHECKING:
     from ..config import Config
 
 REPOSITORY = Path(__file__).resolve().parents[3]
-
-# ----------------------------------------------------------------------------- a run's status
-
-
-def run_status(run_dir: Path, log: Path | None = None) -> str:
-    """What a run is doing, from its folder and its training log: "not started", "training: step x of y,
-    epoch e, loss, accuracy" (the last row of progress.csv), "done" (end.json) or "failed: <last error
-    line>" (a log that ends in an error, without end.json)."""
-    if end_path(run_dir).exists():
-        return "done"
-    error = _last_error(log) if log is not None and log.exists() else None
-    row = _last_progress(run_dir / "progress.csv")
-    if error is not None:
-        return f"failed: {error}"
-    if row is None:
-        return "started" if (run_dir / "spec.json").exists() else "not started"
-    seeds = int(row["seeds"])
-    return (
-        f"training: step {row['step']} of {row['total_steps']}, epoch {float(row['epoch']):g}, train loss "
-        f"{float(row['train_loss']):.4f}, train acc {float(row['train_acc']):.4f}, val acc "
-        f"{float(row['val_acc']):.4f} (mean of {seeds} seed{'s' if seeds > 1 else ''})"
-    )
-
-
-def _last_progress(path: Path) -> dict | None:
-    try:
-        with path.open() as f:
-            rows = list(csv.DictReader(f))
-    except OSError:
-        return None
-    return rows[-1] if rows else None
-
-
-def _last_error(log: Path) -> str | None:
-    """The error a job's log ends with (a Python traceback's last line), or None if it ends otherwise."""
-    lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
-    if not lines:
-        return None
-    traceback = max((i for i, line in enumerate(lines) if line.startswith("Traceback")), default=-1)
-    later_progress = any(line.startswith(("training ", "epoch ")) for line in lines[traceback + 1 :])
-    if traceback < 0 or later_progress:  # no error, or a retry that went on after it
-        return None
-    return lines[-1][:200]
-
-
-def runs_table(config: Config, results: Path, where=(), sort: str | None = None) -> list[dict]:
-    """One row per (experiment, run) of a config: its id, what sets it apart and its status; only the runs
-    whose spec (or row) has each KEY=VALUE of `where`, sorted by a spec key or a column."""
-    rows = []
-    for name, specs in config.experiments.items():
-        for spec in specs:
-            rid = spec.run_id
-            if not all(_matches(spec, name, rid, key, value) for key, value in map(_key_value, where)):
-                continue
-            rows.append(
-                {
-                    "experiment": name,
-                    "run": rid,
-                    "differs in": _label(config, name, rid).partition(": ")[2] or "—",
-                    "seeds": len(spec.seeds),
-                    "status": run_status(results / "runs" / rid, results / "logs" / "train" / f"{rid}.log"),
-                    "_spec": spec,
-                }
-            )
-    if sort is not None:
-        known = {"experiment", "run", "seeds", "status", *spec_keys()}
-        if sort not in known:
-            raise SystemExit(f"--sort {sort}: not a spec key or a column{_nearest(sort, known)}")
-        rows.sort(key=lambda r: _sort_key(r[sort] if sort in r else getattr(r["_spec"], sort)))
-    for row in rows:
-        del row["_spec"]
-    return rows
-
-
-def spec_keys() -> list[str]:
-    import dataclasses
-
-    from ..config import RunSpec
-
-    return [f.name for f in dataclasses.fields(RunSpec)]
-
-
-def _label(config: Config, experiment: str, rid: str) -> str:
-    """The run's label in this experiment: "capacity: width=512, input_noise_fraction=0.4"."""
-    return next((part for part in config.labels[rid].split("; ") if part.split(":")[0] == experiment), experiment)
-
-
-def _key_value(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep:
-        raise SystemExit(f"--where {text}: give KEY=VALUE (a spec key, experiment or status)")
-    return key.strip(), value.strip()
-
-
-def _matches(spec, experiment: str, rid: str, key: str, value: str) -> bool:
-    if key == "experiment":
-        return experiment == value
-    if key == "run":
-        return rid.startswith(value)
-    if key not in spec_keys():
-        raise SystemExit(f"--where {key}={value}: {key} is not a spec key{_nearest(key, spec_keys())}")
-    return _same(getattr(spec, key), value)
-
-
-def _same(actual, text: str) -> bool:
-    """A spec value equals a value typed on the command line (1 and 1.0 are one number; null is None)."""
-    import yaml
-
-    try:
-        typed = yaml.safe_load(text)
-    except yaml.YAMLError:
-        typed = text
-    if isinstance(actual, (int, float)) and isinstance(typed, (int, float)) and not isinstance(actual, bool):
-        return float(actual) == float(typed)
-    if isinstance(actual, tuple):
-        actual = list(actual)
-    return actual == typed or str(actual) == text
-
-
-def _sort_key(value):
-    return (value is None, value if isinstance(value, (int, float, str)) else json.dumps(value, default=str))
-
-
-def _nearest(name: str, names) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(name, list(names), n=1)
-    return f"; did you mean {close[0]!r}?" if close else ""
-
-
-def find_run(config: Config | None, results: Path, text: str) -> str:
-    """The run id that `text` names: an id, a unique prefix of one, or words of its label ("capacity 512",
-    "mlp_noise: label_noise_fraction=0.4"); an error that lists the candidates where it names several."""
-    ids = sorted(config.runs) if config is not None else sorted(p.name for p in (results / "runs").glob("*"))
-    if text in ids:
-        return text
-    candidates = [rid for rid in ids if rid.startswith(text)]
-    if not candidates and config is not None:
-        words = text.replace(":", " ").replace(",", " ").replace("/", " ").split()
-        labelled = [(name, rid) for name, specs in config.experiments.items() for rid in (s.run_id for s in specs)]
-        candidates = sorted({rid for name, rid in labelled if all(_word_in(w, name, _label(config, name, rid))
-                                                                   for w in words)})  # fmt: skip
-    if len(candidates) == 1:
-        return candidates[0]
-    if not candidates:
-        raise SystemExit(f"no run {text!r} in this config (memorization runs lists them)")
-    shown = ", ".join(f"{rid} ({config.labels[rid]})" if config else rid for rid in candidates[:8])
-    raise SystemExit(f"{text!r} names {len(candidates)} runs: {shown}{' ...' if len(candidates) > 8 else ''}; say more")
-
-
-def _word_in(word: str, experiment: str, label: str) -> bool:
-    """A word of a run's label: its experiment, a key=value, a key or part of one, or a value."""
-    pairs = [p.split("=", 1) for p in label.partition(": ")[2].split(", ") if "=" in p]
-    return word == experiment or any(word == f"{k}={v}" or word in k or _same_text(word, v) for k, v in pairs)
-
-
-def _same_text(a: str, b: str) -> bool:
-    try:
-        return float(a) == float(b)
-    except ValueError:
-        return a == b
-
-
-def format_table(rows: list[dict]) -> str:
-    if not rows:
-        return "(no runs)\n"
-    keys = list(rows[0])
-    widths = {k: max(len(k), *(len(str(r[k])) for r in rows)) for k in keys[:-1]}
-    lines = ["  ".join(k.ljust(widths.get(k, 0)) for k in keys).rstrip()]
-    for r in rows:
-        lines.append("  ".join(str(r[k]).ljust(widths.get(k, 0)) for k in keys).rstrip())
-    counts = {}
-    for r in rows:
-        state = r["status"].split(":")[0]
-        counts[state] = counts.get(state, 0) + 1
-    lines.append(", ".join(f"{n} {state}" for state, n in counts.items()))
-    return "\n".join(lines) + "\n"
-
-
-# ----------------------------------------------------------------------------- one run
-
-
-def show(results: Path, run: str) -> str:
-    """A run's spec, checkpoints, evaluations, progress and the rows of its tables."""
-    run_dir = results / "runs" / run
-    if not run_dir.is_dir():
-        raise SystemExit(f"no run {run} under {results / 'runs'} (memorization runs lists the config's runs)")
-    lines = [f"run {run}: {run_status(run_dir, results / 'logs' / 'train' / f'{run}.log')}"]
-    spec_file = run_dir / "spec.json"
-    if spec_file.exists():
-        from ..config.spec import identity  # the workflow's install: the base one reads tables only
-
-        spec = identity(json.loads(spec_file.read_text()))
-        lines += ["", "spec (defaults left out):"] + [f"  {k}: {json.dumps(v)}" for k, v in spec.items()]
-    final = final_metrics(run_dir)
-    if final:
-        lines += ["", "final metrics per seed (the last evaluation):", *final]
-    checkpoints = sorted(int(p.stem.split("_")[1]) for p in run_dir.glob("checkpoints/step_*.pt"))
-    evals = list(run_dir.glob("evals/step_*.npz"))
-    lines += ["", f"checkpoints at steps: {', '.join(map(str, checkpoints)) or 'none yet'}"]
-    epochs = len(list(run_dir.glob("presentations/*.npz")))
-    lines.append(f"evaluations: {len(evals)}; epochs of presentations: {epochs}")
-    tables = sorted([*run_dir.glob("*.parquet"), *(results / "metrics" / run).glob("*.parquet")])
-    if tables:
-        import pyarrow.parquet as pq
-
-        lines += ["", "tables:"] + [f"  {p.stem}: {pq.ParquetFile(p).metadata.num_rows} rows ({p})" for p in tables]
-    return "\n".join(lines) + "\n"
-
-
-def final_metrics(run_dir: Path) -> list[str]:
-    """Each seed's last evaluation: from training.parquet when the run is done, else from its latest
-    evaluation file (a run still training; its seeds from spec.json)."""
-    names = ("train_loss", "train_acc", "val_loss", "val_acc")
-    path = run_dir / "training.parquet"
-    if path.exists():
-        import pandas as pd
-
-        frame = pd.read_parquet(path)
-        last = frame.sort_values("step").groupby("seed").tail(1).sort_values("seed")
-        rows = [(int(r.seed), int(r.step), *(float(getattr(r, n)) for n in names)) for r in last.itertuples()]
-    else:
-        evals = sorted(run_dir.glob("evals/step_*.npz"))
-        if not evals or not (run_dir / "spec.json").exists():
-            return []
-        from ..results.files import read_npz
-
-        arrays, seeds = read_npz(evals[-1], list(names)), json.loads((run_dir / "spec.json").read_text())["seeds"]
-        step = int(evals[-1].stem.split("_")[1])
-        rows = [(int(seed), step, *(float(arrays[n][i]) for n in names)) for i, seed in enumerate(seeds)]
-    head = "  seed       step  train_loss  train_acc  val_loss  val_acc"
-    return [head] + [f"  {s:>4}  {t:>9}  {a:>10.4f}  {b:>9.4f}  {c:>8.4f}  {d:>7.4f}" for s, t, a, b, c, d in rows]
-
 
 # ----------------------------------------------------------------------------- the report of any state
 
@@ -331,7 +97,11 @@ def claims(args) -> None:
         return
     if not args.tables_dir:
         raise SystemExit("memorization claims: give the tables directory (or --list)")
-    card = scorecard.scorecard(tables_by_figure(args.tables_dir))
+    load_analyses(args.analyses)
+    skipped = {}
+    card = scorecard.scorecard(tables_by_figure(args.tables_dir, skipped))
+    for fig, why in skipped.items():
+        print(f"{fig}: {why}", file=sys.stderr)
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
@@ -345,7 +115,11 @@ def figures(args) -> None:
     """The figures a copy of results/tables/ feeds, drawn from the tables alone."""
     from ..report.figures import figures_from_tables
 
-    written = figures_from_tables(args.tables_dir, args.out_dir, stamp=args.stamp_findings)
+    load_analyses(args.analyses)
+    skipped = {}
+    written = figures_from_tables(args.tables_dir, args.out_dir, stamp=args.stamp_findings, skipped=skipped)
+    for fig, why in skipped.items():
+        print(f"{fig}: {why}", file=sys.stderr)
     if not written:
         raise SystemExit(
             f"no figure could be drawn from {args.tables_dir}: expected <experiment>/<table>.parquet files "
@@ -353,6 +127,8 @@ def figures(args) -> None:
         )
     for path in written:
         print(path)
+    if skipped:
+        raise SystemExit(1)
 
 
 # ----------------------------------------------------------------------------- the commands that read configs
@@ -452,7 +228,8 @@ def plan(args) -> None:
     config = read_config([args.config])
     timings = cost.calibrations(list(config.runs.values()), device, Path(args.cache or cost.default_cache(device)))
     job_list = cost.jobs(config, timings)
-    text = cost.report(job_list, args.devices, device)
+    disk = cost.disk_plan(config, Path(args.results))
+    text = cost.report(job_list, args.devices, device) + disk.report()
     print(text, end="")
     if args.readme:
         command = f"memorization plan {args.config} --devices {args.devices}"
@@ -461,6 +238,8 @@ def plan(args) -> None:
         from .run_time import compare
 
         print("\n" + compare(job_list, Path(args.compare)), end="")
+    if disk.refusal():
+        raise SystemExit(f"{args.config}: {disk.refusal()}")
 
 
 def why(args) -> None:
@@ -533,15 +312,18 @@ def main(argv=None) -> None:
     cost.add_argument("--cache", help="calibration cache (default: ~/.cache/memorization/calibration-<device>.json)")
     cost.add_argument("--compare", help="a results/ folder of an actual run: compare with its benchmark files")
     cost.add_argument("--readme", help="also write the plan into this README's generated plan section")
+    cost.add_argument("--results", default="results", help="the results folder (its finished runs need no disk)")
     card = sub.add_parser("claims", help="the reproduction scorecard from a copy of results/tables/")
     card.add_argument("tables_dir", nargs="?", help="a folder laid out as results/tables/<experiment>/<table>.parquet")
     card.add_argument("--out", help="also write scorecard.parquet, scorecard.md and scorecard.html here")
     card.add_argument("--list", action="store_true", help="print the registered claims (no tables needed)")
     card.add_argument("--readme", help="write the scorecard into this README's generated results section")
+    card.add_argument("--analyses", nargs="+", default=[], metavar="FILE", help="analysis files whose claims to load")
     figs = sub.add_parser("figures", help="the figures from a copy of results/tables/")
     figs.add_argument("tables_dir", help="a folder laid out as results/tables/<experiment>/<table>.parquet")
     figs.add_argument("out_dir", nargs="?", default="figures", help="where to write figNN_<slug>.png/.pdf")
     figs.add_argument("--stamp-findings", action="store_true", help="print what this run shows under each plot")
+    figs.add_argument("--analyses", nargs="+", default=[], metavar="FILE", help="analysis files whose figures to load")
     sub.add_parser("tables", help="print the table contract (the generated part of docs/tables.md)")
     reason = sub.add_parser("why", help="whether a run's jobs rerun for their code, and which functions changed")
     reason.add_argument("run", help="a run id, a unique prefix, or words of its label")

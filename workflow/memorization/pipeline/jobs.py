@@ -253,23 +253,29 @@ def experiment_table(
     out: str,
     figures: list[str] = (),
     analyses=(),
+    settings: list[str] = (),
 ) -> None:
     """One contract table of one experiment: its runs' rows (run id -> the spec's values) with the identity
-    columns, and provenance."""
+    columns and the experiment's setting columns (`settings`: the spec keys that set its runs apart), and
+    provenance."""
     import pandas as pd
 
+    from .. import catalog
     from ..catalog import load_analyses
     from ..config import RunSpec
     from ..results import tables
 
     load_analyses(analyses)
     specs = {rid: RunSpec.from_dict(values) for rid, values in run_specs.items()}
+    columns = tables.setting_columns(settings, [c.name for c in catalog.table(table).columns])
     frames = []
     for path in inputs:
         rid = Path(path).parent.name
         frame = tables.read_run_table(path, rid, specs[rid].seeds)
-        frames.append(tables.with_identity(frame, tables.identity_values(experiment, specs[rid])))
-    tables.write_table(pd.concat(frames, ignore_index=True), out, table=table, specs=run_specs, figures=figures)
+        frame = tables.with_identity(frame, tables.identity_values(experiment, specs[rid]))
+        frames.append(frame.assign(**tables.setting_values(specs[rid], columns)))
+    frame = pd.concat(frames, ignore_index=True)
+    tables.write_table(frame, out, table=table, specs=run_specs, figures=figures, settings=columns)
 
 
 def figure(name: str, inputs: list[str], out_png: str, findings_out: str, *, stamp: bool = False, analyses=()) -> None:

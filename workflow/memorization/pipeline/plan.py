@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -25,7 +26,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import catalog
-from ..engine.memory import data_shape
+from ..engine.memory import data_shape, run_disk_bytes
+from ..results.rundir import end_path
 
 if TYPE_CHECKING:
     from ..config import Config, RunSpec
@@ -290,3 +292,47 @@ def report(job_list: list[Job], devices: int, device: str) -> str:
         "to its iteration cap",
     ]
     return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------------- disk
+
+
+@dataclass(frozen=True)
+class DiskPlan:
+    """What a config's runs keep on disk (engine.memory.run_disk_bytes): all of them, those not finished yet,
+    and the space free where results/ lies."""
+
+    total: int
+    to_write: int
+    free: int
+
+    def report(self) -> str:
+        return (
+            f"disk: the runs keep {_gb(self.total)} (checkpoints, evaluations, presentations); {_gb(self.to_write)} "
+            f"of it not written yet, {_gb(self.free)} free\n"
+        )
+
+    def refusal(self) -> str | None:
+        """Why the config cannot run here, or None: the runs still to train would fill the disk."""
+        if self.to_write <= self.free:
+            return None
+        return (
+            f"the runs still to train would write {_gb(self.to_write)} of checkpoints, evaluations and presentations, "
+            f"and {_gb(self.free)} is free: free some space, keep fewer checkpoints (an experiment's `checkpoints:`; "
+            "by default a run keeps only those its tables read), or point results/ at a larger disk"
+        )
+
+
+def disk_plan(config: Config, results: Path) -> DiskPlan:
+    total = to_write = 0
+    for rid, spec in config.runs.items():
+        size = run_disk_bytes(spec)
+        total += size
+        if not end_path(results / "runs" / rid).exists():
+            to_write += size
+    where = next(p for p in (results, *results.resolve().parents) if p.exists())
+    return DiskPlan(total, to_write, shutil.disk_usage(where).free)
+
+
+def _gb(n: int) -> str:
+    return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.0f} MB"

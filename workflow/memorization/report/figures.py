@@ -11,7 +11,7 @@ import matplotlib
 import pandas as pd
 
 from .. import catalog
-from ..results.tables import tables_by_figure
+from ..results.tables import MixedExperiments, pool_of, tables_by_figure
 from .plotting import STYLE, save
 from .stats import figure_statistic
 
@@ -21,7 +21,7 @@ def build(figure: str, tables: dict[str, pd.DataFrame]):
     entry = catalog.figure(figure)
     value = figure_statistic(figure, tables)
     with matplotlib.rc_context(STYLE):
-        return entry.draw(value), list(entry.findings(value))
+        return entry.draw(value), [*entry.findings(value), *pool_of(figure, tables)]
 
 
 def draw(figure: str, tables: dict[str, pd.DataFrame], stem: str | os.PathLike, *, stamp: bool = False) -> list[str]:
@@ -51,16 +51,26 @@ def findings_html(findings: dict[str, list[str]]) -> str:
 
 
 def figures_from_tables(
-    tables_dir: str | os.PathLike, out_dir: str | os.PathLike, *, stamp: bool = False
+    tables_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    stamp: bool = False,
+    skipped: dict[str, str] | None = None,
 ) -> list[Path]:
-    """Draw every registered figure that the tables under `tables_dir` (laid out as results/tables/<experiment>/)
-    feed, into `out_dir`, from the tables alone: no runs, checkpoints or Snakemake needed. The paper's figures
-    are registered by importing memorization.papers (as `memorization figures` does)."""
+    """Draw every registered figure that the tables under `tables_dir` (laid out as
+    results/<config>/tables/<experiment>/) feed, into `out_dir`, from the tables alone: no runs, checkpoints or
+    Snakemake needed. The paper's figures are registered by importing memorization.papers (as `memorization
+    figures` does). The figures that could not be drawn go into `skipped`, each with why."""
     if not catalog.FIGURES:
         raise RuntimeError("no figure is registered: import memorization.papers first (the papers' figures)")
+    skipped = {} if skipped is None else skipped
     written = []
-    for fig, frames in tables_by_figure(tables_dir).items():
+    for fig, frames in tables_by_figure(tables_dir, skipped).items():
         stem = Path(out_dir) / fig
-        draw(fig, frames, stem, stamp=stamp)
+        try:
+            draw(fig, frames, stem, stamp=stamp)
+        except MixedExperiments as err:
+            skipped[fig] = f"not drawn: {err}"
+            continue
         written += [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
     return written

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from .. import catalog
-from ..results.tables import write_frame
+from ..results.tables import MixedExperiments, write_frame
 from .stats import figure_statistic
 
 SCORECARD_COLUMNS = {
@@ -31,7 +31,7 @@ SCORECARD_COLUMNS = {
 }
 # What a statistic cannot be computed from, or a claim evaluated on: e.g. a config without the conditions it
 # compares. The scorecard says so for that figure's claims instead of failing.
-NOT_COMPUTABLE = (KeyError, IndexError, ValueError)
+NOT_COMPUTABLE = (KeyError, IndexError, ValueError, MixedExperiments)
 
 
 def datasets_of(tables: dict[str, pd.DataFrame] | None) -> str | None:
@@ -44,7 +44,14 @@ def datasets_of(tables: dict[str, pd.DataFrame] | None) -> str | None:
 
 
 def _not_computable(err: Exception) -> str:
-    return f"not computable from these tables ({type(err).__name__}: {err})"
+    """Why a claim could not be evaluated, in words: the condition its statistic compares and the tables lack
+    (a KeyError names it), or the refusal's or the statistic's own message."""
+    if isinstance(err, KeyError) and err.args:
+        return (
+            f"not computable: these tables have no {err.args[0]!r}, which the claim compares; add it to the "
+            "figure's experiment (its grid)"
+        )
+    return f"not computable from these tables: {err}"
 
 
 def _row(claim, value: str = "not run", holds=None, dataset: str | None = None) -> dict:

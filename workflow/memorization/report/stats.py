@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from .. import catalog
+from ..results.tables import pool_of
 
 
 def distinct(frame: pd.DataFrame) -> pd.DataFrame:
@@ -21,6 +22,7 @@ def figure_statistic(figure: str, tables: dict[str, pd.DataFrame]):
     """The statistic of a registered figure from its tables (name -> the concatenated frame), runs shared by
     experiments counted once: what its drawing, its findings and its claims all read (catalog.Figure)."""
     entry = catalog.figure(figure)
+    pool_of(figure, tables)  # experiments that differ in what the figure does not compare are refused
     return entry.compute(*[distinct(tables[t]) for t in entry.tables])
 
 

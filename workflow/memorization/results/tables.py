@@ -19,8 +19,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..catalog import ARROW_TYPES, FIGURES, IDENTITY, TABLES, table
-from .files import DamagedFile, fix_for, read_parquet, read_parquet_metadata, written
+from ..catalog import ARROW_TYPES, FIGURES, IDENTITY, TABLES, Column, table
+from ..config.spec import schema_file
+from .files import DamagedFile, Refusal, fix_for, read_parquet, read_parquet_metadata, written
 
 if TYPE_CHECKING:
     from ..config import RunSpec
@@ -44,17 +45,67 @@ def with_identity(frame: pd.DataFrame, identity: dict) -> pd.DataFrame:
     return out[front + [c for c in out.columns if c not in front]]
 
 
-def arrow_schema(name: str) -> pa.Schema:
-    """The one Parquet schema of a table, whatever the config that produced it."""
+def arrow_schema(name: str, settings: tuple[Column, ...] = ()) -> pa.Schema:
+    """The Parquet schema of a table: its declared columns, whatever the config that produced it, then the
+    experiment's setting columns; each field carries its description and unit in its metadata, so a shared
+    file says what its columns mean."""
+    declared = [*IDENTITY, *table(name).columns, *settings]
     return pa.schema(
-        [(column, pa.type_for_alias(ARROW_TYPES[dtype])) for column, dtype in table(name).dtypes().items()]
+        [pa.field(c.name, pa.type_for_alias(ARROW_TYPES[c.dtype]), metadata=_field_metadata(c)) for c in declared]
     )
 
 
-def conform(frame: pd.DataFrame, name: str) -> pd.DataFrame:
-    """A table's frame with exactly its declared columns, in order and of their declared types. Missing
-    columns are an error, and so are undeclared ones (declare them in the catalog: one type per column)."""
-    dtypes = table(name).dtypes()
+def _field_metadata(column: Column) -> dict[str, str]:
+    return {"description": column.description, "unit": column.unit}
+
+
+def setting_columns(keys, identity_and_table=()) -> tuple[Column, ...]:
+    """The columns of an experiment's settings: each spec key that sets its runs apart (memorization.config
+    .Config.settings_of), named as in the config, typed and described by the config schema; none that the
+    identity columns or the table's own (`identity_and_table`) already carry. Lists and mappings (cnn_dense,
+    checkpoints) are JSON text."""
+    props = schema_file()["$defs"]["partial_spec"]["properties"]
+    taken = set(IDENTITY_COLUMNS) | set(identity_and_table)
+    return tuple(
+        Column(
+            key,
+            _setting_dtype(props[key]),
+            "experiment setting: "
+            + " ".join(props[key].get("description", "a run-spec key (config.schema.yaml)").split()),
+        )  # fmt: skip
+        for key in keys
+        if key not in taken
+    )
+
+
+def _setting_dtype(prop: dict) -> str:
+    kinds = prop.get("type", "string")
+    kinds = set(kinds if isinstance(kinds, list) else [kinds]) - {"null"}
+    if kinds == {"integer"}:
+        return "Int64"
+    if kinds <= {"number", "integer"} and kinds:
+        return "Float64"
+    if kinds == {"boolean"}:
+        return "boolean"
+    return "string"
+
+
+def setting_values(spec: RunSpec, settings: tuple[Column, ...]) -> dict:
+    """One run's values of the setting columns (JSON text for lists and mappings)."""
+    values = {}
+    for column in settings:
+        value = getattr(spec, column.name)
+        if isinstance(value, (tuple, list, dict)):
+            value = json.dumps(list(value) if isinstance(value, tuple) else value, sort_keys=True)
+        values[column.name] = value
+    return values
+
+
+def conform(frame: pd.DataFrame, name: str, settings: tuple[Column, ...] = ()) -> pd.DataFrame:
+    """A table's frame with exactly its declared columns (and the experiment's setting columns), in order and
+    of their declared types. Missing columns are an error, and so are undeclared ones (declare them in the
+    catalog: one type per column)."""
+    dtypes = {**table(name).dtypes(), **{c.name: c.dtype for c in settings}}
     missing = [c for c in dtypes if c not in frame.columns]
     if missing:
         raise ValueError(f"table {name!r} lacks required columns {missing}")
@@ -116,10 +167,17 @@ def write_frame(
 
 
 def write_table(
-    frame: pd.DataFrame, path: str | os.PathLike, *, table: str, specs: dict[str, dict], figures: list[str] = ()
+    frame: pd.DataFrame,
+    path: str | os.PathLike,
+    *,
+    table: str,
+    specs: dict[str, dict],
+    figures: list[str] = (),
+    settings: tuple[Column, ...] = (),
 ) -> None:
-    """Check the contract's columns, fix types, write Parquet with provenance."""
-    write_frame(conform(frame, table), path, provenance(specs, figures), arrow_schema(table))
+    """Check the contract's columns, fix types, write Parquet with provenance and column descriptions."""
+    meta = {**provenance(specs, figures), "memorization.settings": json.dumps([c.name for c in settings])}
+    write_frame(conform(frame, table, settings), path, meta, arrow_schema(table, settings))
 
 
 def frames_by_table(paths) -> dict[str, pd.DataFrame]:
@@ -132,20 +190,98 @@ def frames_by_table(paths) -> dict[str, pd.DataFrame]:
     return {name: pd.concat(frames, ignore_index=True) for name, frames in parts.items()}
 
 
-def tables_by_figure(tables_dir: str | os.PathLike) -> dict[str, dict[str, pd.DataFrame]]:
-    """The tables under `tables_dir` (laid out as results/tables/<experiment>/) grouped by the figures they
-    feed, as each file's metadata says, for every figure whose tables are all there: what a colleague's copy
-    of the tables can be drawn into and scored on, so tables of unrelated experiments are not mixed in."""
+def tables_by_figure(tables_dir: str | os.PathLike, skipped: dict[str, str] | None = None) -> dict[str, dict]:
+    """The tables under `tables_dir` (laid out as results/<config>/tables/<experiment>/) grouped by the figures
+    they feed, as each file's metadata says, for every figure whose tables are all there: what a colleague's
+    copy of the tables can be drawn into and scored on, so tables of unrelated experiments are not mixed in.
+    The figures named but not drawable go into `skipped`, each with why (not registered: an analysis not
+    loaded; a table missing)."""
     paths: dict[str, list[Path]] = {}
+    skipped = {} if skipped is None else skipped
     for path in sorted(Path(tables_dir).glob("*/*.parquet")):
         for fig in provenance_list(path, "memorization.figures"):
-            if fig in FIGURES and path.stem in FIGURES[fig].tables:
+            if fig not in FIGURES:
+                skipped[fig] = (
+                    f"not drawn: {path} names it, but no figure {fig} is registered (a figure of an analysis: "
+                    "give its file with --analyses FILE)"
+                )
+            elif path.stem in FIGURES[fig].tables:
                 paths.setdefault(fig, []).append(path)
-    return {
-        fig: frames_by_table(found)
-        for fig, found in sorted(paths.items())
-        if set(FIGURES[fig].tables) <= {p.stem for p in found}
+    found = {}
+    for fig, files in sorted(paths.items()):
+        missing = sorted(set(FIGURES[fig].tables) - {p.stem for p in files})
+        twice = _one_experiment_twice(files)
+        if missing:
+            skipped[fig] = f"not drawn: it reads tables {', '.join(missing)}, which are not under {tables_dir}"
+        elif twice:
+            skipped[fig] = f"not drawn: {twice}"
+        else:
+            found[fig] = frames_by_table(files)
+    return found
+
+
+def _one_experiment_twice(files: list[Path]) -> str | None:
+    """Why files of one table cannot be pooled: two of them hold the same experiment (tables of two configs of
+    the same experiment name, or a copy), whose rows would be counted twice or mixed."""
+    seen: dict[tuple[str, str], Path] = {}
+    for path in files:
+        for experiment in pq.read_table(path, columns=["experiment"]).column(0).unique().to_pylist():
+            first = seen.setdefault((path.stem, experiment), path)
+            if first != path:
+                return (
+                    f"experiment {experiment}'s {path.stem} table is both {first} and {path} (two configs' tables of "
+                    "one experiment name, or a copy); keep one of them in the folder"
+                )
+    return None
+
+
+class MixedExperiments(Refusal):
+    """A figure's tables pool experiments that differ in what the figure does not compare."""
+
+
+POOL_KEYS = ("experiment", "run_id", "config_id", "seed")
+
+
+def pool_of(figure: str, frames: dict[str, pd.DataFrame]) -> list[str]:
+    """What a figure's tables pool, in words, one line per experiment ("Drawn from tiny: 3 runs × 2 seeds; dataset
+    digits, arch mlp, width 8, train_size 60, regularizer none, reg_strength 0"); a MixedExperiments naming two
+    experiments and the column where they differ in an identity column the figure does not compare (its
+    `axes`): drawn together they would be averaged into one line."""
+    axes = FIGURES[figure].axes
+    parts = [f[[c for c in IDENTITY_COLUMNS if c in f]] for f in frames.values() if "experiment" in f]
+    if not parts:
+        return []
+    rows = pd.concat(parts, ignore_index=True).drop_duplicates(["experiment", "run_id", "seed"])
+    compared = [c for c in IDENTITY_COLUMNS if c in rows and c not in (*POOL_KEYS, *axes)]
+    values = {
+        name: {c: sorted({_plain(v) for v in group[c]}, key=str) for c in compared}
+        for name, group in rows.groupby("experiment", sort=True)
     }
+    first, *others = values
+    for name in others:
+        for column in compared:
+            if values[name][column] != values[first][column]:
+                raise MixedExperiments(
+                    f"{figure} would pool experiments {first} and {name}, which differ in {column} "
+                    f"({_listed(values[first][column])} against {_listed(values[name][column])}), not one of the "
+                    f"figure's axes ({', '.join(axes)}); draw them apart (each experiment's tables in a folder of "
+                    f"their own), or give both the same {column}"
+                )
+    lines = []
+    for name, group in rows.groupby("experiment", sort=True):
+        runs, seeds = group["run_id"].nunique(), group.groupby("run_id")["seed"].nunique()
+        each = f"{seeds.iloc[0]} seed{'s' if seeds.iloc[0] > 1 else ''}" if seeds.nunique() == 1 else "seeds"
+        fixed = ", ".join(f"{c} {_listed(values[name][c])}" for c in compared)
+        lines.append(f"Drawn from {name}: {runs} run{'s' if runs > 1 else ''} × {each}; {fixed}")
+    return lines
+
+
+def _plain(value):
+    return None if pd.isna(value) else value.item() if hasattr(value, "item") else value
+
+
+def _listed(values: list) -> str:
+    return "/".join("null" if v is None else f"{v:g}" if isinstance(v, float) else str(v) for v in values)
 
 
 def read_run_table(path: str | os.PathLike, run_id: str, seeds) -> pd.DataFrame:
@@ -197,7 +333,7 @@ def provenance_list(path: str | os.PathLike, key: str) -> list:
 def contract_markdown() -> str:
     """The table contract as Markdown, generated from the catalog (docs/tables.md holds a copy; a test
     keeps the two equal)."""
-    lines = ["| column | type | meaning |", "|---|---|---|"]
+    lines = ["| column | type | unit | meaning |", "|---|---|---|---|"]
     lines += [_row(c) for c in IDENTITY]
     out = ["### Identity columns (every table, first, in this order)", "", *lines, ""]
     for name, entry in TABLES.items():
@@ -212,8 +348,8 @@ def contract_markdown() -> str:
             "",
             f"{entry.description} Made by {made}.",
             "",
-            "| column | type | meaning |",
-            "|---|---|---|",
+            "| column | type | unit | meaning |",
+            "|---|---|---|---|",
         ]
         out += [_row(c) for c in entry.columns]
         out.append("")
@@ -221,7 +357,8 @@ def contract_markdown() -> str:
 
 
 def _row(column) -> str:
-    return f"| `{column.name}` | {column.dtype} | {column.description.replace('|', chr(92) + '|')} |"
+    meaning = column.description.replace("|", chr(92) + "|")
+    return f"| `{column.name}` | {column.dtype} | {column.unit or '—'} | {meaning} |"
 
 
 def _target(target) -> str:

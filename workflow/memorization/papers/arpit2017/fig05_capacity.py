@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from ...catalog import Claim, Figure, Verdict, register_claims, register_figure
+from ...catalog import DATA_CONDITIONS, Claim, Figure, Verdict, register_claims, register_figure
 from ...report.stats import mean_band, noise_levels, per_run_summary, with_noise
 
 CAPTION = """\
@@ -65,7 +65,15 @@ def draw(c: Capacity):
 
 
 FIGURE = register_figure(
-    Figure("fig05_capacity", ("training",), CAPTION, compute=capacity, draw=draw, findings=findings)
+    Figure(
+        "fig05_capacity",
+        ("training",),
+        CAPTION,
+        compute=capacity,
+        draw=draw,
+        findings=findings,
+        axes=(*DATA_CONDITIONS, "width"),
+    )
 )
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from ...catalog import Claim, Figure, Verdict, register_claims, register_figure
+from ...catalog import DATA_CONDITIONS, Claim, Figure, Verdict, register_claims, register_figure
 from ...report.stats import mean_band, noise_levels, with_noise
 
 CAPTION = """\
@@ -110,7 +110,15 @@ def draw(c: Convergence):
 
 
 FIGURE = register_figure(
-    Figure("fig06_convergence", ("convergence",), CAPTION, compute=convergence, draw=draw, findings=findings)
+    Figure(
+        "fig06_convergence",
+        ("convergence",),
+        CAPTION,
+        compute=convergence,
+        draw=draw,
+        findings=findings,
+        axes=(*DATA_CONDITIONS, "width", "train_size"),  # its two panels: width, and the data set's size
+    )
 )
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ...catalog import REGULARIZERS, Claim, Figure, Verdict, register_claims, register_figure
+from ...catalog import DATA_CONDITIONS, REGULARIZERS, Claim, Figure, Verdict, register_claims, register_figure
 from ...report.stats import is_random_labels, is_real, per_run_summary
 
 CAPTION = """\
@@ -105,7 +105,15 @@ def draw(p: RegulariserPoints):
 
 
 FIGURE = register_figure(
-    Figure("fig10_regularizers", ("training",), CAPTION, compute=regulariser_points, draw=draw, findings=findings)
+    Figure(
+        "fig10_regularizers",
+        ("training",),
+        CAPTION,
+        compute=regulariser_points,
+        draw=draw,
+        findings=findings,
+        axes=(*DATA_CONDITIONS, "regularizer", "reg_strength"),
+    )
 )
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ...catalog import REGULARIZERS, Claim, Figure, Verdict, register_claims, register_figure
+from ...catalog import DATA_CONDITIONS, REGULARIZERS, Claim, Figure, Verdict, register_claims, register_figure
 from ...report.stats import at_last_step, is_random_labels, is_real, mean_band, regulariser_setting
 
 CAPTION = """\
@@ -85,7 +85,15 @@ def draw(c: LossCurves):
 
 
 FIGURE = register_figure(
-    Figure("fig11_regularizer_curves", ("training",), CAPTION, compute=loss_curves, draw=draw, findings=findings)
+    Figure(
+        "fig11_regularizer_curves",
+        ("training",),
+        CAPTION,
+        compute=loss_curves,
+        draw=draw,
+        findings=findings,
+        axes=(*DATA_CONDITIONS, "regularizer", "reg_strength"),
+    )
 )
 
 
