@@ -52,6 +52,7 @@ rule all:
         if REPORTING
         else [
             rebuild_unusable_tables,
+            room_for_the_runs,
             f"{OUT}/config.yaml",
             all_tables(),
             all_figures(),

@@ -32,6 +32,7 @@ rule config_record:
         f"{OUT}/config.yaml",
     log:
         f"{OUT}/logs/config.log",
+    priority: 100  # first: `memorization runs` finds this config from it while the run goes on
     localrule: True
     conda:
         "../envs/memorization.yaml"

@@ -38,7 +38,13 @@ def test_runs_lists_every_run_with_what_sets_it_apart(tmp_path):
         {
             "experiments": {
                 "widths": {
-                    "spec": {"dataset": "digits", "train_size": 96, "epochs": 4, "lr": 0.05},
+                    "spec": {
+                        "dataset": "digits",
+                        "train_size": 96,
+                        "epochs": 4,
+                        "lr": 0.05,
+                        "checkpoints": {"unit": "epoch", "every": 1},
+                    },
                     "grid": {"width": [16, 32]},
                     "seeds": 2,
                 }

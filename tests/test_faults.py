@@ -359,7 +359,14 @@ def test_an_interrupt_of_snakemake_alone_stops_its_jobs_and_is_not_retried(tmp_p
     config = {
         "experiments": {
             "long": {
-                "spec": {"train_size": 1000, "width": 32, "epochs": 3000, "lr": 0.01, "label_noise": "random"},
+                "spec": {
+                    "train_size": 1000,
+                    "width": 32,
+                    "epochs": 3000,
+                    "lr": 0.01,
+                    "label_noise": "random",
+                    "checkpoints": {"unit": "epoch", "every": 1},
+                },  # fmt: skip
                 "seeds": 2,
                 "tables": ["training"],
             }

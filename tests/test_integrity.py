@@ -22,7 +22,13 @@ from .conftest import ROOT, completed_workdir, snakemake
 CONFIG = {
     "experiments": {
         "e": {
-            "spec": {"dataset": "digits", "train_size": 40, "width": 8, "epochs": 2},
+            "spec": {
+                "dataset": "digits",
+                "train_size": 40,
+                "width": 8,
+                "epochs": 2,
+                "checkpoints": {"unit": "epoch", "every": 1},
+            },
             "seeds": 2,
             "grid": {"data": [{}, {"label_noise": "random"}]},
             "tables": ["training", "examples", "filters"],

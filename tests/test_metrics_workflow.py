@@ -93,6 +93,7 @@ def test_a_lass_setting_reruns_only_the_csr_jobs(done, tmp_path):
     jobs = dry_run_jobs(done, write_config(tmp_path, changed))
     assert sorted(rule for rule, _ in jobs) == [
         "all",
+        "config_record",
         "experiment_table",
         "figure",
         "findings",

@@ -1,6 +1,7 @@
 """Figs 2, 5-8, 10, 11 through Snakemake on a tiny config: the convergence and filters tables, regulariser
 columns, every figure drawn, and every figure redrawn from a copy of the tables alone."""
 
+import json
 import shutil
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import pandas as pd
 import pytest
 
 from memorization.catalog import table as registered
+from memorization.results.tables import read_provenance
 
 from .conftest import completed_workdir
 
@@ -79,8 +81,10 @@ def done(tmp_path_factory):
 
 
 def table(done, experiment, name):
-    frame = pd.read_parquet(done / f"results/config/tables/{experiment}/{name}.parquet")
-    assert list(frame.columns) == list(registered(name).dtypes()), (experiment, name)
+    path = done / f"results/config/tables/{experiment}/{name}.parquet"
+    frame = pd.read_parquet(path)
+    settings = json.loads(read_provenance(path)["memorization.settings"])  # the experiment's setting columns
+    assert list(frame.columns) == [*registered(name).dtypes(), *settings], (experiment, name)
     return frame
 
 
@@ -164,6 +168,7 @@ def test_all_figures_regenerate_from_a_copy_of_the_tables_alone(done, tmp_path):
 def test_each_table_has_one_schema_across_experiments(done):
     """Every file of a table has the table's declared Parquet schema, so all experiments' files of a table
     read as one pyarrow dataset (also what polars or DuckDB globbing needs)."""
+    import pyarrow as pa
     import pyarrow.dataset as ds
     import pyarrow.parquet as pq
 
@@ -175,8 +180,10 @@ def test_each_table_has_one_schema_across_experiments(done):
         files = sorted(done.glob(f"results/config/tables/*/{name}.parquet"))
         if len(files) < 2:
             continue
-        assert {pq.read_schema(f).remove_metadata() for f in files} == {arrow_schema(name)}, name
-        rows = ds.dataset(files, format="parquet").to_table()
+        declared = arrow_schema(name)  # then each experiment's own setting columns
+        assert {pa.schema(list(pq.read_schema(f))[: len(declared)]) for f in files} == {declared}, name
+        schema = pa.unify_schemas([pq.read_schema(f) for f in files])
+        rows = ds.dataset(files, schema=schema, format="parquet").to_table()
         assert rows.num_rows == sum(pq.read_metadata(f).num_rows for f in files)
         assert set(rows.column("experiment").to_pylist()) == {f.parent.name for f in files}
         checked += 1

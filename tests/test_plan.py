@@ -12,7 +12,7 @@ CONFIG = {
     "experiments": {
         "a": {"spec": {"train_size": 64, "width": 8, "epochs": 3}, "seeds": 2, "tables": ["training", "csr"]},
         "b": {
-            "spec": {"train_size": 64, "width": 8, "epochs": 3},
+            "spec": {"train_size": 64, "width": 8, "epochs": 3, "checkpoints": {"unit": "epoch", "every": 1}},
             "seeds": 2,  # the same run as "a": once
             "grid": {"stop_when_fit": [False, True]},
         },

@@ -209,7 +209,48 @@ def test_a_config_whose_checkpoints_would_not_fit_the_disk_is_refused(tmp_path):
             }  # fmt: skip
         }
     }
-    proc = snakemake(tmp_path, "-n", config=write_config(tmp_path, huge), check=False)
-    assert proc.returncode != 0 and "the runs still to train would write" in proc.output
+    dry = snakemake(tmp_path, "-n", config=write_config(tmp_path, huge))  # looked at anywhere, with a warning
+    assert "warning: the runs still to train would write" in dry.output
+    proc = snakemake(tmp_path, config=tmp_path / "config.yaml", check=False)
+    assert proc.returncode != 0 and "invalid configuration: the runs still to train would write" in proc.output
     assert "free some space, keep fewer checkpoints" in proc.output
-    assert not (tmp_path / "results/runs").exists()
+    assert not (tmp_path / "results").exists()  # refused before any job
+
+
+def memorization(workdir, *args):
+    return subprocess.run([sys.executable, "-m", "memorization", *args], cwd=workdir, capture_output=True, text=True)
+
+
+def test_the_command_line_finds_the_config_of_the_results_and_the_run_a_person_names(both, tmp_path):
+    workdir, *_ = both
+    newest = memorization(workdir, "runs")  # no config given: the newest results' record (other.yaml's)
+    assert newest.returncode == 0 and "lr_sweep" in newest.stdout and "config other (the newest" in newest.stderr
+    ours = memorization(workdir, "runs", "--results", "results/config")  # one config's folder
+    assert "lr_sweep" not in ours.stdout and "difficulty" in ours.stdout
+    swept = memorization(workdir, "runs", "other.yaml", "--where", "depth=2", "--where", "experiment=lr_sweep",
+                         "--sort", "lr")  # fmt: skip
+    rows = [line.split() for line in swept.stdout.splitlines()[1:-1]]
+    assert [r[0] for r in rows] == ["lr_sweep"] * 4 and "4 done" in swept.stdout
+    assert [r[2] for r in rows] == ["—", "—", "lr=0.1", "lr=0.1"]  # lr 0.01 (the default) first, then 0.1
+    wrong = memorization(workdir, "runs", "other.yaml", "--where", "widht=8")
+    assert wrong.returncode != 0 and "did you mean 'width'?" in wrong.stderr
+    from memorization.config import load_config
+
+    config = load_config(files=[workdir / "config.yaml"], workdir=workdir)
+    (narrow, *_) = [s for s in config.experiments["widths"] if s.width == 12]
+    for name in (narrow.run_id, narrow.run_id[:5], "widths 12", "widths: width=12"):
+        shown = memorization(workdir, "show", name, "config.yaml")
+        assert shown.returncode == 0 and shown.stdout.startswith(f"run {narrow.run_id}: done"), name
+        assert "final metrics per seed" in shown.stdout
+    seeds = pd.read_parquet(workdir / "results/runs" / narrow.run_id / "training.parquet")
+    last = seeds[seeds["step"] == seeds["step"].max()].sort_values("seed")
+    assert f"{last['val_acc'].iloc[1]:.4f}" in shown.stdout.split("final metrics per seed")[1]
+    several = memorization(workdir, "show", "widths", "config.yaml")
+    assert several.returncode != 0 and "names 2 runs" in several.stderr
+    deployed = tmp_path / "deployment"
+    (deployed / "config").mkdir(parents=True)
+    (deployed / "config" / "config.yaml").write_text((ROOT / "config" / "config.yaml").read_text())
+    found = memorization(deployed, "runs")  # a snakedeploy deployment: config/config.yaml
+    assert found.returncode == 0 and "difficulty" in found.stdout and "not started" in found.stdout
+    nothing = memorization(tmp_path, "runs")
+    assert nothing.returncode != 0 and "no config found" in nothing.stderr and "Traceback" not in nothing.stderr

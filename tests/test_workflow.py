@@ -94,7 +94,7 @@ def test_changing_one_experiment_reruns_only_that_experiment(done, tmp_path):
     changed["experiments"]["widths"]["spec"]["lr"] = 0.02
     jobs = dry_run_jobs(done, write_config(tmp_path, changed))
     rules = sorted(rule for rule, _ in jobs)
-    assert rules == ["all", "experiment_table", "train", "train"]
+    assert rules == ["all", "config_record", "experiment_table", "train", "train"]  # the record: the new config
     assert all("difficulty" not in output for _, output in jobs)
     assert [o for r, o in jobs if r == "experiment_table"] == ["results/config/tables/widths/training.parquet"]
 
@@ -131,7 +131,14 @@ def test_a_killed_training_job_resumes_and_gives_the_uninterrupted_tables(tmp_pa
     config = {
         "experiments": {
             "long": {
-                "spec": {"dataset": "digits", "train_size": 500, "width": 32, "epochs": 60, "lr": 0.05},
+                "spec": {
+                    "dataset": "digits",
+                    "train_size": 500,
+                    "width": 32,
+                    "epochs": 60,
+                    "lr": 0.05,
+                    "checkpoints": {"unit": "epoch", "every": 1},
+                },
                 "seeds": 2,
                 "tables": ["training", "examples"],
             }

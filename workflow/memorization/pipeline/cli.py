@@ -26,9 +26,12 @@ import argparse
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import yaml
 
 from .. import catalog, papers  # noqa: F401 (papers: registers the built-in figures and claims)
 from ..catalog import load_analyses
@@ -72,10 +75,6 @@ def report(configs: list[str], out: str, results: Path) -> int:
     # every argument after it
     cmd += [os.path.relpath(t) for t in targets]
     if not configs:  # a record whose config file is not here: hand snakemake the recorded config itself
-        import tempfile
-
-        import yaml
-
         handle, path = tempfile.mkstemp(suffix=".yaml")
         os.write(handle, yaml.safe_dump(config.values).encode())
         os.close(handle)
@@ -148,15 +147,14 @@ def read_config(paths) -> Config:
 def find_config(paths, results: Path) -> tuple[Config, list[str]]:
     """The config a command is about, and the files to hand snakemake for it: the files given; else the
     config whose results are under `results` (results/<name>/config.yaml; the newest record where several
-    configs ran, said on stderr); else config.yaml, or config/config.yaml (a snakedeploy deployment)."""
+    configs ran, said on stderr; or `results` is one config's folder); else config.yaml, or
+    config/config.yaml (a snakedeploy deployment)."""
     from ..config import ConfigError, load_config
     from ..results.checks import read_config_record
 
     if paths:
         return read_config(paths), list(paths)
     records = sorted(results.glob("*/config.yaml"), key=lambda p: p.stat().st_mtime)
-    if (results / "config.yaml").is_file():  # --results names one config's folder
-        records, results = [results / "config.yaml"], results.parent
     if records:
         if len(records) > 1:
             others = ", ".join(p.parent.name for p in records[:-1])
@@ -337,6 +335,17 @@ def main(argv=None) -> None:
 
 
 def run_command(args) -> None:
+    if getattr(args, "results", None) and (Path(args.results) / "config.yaml").is_file():
+        # one config's folder (results/<name>/): its record is the config, the runs are in the folder above
+        folder = Path(args.results)
+        if not args.configs:
+            from ..results.checks import read_config_record
+
+            record = read_config_record(folder / "config.yaml")
+            handle = Path(tempfile.mkdtemp()) / f"{folder.name}.yaml"
+            handle.write_text(yaml.safe_dump({**record["config"], "name": folder.name}))
+            args.configs = [str(handle)]
+        args.results = str(folder.parent)
     if args.command == "runs":
         config, _ = find_config(args.configs, Path(args.results))
         while True:

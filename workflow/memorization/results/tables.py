@@ -20,7 +20,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..catalog import ARROW_TYPES, FIGURES, IDENTITY, TABLES, Column, table
-from ..config.spec import schema_file
 from .files import DamagedFile, Refusal, fix_for, read_parquet, read_parquet_metadata, written
 
 if TYPE_CHECKING:
@@ -64,6 +63,8 @@ def setting_columns(keys, identity_and_table=()) -> tuple[Column, ...]:
     .Config.settings_of), named as in the config, typed and described by the config schema; none that the
     identity columns or the table's own (`identity_and_table`) already carry. Lists and mappings (cnn_dense,
     checkpoints) are JSON text."""
+    from ..config.spec import schema_file  # the workflow's install: reading shared tables needs no config
+
     props = schema_file()["$defs"]["partial_spec"]["properties"]
     taken = set(IDENTITY_COLUMNS) | set(identity_and_table)
     return tuple(
