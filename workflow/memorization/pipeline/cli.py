@@ -31,8 +31,6 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import yaml
-
 from .. import catalog, papers  # noqa: F401 (papers: registers the built-in figures and claims)
 from ..catalog import load_analyses
 from ..results.files import Refusal
@@ -75,6 +73,8 @@ def report(configs: list[str], out: str, results: Path) -> int:
     # every argument after it
     cmd += [os.path.relpath(t) for t in targets]
     if not configs:  # a record whose config file is not here: hand snakemake the recorded config itself
+        import yaml
+
         handle, path = tempfile.mkstemp(suffix=".yaml")
         os.write(handle, yaml.safe_dump(config.values).encode())
         os.close(handle)
@@ -339,6 +339,8 @@ def run_command(args) -> None:
         # one config's folder (results/<name>/): its record is the config, the runs are in the folder above
         folder = Path(args.results)
         if not args.configs:
+            import yaml
+
             from ..results.checks import read_config_record
 
             record = read_config_record(folder / "config.yaml")
