@@ -226,7 +226,9 @@ def test_the_command_line_finds_the_config_of_the_results_and_the_run_a_person_n
     newest = memorization(workdir, "runs")  # no config given: the newest results' record (other.yaml's)
     assert newest.returncode == 0 and "lr_sweep" in newest.stdout and "config other (the newest" in newest.stderr
     ours = memorization(workdir, "runs", "--results", "results/config")  # one config's folder
-    assert "lr_sweep" not in ours.stdout and "difficulty" in ours.stdout
+    assert "lr_sweep" not in ours.stdout and "difficulty" in ours.stdout and "done" in ours.stdout
+    named = memorization(workdir, "runs", "--config", "config.yaml")
+    assert named.stdout == ours.stdout
     swept = memorization(workdir, "runs", "other.yaml", "--where", "depth=2", "--where", "experiment=lr_sweep",
                          "--sort", "lr")  # fmt: skip
     rows = [line.split() for line in swept.stdout.splitlines()[1:-1]]

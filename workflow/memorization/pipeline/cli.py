@@ -327,7 +327,11 @@ def main(argv=None) -> None:
     reason.add_argument("run", help="a run id, a unique prefix, or words of its label")
     reason.add_argument("configs", nargs="*", help="config files (default: found, as for runs)")
     reason.add_argument("--results", default="results")
+    for parser in (runs, one, rep, chk, reason):  # `--config FILE`, as well as the files named in place
+        parser.add_argument("--config", action="append", default=[], metavar="FILE", help="a config file")
     args = ap.parse_args(argv)
+    if hasattr(args, "configs"):
+        args.configs = [*args.configs, *args.config]
     try:
         run_command(args)
     except Refusal as err:  # a damaged file, say: the command ends with its one-line message, not a traceback
