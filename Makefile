@@ -49,7 +49,7 @@ fuzz: $(VENV)/.installed
 
 # After `make run`: the README's results section becomes this run's scorecard.
 readme-scorecard: $(VENV)/.installed
-	$(BIN)/memorization claims results/config/tables --readme README.md > /dev/null
+	$(BIN)/memorization claims results/config/tables --readme README.md --page docs/scorecard.md > /dev/null
 	$(BIN)/memorization plan --time-of . --readme README.md > /dev/null
 
 bench: $(VENV)/.installed

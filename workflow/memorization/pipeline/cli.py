@@ -105,8 +105,11 @@ def claims(args) -> None:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         scorecard.write(card, out / "scorecard.parquet", out / "scorecard.md", out / "scorecard.html")
+    if args.page:
+        Path(args.page).write_text(scorecard.page(card))
     if args.readme:
-        into_readme(args.readme, SCORECARD, scorecard.markdown(card))
+        relative = os.path.relpath(args.page, Path(args.readme).parent) if args.page else "docs/scorecard.md"
+        into_readme(args.readme, SCORECARD, scorecard.summary(card, relative))
     print(scorecard.markdown(card), end="")
 
 
@@ -315,7 +318,8 @@ def main(argv=None) -> None:
     card.add_argument("tables_dir", nargs="?", help="a folder laid out as results/tables/<experiment>/<table>.parquet")
     card.add_argument("--out", help="also write scorecard.parquet, scorecard.md and scorecard.html here")
     card.add_argument("--list", action="store_true", help="print the registered claims (no tables needed)")
-    card.add_argument("--readme", help="write the scorecard into this README's generated results section")
+    card.add_argument("--readme", help="write a summary of the scorecard into this README's generated section")
+    card.add_argument("--page", help="write the whole scorecard as a Markdown page (docs/scorecard.md)")
     card.add_argument("--analyses", nargs="+", default=[], metavar="FILE", help="analysis files whose claims to load")
     figs = sub.add_parser("figures", help="the figures from a copy of results/tables/")
     figs.add_argument("tables_dir", help="a folder laid out as results/tables/<experiment>/<table>.parquet")

@@ -25,6 +25,7 @@ class Difficulty:
     difficulty: pd.DataFrame  # per (config, example): condition, n_runs, p_correct, misclassification
     spread: pd.DataFrame  # per condition (the index): variance of P(correct) / the binomial variance, ...
     conditions: list[str]  # in legend order
+    epochs: tuple[float, ...] = (1.0,)  # the epoch(s) the rates are read at: each run's last evaluation
 
     def ratio(self, condition: str) -> float:
         return float(self.spread.loc[condition, "ratio"])
@@ -34,7 +35,8 @@ def difficulty(examples: pd.DataFrame) -> Difficulty:
     """Per-example misclassification at each run's last logged epoch, pooled over seeds, and its spread."""
     diff = first_epoch_difficulty(examples)
     conditions = sorted(diff["condition"].unique(), key=lambda c: (ORDER.index(c) if c in ORDER else 99, c))
-    return Difficulty(diff, difficulty_spread(diff).set_index("condition"), conditions)
+    epochs = tuple(sorted(examples.groupby("config_id")["epoch"].max().unique().tolist()))
+    return Difficulty(diff, difficulty_spread(diff).set_index("condition"), conditions, epochs)
 
 
 def findings(d: Difficulty) -> list[str]:
@@ -60,7 +62,8 @@ def draw(d: Difficulty):
         curve = np.sort(binomial_reference(ref["mean_p_correct"], n_runs, n))[::-1]
         ax.plot(np.arange(n), curve, "k--", lw=1.2, label=f"binomial(n={n_runs}, p̄ of random inputs)")
     ax.set_xlabel("example (sorted by misclassification rate)")
-    ax.set_ylabel("misclassification rate after 1 epoch")
+    after = " or ".join(f"{e:g}" for e in d.epochs)
+    ax.set_ylabel(f"misclassification rate after {after} epoch{'' if d.epochs == (1.0,) else 's'}")
     ax.set_title(f"Per-example difficulty over {int(d.difficulty['n_runs'].max())} runs (Arpit et al. Fig. 1)")
     ax.set_ylim(-0.02, 1.02)
     ax.legend(fontsize=8, loc="lower left")

@@ -81,8 +81,7 @@ def draw(f: Filters):
             r, c = divmod(i, cols)
             tiles[r * (H + 1) : r * (H + 1) + H, c * (W + 1) : c * (W + 1) + W] = one
         ax.imshow(tiles if C == 3 else tiles[..., 0], cmap=None if C == 3 else "gray", interpolation="nearest")
-        ax.set_xticks([])
-        ax.set_yticks([])
+        ax.set_axis_off()  # a mosaic, not a plot: no ticks, no frame around it
         ax.set_title(f"{cond}\nneighbour correlation of the learned change: {f.mean(cond, 'learned'):.2f}", fontsize=9)
     what = "first-layer 5x5 filters" if f.arch == "cnn" else "first-layer units as images"
     fig.suptitle(f"{what} at the end of training, seed 0, each scaled to its range (Arpit et al. Fig. 2)", fontsize=10)

@@ -102,7 +102,7 @@ def draw(c: Convergence):
                 zorder=5,
                 label="never fit (cap)",
             )
-        plain_log_axis(ax, base=2)
+        plain_log_axis(ax, base=2, ticks=p.runs[p.x])  # ticks at the sizes run (160, 640, ...), not powers of 2
         xlabel = "hidden units per layer" if p.x == "width" else "training examples"
         ax.set(xlabel=xlabel, ylabel="epochs to 100% training accuracy", title=p.title)
         ax.legend(fontsize=7)

@@ -67,6 +67,7 @@ def draw(c: CsrCurves):
         g = c.real_train()
         ax.plot(g.index, g.to_numpy(), "k--", lw=1, label="real data, training split")
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))  # whole epochs: checkpoints are at epochs
     ax.set_ylabel("critical sample ratio")
     s = c.lass
     ax.set_title(
