@@ -65,6 +65,8 @@ def test_the_scorecard_names_the_data_set_each_claim_was_tested_on():
     assert pd.isna(card.set_index("claim").loc["fig01_real_uneven", "dataset"])
     md = claims.markdown(card)
     assert "| claim | figure | data set |" in md and "| `fig03_real_above_random` | fig03_gini | mnist5k14 |" in md
+    # a claim's note (why it reads as it does) is printed under the table
+    assert "Notes:\n- `fig09_rise_then_plateau`: On the 8x8 digits the CNN classifies" in md
     assert "<td>mnist5k14</td>" in claims.html(card)
 
 

@@ -268,6 +268,7 @@ class Claim:
     statistic: str  # what is computed from the tables, in words
     rule: str  # when the claim holds
     evaluate: Callable
+    note: str = ""  # what a reader should know to read its verdict (the scorecard prints it), e.g. why it fails
 
 
 @dataclass(frozen=True)

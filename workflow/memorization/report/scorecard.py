@@ -111,6 +111,9 @@ def markdown(card: pd.DataFrame) -> str:
         data = "—" if pd.isna(r.dataset) else r.dataset
         cells = [f"`{r.claim}`", r.figure, data, r.statement, f"{r.statistic} ({r.rule})", r.value, mark(r.holds)]
         lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
+    notes = [(c.name, c.note) for c in catalog.CLAIMS.values() if c.note and c.name in set(card["claim"])]
+    if notes:
+        lines += ["", "Notes:"] + [f"- `{name}`: {note}" for name, note in notes]
     counted = card["holds"].dropna()
     lines.append("")
     lines.append(

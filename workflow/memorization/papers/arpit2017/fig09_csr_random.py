@@ -136,6 +136,9 @@ register_claims(
         "validation CSR after the first epoch vs the mean over the second half; range over the last quarter",
         "higher later, and the last quarter moves < 0.05, for every model",
         rise_then_plateau,
+        note="On the 8x8 digits the CNN classifies most validation digits within its first epoch, so the real-data "
+        "model has no rising phase to see: its CSR falls from the first epoch on. The claim is tested as the paper "
+        "states it, and fails here for that reason (docs/science.md §6).",
     ),
     Claim(
         "footnote5_training_csr",
