@@ -50,14 +50,15 @@ class Convergence:
 
 
 def convergence(table: pd.DataFrame) -> Convergence:
-    """The width panel is drawn at the training-set size with the most widths (the paper: 50,000 examples),
-    the size panel at the width with the most sizes (the paper: 4096 units)."""
+    """The width panel is drawn at the largest training-set size run at several widths (the paper: its whole
+    50,000 examples), the size panel at the width with the most sizes (the paper: 4096 units)."""
     frame = with_noise(table)
     frame = frame.assign(
         epochs=frame["epochs_to_fit"].astype("float64").fillna(frame["max_epochs"]),
         capped=frame["epochs_to_fit"].isna(),
     )
-    full = frame.groupby("train_size")["width"].nunique().idxmax()
+    widths = frame.groupby("train_size")["width"].nunique()
+    full = widths[widths > 1].index.max() if (widths > 1).any() else widths.idxmax()
     fixed = frame.groupby("width")["train_size"].nunique().idxmax()
     panels = []
     for x, runs, title in (
