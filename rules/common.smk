@@ -115,15 +115,18 @@ def one_of(names):
 
 wildcard_constraints:
     run="[0-9a-f]{12}",
+    settings="[0-9a-f]{12}",
     dataset=f"({one_of(catalog.DATASETS)})-[0-9a-f]{{12}}",
     experiment=one_of(EXPERIMENTS),
     table=one_of(catalog.TABLES),
 
 
 def table_source(run, table):
-    """Where one run's rows of a table come from: the training job, or a metric or summary job."""
-    folder = "runs" if catalog.table(table).stage == "train" else "metrics"
-    return f"results/{folder}/{run}/{table}.parquet"
+    """Where one run's rows of a table come from: the training job, or a metric or summary job (its file
+    named by the hash of this config's settings of it: checks.metric_path)."""
+    if catalog.table(table).stage == "train":
+        return f"results/runs/{run}/{table}.parquet"
+    return checks.metric_path(CONFIG, RUNS[run], table)
 
 
 def all_tables():

@@ -1,6 +1,7 @@
 rule metric:
     """One metric table (catalog stage "metric") at the checkpoints or evaluations of one run, for all its
-    seeds. Its settings arrive through params, so changing e.g. a LASS setting reruns only the csr jobs.
+    seeds. Its settings arrive through params, and their hash is in its file name: a LASS setting of another
+    value computes a table beside this one (only csr jobs), and switching back finds this one again.
     """
     input:
         dataset=run_dataset,
@@ -9,9 +10,9 @@ rule metric:
         evals="results/runs/{run}/evals",
         presentations="results/runs/{run}/presentations",
     output:
-        "results/metrics/{run}/{table}.parquet",
+        "results/metrics/{run}/{table}.{settings}.parquet",
     log:
-        "results/logs/metrics/{run}/{table}.log",
+        "results/logs/metrics/{run}/{table}.{settings}.log",
     benchmark:
         METRIC_BENCHMARK
     wildcard_constraints:
@@ -39,9 +40,9 @@ rule summary:
     input:
         lambda w: table_source(w.run, catalog.table(w.table).source),
     output:
-        "results/metrics/{run}/{table}.parquet",
+        "results/metrics/{run}/{table}.{settings}.parquet",
     log:
-        "results/logs/metrics/{run}/{table}.log",
+        "results/logs/metrics/{run}/{table}.{settings}.log",
     wildcard_constraints:
         table=one_of(catalog.tables_of_stage("summary")),
     localrule: True

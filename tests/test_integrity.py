@@ -45,8 +45,8 @@ def done(tmp_path_factory):
 
 def runs(done):
     """The two runs, the one with a filters table (the clean data's) first."""
-    return sorted((p.parent for p in done.glob("results/runs/*/manifest.json")),
-                  key=lambda r: not (done / "results" / "metrics" / r.name / "filters.parquet").exists())  # fmt: skip
+    found = (p.parent for p in done.glob("results/runs/*/manifest.json"))
+    return sorted(found, key=lambda r: not list((done / "results/metrics" / r.name).glob("filters.*.parquet")))
 
 
 def flipped(data: bytes, n: int = 40) -> bytes:
@@ -60,7 +60,7 @@ def test_a_swapped_checkpoint_or_flipped_bytes_stop_the_workflow_and_a_metric_jo
     mine, other = (sorted(r.glob("checkpoints/*.pt"))[-1] for r in (a, b))
     saved, stat = mine.read_bytes(), mine.stat()
     assert len(saved) == other.stat().st_size  # the same model: another run's checkpoint of the same size
-    table = done / "results" / "metrics" / a.name / "filters.parquet"
+    (table,) = (done / "results" / "metrics" / a.name).glob("filters.*.parquet")
     before = pd.read_parquet(table)
     try:
         for damage in (lambda: shutil.copyfile(other, mine), lambda: mine.write_bytes(flipped(saved))):
@@ -74,7 +74,7 @@ def test_a_swapped_checkpoint_or_flipped_bytes_stop_the_workflow_and_a_metric_jo
         os.utime(mine, ns=(stat.st_atime_ns, stat.st_mtime_ns))
         proc = snakemake(done, "--forcerun", str(table.relative_to(done)), check=False)
         assert proc.returncode != 0
-        log = (done / "results" / "logs" / "metrics" / a.name / "filters.log").read_text()
+        log = (done / "results" / "logs" / "metrics" / a.name / table.name.replace(".parquet", ".log")).read_text()
         assert f"run {a.name} changed since training" in log and "content hash differs" in log
         assert "Traceback" not in log and "Traceback" not in proc.output  # the refusal alone, not buried
     finally:
@@ -130,7 +130,7 @@ def files_and_times(folder) -> dict:
 
 def test_a_metric_table_computed_from_other_files_is_rebuilt(done):
     a = runs(done)[0]
-    table = done / "results" / "metrics" / a.name / "filters.parquet"
+    (table,) = (done / "results" / "metrics" / a.name).glob("filters.*.parquet")
     frame, meta = pd.read_parquet(table), read_provenance(table)
     assert meta[RUN_FILES] == run_files_digest(a)  # what each metric table records
     write_frame(frame, table, {**meta, RUN_FILES: "0" * 64})  # as if computed from files since replaced

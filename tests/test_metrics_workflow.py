@@ -1,6 +1,7 @@
 """The metric stage through Snakemake: tables of the contract, and metric settings that rerun only their jobs."""
 
 import copy
+import re
 
 import pandas as pd
 import pytest
@@ -102,9 +103,28 @@ def test_a_lass_setting_reruns_only_the_csr_jobs(done, tmp_path):
         "scorecard",
     ]
     outputs = [o for _, o in jobs if o]
-    assert sum(o.endswith("/csr.parquet") and o.startswith("results/metrics/") for o in outputs) == 2
+    assert sum(bool(re.fullmatch(r"results/metrics/\w+/csr\.[0-9a-f]{12}\.parquet", o)) for o in outputs) == 2
     assert "results/config/tables/sens/csr.parquet" in outputs
     assert not any("sensitivity" in o or "results/runs/" in o or "gini" in o for o in outputs)
+
+
+def test_two_configs_with_other_metric_settings_keep_both_tables_and_switching_back_plans_nothing(
+    done, tmp_path_factory
+):
+    """A metric table's file is named by its settings: a second config that shares the runs but sets another
+    LASS radius computes its own csr tables beside the first's, and the first config then plans nothing."""
+    from .conftest import copy_of, snakemake
+
+    workdir = copy_of(done, tmp_path_factory, "metric-settings")
+    changed = copy.deepcopy(METRICS)
+    changed["metrics"]["csr"]["r"] = 4
+    snakemake(workdir, config=write_config(workdir, changed, "wider.yaml"))
+    for run in workdir.glob("results/metrics/*"):
+        if list(run.glob("csr.*.parquet")):
+            assert len(list(run.glob("csr.*.parquet"))) == 2  # r = 8 and r = 4, each kept
+    assert dry_run_jobs(workdir, workdir / "config.yaml") == []
+    r = {pd.read_parquet(p)["lass_r"].iloc[0] for p in workdir.glob("results/*/tables/sens/csr.parquet")}
+    assert r == {4.0, 8.0}
 
 
 def test_figures_regenerate_from_a_copy_of_the_tables_alone(done, tmp_path):

@@ -22,7 +22,7 @@ from pathlib import Path
 from .. import catalog
 from .reading import ConfigError, check_size, merge, read_yaml
 from .schema import check, check_finite, coerce_text, errors, joined, key_path, schema, settings_properties, shorten
-from .spec import RunSpec, resolve
+from .spec import RunSpec, resolve, short_hash
 
 REPOSITORY = Path(__file__).resolve().parents[3]  # a checkout: its config.yaml is the default
 DEFAULT_CONFIG = "config.yaml"
@@ -89,6 +89,13 @@ class Config:
             if prop.get("type") == "number" and values.get(key) is not None:
                 values[key] = float(values[key])
         return values
+
+    def metric_key(self, table: str, dataset: str) -> str:
+        """What tells one computation of a metric or summary table apart from another of the same run: a short
+        hash of its settings (a summary's are its source's). Part of the table's file name, so a table computed
+        with one config's settings is kept beside another's, and switching configs recomputes nothing."""
+        entry = catalog.table(table)
+        return short_hash(self.metric_settings(entry.source or table, dataset))
 
     @cached_property
     def labels(self) -> dict[str, str]:

@@ -246,6 +246,7 @@ def plan(args) -> None:
 def why(args) -> None:
     """Whether a run's jobs would rerun for a change of their code, and which definitions changed: the code
     its outputs were made with (end.json, each table's metadata, results/code/) against today's."""
+    from ..results.checks import metric_path
     from ..results.tables import read_provenance
     from . import fingerprint
     from .jobs import CODE, trained_with
@@ -267,7 +268,7 @@ def why(args) -> None:
     tables = {t for name, runs in config.experiments.items() if args.run in {r.run_id for r in runs}
               for t in config.tables_of(name)}  # fmt: skip
     for table in sorted(t for t in tables if catalog.table(t).stage != "train"):
-        path = results / "metrics" / args.run / f"{table}.parquet"
+        path = Path(metric_path(config, config.runs[args.run], table, str(results)))
         made_with = read_provenance(path).get(CODE) if path.exists() else None
         if catalog.table(table).stage == "metric":
             lines.append(f"{table}: {verdict(made_with, 'metric', fingerprint.metric_implementations(table))}")

@@ -22,7 +22,9 @@ def compare(job_list: list[Job], results: Path) -> str:
         if job.kind == "train":
             path = results.parent / TRAIN_BENCHMARK.format(run=job.run)
         elif job.kind.startswith("metric:"):
-            path = results.parent / METRIC_BENCHMARK.format(run=job.run, table=job.kind.split(":")[1])
+            found = sorted((results.parent).glob(METRIC_BENCHMARK.format(run=job.run, table=job.kind.split(":")[1],
+                                                                          settings="*")))  # fmt: skip
+            path = found[-1] if found else results.parent / "none"
         else:
             continue
         if path.exists():
@@ -52,8 +54,8 @@ def where_time_went(workdir) -> str:
             elapsed = line.split(": ", 1)[1].split(".")[0]
     kinds: dict[str, list[float]] = defaultdict(list)
     for kind, pattern in (("train", TRAIN_BENCHMARK), ("metric", METRIC_BENCHMARK)):
-        for path in workdir.glob(pattern.format(run="*", table="*")):
-            kinds[kind if kind == "train" else f"metric:{path.stem}"].append(benchmark_seconds(path))
+        for path in workdir.glob(pattern.format(run="*", table="*", settings="*")):
+            kinds[kind if kind == "train" else f"metric:{path.name.split('.')[0]}"].append(benchmark_seconds(path))
     lines = [
         f"Snakemake's elapsed time: {elapsed}. Job time (from the `benchmark:` files), per job kind:",
         "",

@@ -25,14 +25,20 @@ if TYPE_CHECKING:
 def tables_of(config: Config, results: str = "results") -> dict[str, list[str] | None]:
     """Every table a config makes, with the runs it must hold: its experiments' contract tables,
     results/<config>/tables/<experiment>/<table>.parquet (the experiment's run ids), and the metric and
-    summary tables of their runs, results/metrics/<run>/<table>.parquet (None: one run's, checked by its job)."""
+    summary tables of their runs, results/metrics/<run>/<table>.<settings key>.parquet (None: one run's, checked
+    by its job)."""
     paths = {}
     for name, runs in config.experiments.items():
         for table in config.tables_of(name):
             paths[f"{results}/{config.name}/tables/{name}/{table}.parquet"] = sorted(r.run_id for r in runs)
             if catalog.table(table).stage != "train":
-                paths.update({f"{results}/metrics/{run.run_id}/{table}.parquet": None for run in runs})
+                paths.update({metric_path(config, run, table, results): None for run in runs})
     return dict(sorted(paths.items()))
+
+
+def metric_path(config: Config, spec, table: str, results: str = "results") -> str:
+    """Where a run's metric or summary table computed with this config's settings lies (rules/metrics.smk)."""
+    return f"{results}/metrics/{spec.run_id}/{table}.{config.metric_key(table, spec.dataset)}.parquet"
 
 
 RECORD_HEADER = (

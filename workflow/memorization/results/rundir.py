@@ -37,7 +37,7 @@ from .files import written
 # Snakemake's `benchmark:` files of the training and metric jobs (rules/train.smk, rules/metrics.smk), which
 # the cost plan compares its predictions with and `--time-of` sums: one place for both.
 TRAIN_BENCHMARK = "results/benchmarks/train/{run}.tsv"
-METRIC_BENCHMARK = "results/benchmarks/metrics/{run}/{table}.tsv"
+METRIC_BENCHMARK = "results/benchmarks/metrics/{run}/{table}.{settings}.tsv"
 
 
 # The folders of a finished run that its downstream jobs read: the training rule's directory() outputs.
