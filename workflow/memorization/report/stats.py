@@ -113,6 +113,29 @@ def mean_band(frame: pd.DataFrame, x: str, y: str, by: str = "condition") -> pd.
     return frame.groupby([by, x], sort=True)[y].agg(["mean", "std", "count"]).reset_index()
 
 
+def standard_errors(curves: pd.DataFrame, x: str, by: str = "condition") -> pd.DataFrame:
+    """x × group: the standard error of each mean of a `mean_band` frame (std / √count; 0 for one seed)."""
+    se = curves.assign(se=(curves["std"] / np.sqrt(curves["count"])).fillna(0.0))
+    return se.pivot(index=x, columns=by, values="se")
+
+
+def not_below(a, a_se, b, b_se):
+    """Whether mean `a` is not below mean `b` beyond the seeds' spread: b − a ≤ √(se_a² + se_b²), the pooled
+    standard error of the two means. The one rule by which every claim that compares means over seeds counts
+    a violation (docs/science.md §6): a difference within the seeds' spread is a tie, and a tie is no
+    violation. Elementwise on arrays and Series."""
+    return (b - a) <= np.sqrt(np.square(a_se) + np.square(b_se))
+
+
+def monotone_within_spread(means, ses, increasing: bool = True) -> bool:
+    """Whether a sequence of means never goes the wrong way by more than the pooled standard error of the
+    two means of a step (`not_below` of each step)."""
+    m, s = np.asarray(means, dtype=np.float64), np.asarray(ses, dtype=np.float64)
+    if not increasing:
+        m = -m
+    return bool(not_below(m[1:], s[1:], m[:-1], s[:-1]).all())
+
+
 def noise_kind(row) -> str:
     """Which kind of noise a run has: "input", "label" or "none" (the clean run belongs to both sweeps)."""
     if row["input_noise"] != "none":
