@@ -140,8 +140,12 @@ def refusal_is_readable(message: str, file: Path, text: str) -> bool:
     """One line, bounded, naming the key (`config key experiments.x.seeds: …`, `experiments.x (grid point …): …`)
     or the file and where in it; or a count of errors and such a line for each."""
     lines = message.splitlines()
-    if re.fullmatch(r"\d+ errors:", lines[0]) and len(lines) == int(lines[0].split()[0]) + 1:
-        return all(line.startswith("  - ") and refusal_is_readable(line[4:], file, text) for line in lines[1:])
+    if re.fullmatch(r"\d+ errors:", lines[0]):  # each error a line, the first 20 of them, then how many more
+        items = lines[1:-1] if re.fullmatch(r"  - and \d+ more", lines[-1]) else lines[1:]
+        count = int(lines[0].split()[0])
+        return len(items) == min(count, 20) and all(
+            line.startswith("  - ") and refusal_is_readable(line[4:], file, text) for line in items
+        )
     if len(lines) != 1 or len(message) > 1500:
         return False
     if message.startswith("config key ["):  # a key of odd characters, quoted

@@ -64,11 +64,17 @@ def check(instance: Any, subschema: dict, prefix: str = "") -> None:
         raise ConfigError(joined(found))
 
 
+MAX_ERRORS = 20  # listed in one refusal; a config with more is named by its first ones and a count
+
+
 def joined(messages: list[str]) -> str:
-    """One message, or a count and a line each."""
+    """One message, or a count and a line each (the first MAX_ERRORS, then how many more)."""
     if len(messages) == 1:
         return messages[0]
-    return f"{len(messages)} errors:\n" + "\n".join(f"  - {m}" for m in messages)
+    shown = [f"  - {m}" for m in messages[:MAX_ERRORS]]
+    if len(messages) > MAX_ERRORS:
+        shown.append(f"  - and {len(messages) - MAX_ERRORS} more")
+    return f"{len(messages)} errors:\n" + "\n".join(shown)
 
 
 def errors(instance: Any, subschema: dict, prefix: str = "") -> list[str]:
@@ -96,17 +102,22 @@ def _message(error: jsonschema.ValidationError, prefix: str) -> str:
         allowed = sorted(error.schema.get("properties", {}))
         unknown = [k for k in error.instance if k not in allowed]
         spec_keys = schema()["$defs"]["partial_spec"]["properties"]
-        return "; ".join(
-            f"config key {key_path(where if error.absolute_path or prefix else '', [k])}: not a key here"
-            + _did_you_mean(k, allowed)
-            + (
-                " (a run-spec key: under defaults: or an experiment's spec:)"
-                if k in spec_keys and k not in allowed
-                else f" (allowed keys: {', '.join(allowed)})"
-                if allowed
-                else ""
+        more = f"; and {len(unknown) - 3} more keys not allowed here" if len(unknown) > 3 else ""
+        unknown = unknown[:3]
+        return (
+            "; ".join(
+                f"config key {key_path(where if error.absolute_path or prefix else '', [k])}: not a key here"
+                + _did_you_mean(k, allowed)
+                + (
+                    " (a run-spec key: under defaults: or an experiment's spec:)"
+                    if k in spec_keys and k not in allowed
+                    else f" (allowed keys: {', '.join(allowed)})"
+                    if allowed
+                    else ""
+                )
+                for k in unknown
             )
-            for k in unknown
+            + more
         )
     if error.validator == "pattern" and "x-means" in error.schema:
         return f"config key {where}: {shorten(repr(error.instance), 80)} is not {error.schema['x-means']}"
