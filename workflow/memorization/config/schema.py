@@ -102,23 +102,22 @@ def _message(error: jsonschema.ValidationError, prefix: str) -> str:
         allowed = sorted(error.schema.get("properties", {}))
         unknown = [k for k in error.instance if k not in allowed]
         spec_keys = schema()["$defs"]["partial_spec"]["properties"]
-        more = f"; and {len(unknown) - 3} more keys not allowed here" if len(unknown) > 3 else ""
-        unknown = unknown[:3]
-        return (
-            "; ".join(
-                f"config key {key_path(where if error.absolute_path or prefix else '', [k])}: not a key here"
-                + _did_you_mean(k, allowed)
-                + (
-                    " (a run-spec key: under defaults: or an experiment's spec:)"
-                    if k in spec_keys and k not in allowed
-                    else f" (allowed keys: {', '.join(allowed)})"
-                    if allowed
-                    else ""
-                )
-                for k in unknown
+        parent = where if error.absolute_path or prefix else ""
+        if all(k in spec_keys for k in unknown) and not set(allowed) & set(spec_keys):
+            hint = " (run-spec keys: under defaults: or an experiment's spec:)"
+        else:
+            hint = f" (allowed keys: {', '.join(allowed)})" if allowed else ""
+        if len(unknown) == 1:
+            name = key_path(parent, unknown)
+            return f"config key {name}: not a key here{_did_you_mean(unknown[0], allowed)}{hint}".replace(
+                "run-spec keys", "a run-spec key"
             )
-            + more
+        named = ", ".join(
+            shorten(key_path("", [k]), 40) + (f" ({hint_[2:]})" if (hint_ := _did_you_mean(k, allowed)) else "")
+            for k in unknown[:3]
         )
+        more = f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
+        return f"config key {parent or '<top level>'}: {len(unknown)} keys that are not keys here, {named}{more}{hint}"
     if error.validator == "pattern" and "x-means" in error.schema:
         return f"config key {where}: {shorten(repr(error.instance), 80)} is not {error.schema['x-means']}"
     if error.validator == "enum" and isinstance(error.instance, str):
