@@ -12,6 +12,7 @@ from .entries import (
     DATASETS,
     FIGURES,
     IDENTITY,
+    REGULARIZER_AXES,
     REGULARIZERS,
     TABLES,
     Claim,
@@ -37,7 +38,8 @@ from .entries import (
 )
 
 __all__ = [
-    "ARROW_TYPES", "CLAIMS", "DATA_CONDITIONS", "DATASETS", "FIGURES", "IDENTITY", "REGULARIZERS", "SCORES",
+    "ARROW_TYPES", "CLAIMS", "DATA_CONDITIONS", "DATASETS", "FIGURES", "IDENTITY", "REGULARIZER_AXES", "REGULARIZERS",
+    "SCORES",
     "SENSITIVITY_SETTINGS", "TABLES", "Claim", "Column", "Dataset", "Figure", "Score", "Table", "Verdict", "claims_of",
     "columns", "figure", "implementation", "load_analyses", "numbers", "register_claim", "register_claims",
     "register_dataset", "register_figure", "register_table", "table", "tables_of_stage",

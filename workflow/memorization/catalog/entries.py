@@ -229,6 +229,7 @@ def tables_of_stage(stage: str) -> list[str]:
 
 # What most figures compare: the data's conditions (real, random inputs, random labels and their fractions).
 DATA_CONDITIONS = ("input_noise", "input_noise_fraction", "label_noise", "label_noise_fraction")
+REGULARIZER_AXES = (*DATA_CONDITIONS, "regularizer", "reg_strength")  # the regularisation figures' (10, 11)
 
 
 @dataclass(frozen=True)

@@ -109,11 +109,11 @@ def _message(error: jsonschema.ValidationError, prefix: str) -> str:
             hint = f" (allowed keys: {', '.join(allowed)})" if allowed else ""
         if len(unknown) == 1:
             name = key_path(parent, unknown)
-            return f"config key {name}: not a key here{_did_you_mean(unknown[0], allowed)}{hint}".replace(
+            return f"config key {name}: not a key here{did_you_mean(unknown[0], allowed)}{hint}".replace(
                 "run-spec keys", "a run-spec key"
             )
         named = ", ".join(
-            shorten(key_path("", [k]), 40) + (f" ({hint_[2:]})" if (hint_ := _did_you_mean(k, allowed)) else "")
+            shorten(key_path("", [k]), 40) + (f" ({hint_[2:]})" if (hint_ := did_you_mean(k, allowed)) else "")
             for k in unknown[:3]
         )
         more = f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
@@ -124,14 +124,14 @@ def _message(error: jsonschema.ValidationError, prefix: str) -> str:
         allowed = [v for v in error.schema["enum"] if isinstance(v, str)]
         return (
             f"config key {where}: {shorten(repr(error.instance), 80)} is not allowed"
-            f"{_did_you_mean(error.instance, allowed)}"
+            f"{did_you_mean(error.instance, allowed)}"
             f" (allowed values: {', '.join(json.dumps(v) for v in error.schema['enum'])})"
         )
     allowed = _allowed(error)
     return f"config key {where}: {shorten(error.message)}" + (f" ({allowed})" if allowed else "")
 
 
-def _did_you_mean(given: str, names: list[str]) -> str:
+def did_you_mean(given: str, names: list[str]) -> str:
     given = str(given)
     close = difflib.get_close_matches(given, names, n=1, cutoff=0.6) or sorted(
         (n for n in names if len(n) > 1 and (given.startswith(n) or n.startswith(given))), key=len, reverse=True

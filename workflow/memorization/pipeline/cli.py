@@ -60,7 +60,7 @@ def report_targets(figures: list[str], results: Path) -> list[str]:
 
 def report(configs: list[str], out: str, results: Path) -> int:
     """`snakemake --report OUT` restricted to what exists, so a partial run has its report too."""
-    config, configs = find_config(configs, results)
+    config, configs, results = find_config(configs, results)
     targets = report_targets(config.figures, results / config.name)
     if not targets:
         raise SystemExit(
@@ -147,17 +147,20 @@ def read_config(paths) -> Config:
         raise SystemExit(f"invalid configuration: {err}") from None
 
 
-def find_config(paths, results: Path) -> tuple[Config, list[str]]:
-    """The config a command is about, and the files to hand snakemake for it: the files given; else the
-    config whose results are under `results` (results/<name>/config.yaml; the newest record where several
-    configs ran, said on stderr; or `results` is one config's folder); else config.yaml, or
-    config/config.yaml (a snakedeploy deployment)."""
+def find_config(paths, results: Path) -> tuple[Config, list[str], Path]:
+    """The config a command is about, the files to hand snakemake for it, and the results folder its runs are
+    in: the files given; else the config whose results are under `results` (results/<name>/config.yaml; the
+    newest record where several configs ran, said on stderr; or `results` is one config's folder, its runs
+    in the folder above); else config.yaml, or config/config.yaml (a snakedeploy deployment)."""
     from ..config import ConfigError, load_config
     from ..results.checks import read_config_record
 
+    one_config = (results / "config.yaml").is_file()
+    root = results.parent if one_config else results
     if paths:
-        return read_config(paths), list(paths)
-    records = sorted(results.glob("*/config.yaml"), key=lambda p: p.stat().st_mtime)
+        return read_config(paths), list(paths), root
+    records = [results / "config.yaml"] if one_config else sorted(results.glob("*/config.yaml"),
+                                                                   key=lambda p: p.stat().st_mtime)  # fmt: skip
     if records:
         if len(records) > 1:
             others = ", ".join(p.parent.name for p in records[:-1])
@@ -169,10 +172,10 @@ def find_config(paths, results: Path) -> tuple[Config, list[str]]:
         except (ConfigError, FileNotFoundError) as err:
             raise SystemExit(f"{records[-1]}: {err}") from None
         source = str(record.get("source") or "")
-        return config, [source] if source and Path(source).is_file() else []
+        return config, [source] if source and Path(source).is_file() else [], root
     for candidate in ("config.yaml", "config/config.yaml"):
         if Path(candidate).is_file():
-            return read_config([candidate]), [candidate]
+            return read_config([candidate]), [candidate], root
     raise SystemExit(
         f"no config found: no results/<config>/config.yaml under {results}, no config.yaml and no "
         "config/config.yaml here; give a config file (memorization runs path/to/config.yaml)"
@@ -186,8 +189,7 @@ def check(args) -> None:
     from ..config import missing_data
     from ..results import checks
 
-    results = Path(args.results)
-    config, _ = find_config(args.configs, results)
+    config, _, results = find_config(args.configs, Path(args.results))
     missing = missing_data(config, Path.cwd())
     if missing:
         raise SystemExit("invalid configuration: " + "\n".join(missing))
@@ -251,8 +253,7 @@ def why(args) -> None:
     from . import fingerprint
     from .jobs import CODE, trained_with
 
-    results = Path(args.results)
-    config, _ = find_config(args.configs, results)
+    config, _, results = find_config(args.configs, Path(args.results))
     args.run = find_run(config, results, args.run)
     code, run_dir = results / "code", results / "runs" / args.run
 
@@ -344,23 +345,10 @@ def main(argv=None) -> None:
 
 
 def run_command(args) -> None:
-    if getattr(args, "results", None) and (Path(args.results) / "config.yaml").is_file():
-        # one config's folder (results/<name>/): its record is the config, the runs are in the folder above
-        folder = Path(args.results)
-        if not args.configs:
-            import yaml
-
-            from ..results.checks import read_config_record
-
-            record = read_config_record(folder / "config.yaml")
-            handle = Path(tempfile.mkdtemp()) / f"{folder.name}.yaml"
-            handle.write_text(yaml.safe_dump({**record["config"], "name": folder.name}))
-            args.configs = [str(handle)]
-        args.results = str(folder.parent)
     if args.command == "runs":
-        config, _ = find_config(args.configs, Path(args.results))
+        config, _, results = find_config(args.configs, Path(args.results))
         while True:
-            text = format_table(runs_table(config, Path(args.results), args.where, args.sort))
+            text = format_table(runs_table(config, results, args.where, args.sort))
             if args.watch is None:
                 print(text, end="")
                 return
@@ -370,11 +358,10 @@ def run_command(args) -> None:
     elif args.command == "report":
         raise SystemExit(report(args.configs, args.out, Path(args.results)))
     elif args.command == "show":
-        results = Path(args.results)
         try:
-            config, _ = find_config(args.configs, results)
+            config, _, results = find_config(args.configs, Path(args.results))
         except SystemExit:  # no config anywhere: ids and prefixes of the run folders still work
-            config = None
+            config, results = None, Path(args.results)
         print(show(results, find_run(config, results, args.run)), end="")
     elif args.command == "tables":
         print(contract_markdown(), end="")

@@ -137,10 +137,9 @@ def _sort_key(value):
 
 
 def _nearest(name: str, names) -> str:
-    import difflib
+    from ..config.schema import did_you_mean  # the config's own suggestions, for a key on the command line
 
-    close = difflib.get_close_matches(name, list(names), n=1)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    return did_you_mean(name, sorted(names))
 
 
 def find_run(config: Config | None, results: Path, text: str) -> str:

@@ -11,7 +11,7 @@ import matplotlib
 import pandas as pd
 
 from .. import catalog
-from ..results.tables import MixedExperiments, pool_of, tables_by_figure
+from ..results.tables import MixedExperiments, tables_by_figure
 from .plotting import STYLE, save
 from .stats import figure_statistic
 
@@ -19,9 +19,9 @@ from .stats import figure_statistic
 def build(figure: str, tables: dict[str, pd.DataFrame]):
     """(matplotlib figure, findings) of one registered figure from its tables."""
     entry = catalog.figure(figure)
-    value = figure_statistic(figure, tables)
+    value, pooled = figure_statistic(figure, tables)
     with matplotlib.rc_context(STYLE):
-        return entry.draw(value), [*entry.findings(value), *pool_of(figure, tables)]
+        return entry.draw(value), [*entry.findings(value), *pooled]
 
 
 def draw(figure: str, tables: dict[str, pd.DataFrame], stem: str | os.PathLike, *, stamp: bool = False) -> list[str]:

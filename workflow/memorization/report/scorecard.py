@@ -75,7 +75,7 @@ def evaluate_figure(figure: str, tables: dict[str, pd.DataFrame] | None) -> list
         return [_row(c) for c in claims]
     dataset = datasets_of(tables)
     try:
-        value = figure_statistic(figure, tables)
+        value, _ = figure_statistic(figure, tables)
     except NOT_COMPUTABLE as err:
         return [_row(c, _not_computable(err), dataset=dataset) for c in claims]
     rows = []

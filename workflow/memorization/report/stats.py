@@ -20,10 +20,12 @@ def distinct(frame: pd.DataFrame) -> pd.DataFrame:
 
 def figure_statistic(figure: str, tables: dict[str, pd.DataFrame]):
     """The statistic of a registered figure from its tables (name -> the concatenated frame), runs shared by
-    experiments counted once: what its drawing, its findings and its claims all read (catalog.Figure)."""
+    experiments counted once: what its drawing, its findings and its claims all read (catalog.Figure); and
+    what it pooled, in words (results.tables.pool_of, which refuses experiments that differ in what the
+    figure does not compare)."""
     entry = catalog.figure(figure)
-    pool_of(figure, tables)  # experiments that differ in what the figure does not compare are refused
-    return entry.compute(*[distinct(tables[t]) for t in entry.tables])
+    pooled = pool_of(figure, tables)
+    return entry.compute(*[distinct(tables[t]) for t in entry.tables]), pooled
 
 
 def condition(row) -> str:
@@ -113,9 +115,14 @@ def mean_band(frame: pd.DataFrame, x: str, y: str, by: str = "condition") -> pd.
     return frame.groupby([by, x], sort=True)[y].agg(["mean", "std", "count"]).reset_index()
 
 
+def standard_error(std, count):
+    """The standard error of a mean over seeds, std / √count; 0 for one seed (whose std is NaN)."""
+    return (std / np.sqrt(count)).fillna(0.0)
+
+
 def standard_errors(curves: pd.DataFrame, x: str, by: str = "condition") -> pd.DataFrame:
-    """x × group: the standard error of each mean of a `mean_band` frame (std / √count; 0 for one seed)."""
-    se = curves.assign(se=(curves["std"] / np.sqrt(curves["count"])).fillna(0.0))
+    """x × group: the standard error of each mean of a `mean_band` frame."""
+    se = curves.assign(se=standard_error(curves["std"], curves["count"]))
     return se.pivot(index=x, columns=by, values="se")
 
 

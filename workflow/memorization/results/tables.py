@@ -249,15 +249,23 @@ def pool_of(figure: str, frames: dict[str, pd.DataFrame]) -> list[str]:
     experiments and the column where they differ in an identity column the figure does not compare (its
     `axes`): drawn together they would be averaged into one line."""
     axes = FIGURES[figure].axes
-    parts = [f[[c for c in IDENTITY_COLUMNS if c in f]] for f in frames.values() if "experiment" in f]
+    runs_of = ["experiment", "run_id", "seed"]
+    parts = [
+        f[[c for c in IDENTITY_COLUMNS if c in f]].drop_duplicates(runs_of)
+        for f in frames.values()
+        if "experiment" in f
+    ]
     if not parts:
         return []
-    rows = pd.concat(parts, ignore_index=True).drop_duplicates(["experiment", "run_id", "seed"])
+    rows = pd.concat(parts, ignore_index=True).drop_duplicates(runs_of)
     compared = [c for c in IDENTITY_COLUMNS if c in rows and c not in (*POOL_KEYS, *axes)]
-    values = {
-        name: {c: sorted({_plain(v) for v in group[c]}, key=str) for c in compared}
-        for name, group in rows.groupby("experiment", sort=True)
-    }
+    values, lines = {}, []
+    for name, group in rows.groupby("experiment", sort=True):
+        values[name] = {c: sorted({_plain(v) for v in group[c]}, key=str) for c in compared}
+        runs, seeds = group["run_id"].nunique(), group.groupby("run_id")["seed"].nunique()
+        each = f"{seeds.iloc[0]} seed{'s' if seeds.iloc[0] > 1 else ''}" if seeds.nunique() == 1 else "seeds"
+        fixed = ", ".join(f"{c} {_listed(values[name][c])}" for c in compared)
+        lines.append(f"Drawn from {name}: {runs} run{'s' if runs > 1 else ''} × {each}; {fixed}")
     first, *others = values
     for name in others:
         for column in compared:
@@ -268,12 +276,6 @@ def pool_of(figure: str, frames: dict[str, pd.DataFrame]) -> list[str]:
                     f"figure's axes ({', '.join(axes)}); draw them apart (each experiment's tables in a folder of "
                     f"their own), or give both the same {column}"
                 )
-    lines = []
-    for name, group in rows.groupby("experiment", sort=True):
-        runs, seeds = group["run_id"].nunique(), group.groupby("run_id")["seed"].nunique()
-        each = f"{seeds.iloc[0]} seed{'s' if seeds.iloc[0] > 1 else ''}" if seeds.nunique() == 1 else "seeds"
-        fixed = ", ".join(f"{c} {_listed(values[name][c])}" for c in compared)
-        lines.append(f"Drawn from {name}: {runs} run{'s' if runs > 1 else ''} × {each}; {fixed}")
     return lines
 
 

@@ -16,6 +16,7 @@ from ...report.stats import (
     monotone_within_spread,
     noise_levels,
     per_run_summary,
+    standard_error,
     with_noise,
 )
 
@@ -86,8 +87,7 @@ def sweep(training: pd.DataFrame, csr: pd.DataFrame) -> Sweep:
 
 
 def _se(grouped) -> pd.Series:
-    """The standard error of each group's mean over its seeds (0 for one seed)."""
-    return (grouped.std() / np.sqrt(grouped.count())).fillna(0.0)
+    return standard_error(grouped.std(), grouped.count())
 
 
 def _peaks(training: pd.DataFrame, val_csr: pd.DataFrame, n_classes: int) -> pd.DataFrame:

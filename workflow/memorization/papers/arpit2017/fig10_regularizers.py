@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ...catalog import DATA_CONDITIONS, REGULARIZERS, Claim, Figure, Verdict, register_claims, register_figure
+from ...catalog import REGULARIZER_AXES, REGULARIZERS, Claim, Figure, Verdict, register_claims, register_figure
 from ...report.stats import is_random_labels, is_real, per_run_summary
 
 CAPTION = """\
@@ -112,7 +112,7 @@ FIGURE = register_figure(
         compute=regulariser_points,
         draw=draw,
         findings=findings,
-        axes=(*DATA_CONDITIONS, "regularizer", "reg_strength"),
+        axes=REGULARIZER_AXES,
     )
 )
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ...catalog import DATA_CONDITIONS, REGULARIZERS, Claim, Figure, Verdict, register_claims, register_figure
+from ...catalog import REGULARIZER_AXES, REGULARIZERS, Claim, Figure, Verdict, register_claims, register_figure
 from ...report.stats import at_last_step, is_random_labels, is_real, mean_band, regulariser_setting
 
 CAPTION = """\
@@ -92,7 +92,7 @@ FIGURE = register_figure(
         compute=loss_curves,
         draw=draw,
         findings=findings,
-        axes=(*DATA_CONDITIONS, "regularizer", "reg_strength"),
+        axes=REGULARIZER_AXES,
     )
 )
 
