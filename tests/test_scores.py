@@ -301,3 +301,29 @@ def test_seed_stability_is_the_mean_spearman_over_seed_pairs():
             rows.append({"run_id": "r", "seed": seed, "example": ex, **{k: float(v) for k in SCORE_DIRECTIONS}})
     stability = seed_stability(pd.DataFrame(rows), ["aum"])
     assert stability.loc["aum", "spearman"] == pytest.approx((1 - 1 - 1) / 3) and stability.loc["aum", "pairs"] == 3
+
+
+def test_each_score_is_oriented_as_its_paper_reads_it_and_a_reversed_one_is_named():
+    """The data map's mislabeled examples are hard to learn: low confidence and low variability (Swayamdipta
+    et al.), so low variability finds them; VoG keeps its paper's high-is-hard, and where the noisy examples
+    have the lower VoG, its AUC is below 0.5 and the findings say so."""
+    from memorization.papers.scores import score_agreement
+
+    assert SCORE_DIRECTIONS["variability"] == -1 and SCORE_DIRECTIONS["vog"] == 1
+    rows = []
+    for seed in (0, 1):
+        for ex in range(8):
+            noisy = ex < 4  # the noisy examples: never learned, so low confidence, variability and VoG
+            values = {k: d * float(noisy) + ex / 100 for k, d in SCORE_DIRECTIONS.items()}  # hard as declared
+            values |= {"confidence": 0.1 if noisy else 0.9, "variability": 0.02 if noisy else 0.2 + ex / 100}
+            values |= {"vog": -1.0 + ex / 100 if noisy else 1.0}
+            rows.append({"run_id": "r", "seed": seed, "example": ex, "is_noisy": noisy, "dataset": "digits",
+                         "input_noise": "none", "input_noise_fraction": 0.0, "label_noise": "random",
+                         "label_noise_fraction": 0.5, **values})  # fmt: skip
+    s = score_agreement.scores_statistic(pd.DataFrame(rows))
+    auc = s.detection.set_index("score")["auc"]
+    assert auc["variability"] == 1.0 and auc["confidence"] == 1.0 and auc["vog"] == 0.0
+    assert (
+        "below 0.5, so ranking the noisy examples the other way round from its paper: vog"
+        in score_agreement.findings(s)
+    )

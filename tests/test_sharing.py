@@ -89,6 +89,24 @@ def test_every_setting_that_sets_runs_apart_is_a_typed_described_column(both):
     assert json.loads(read_provenance(path)["memorization.settings"]) == ["noise_seed", "depth", "lr"]
 
 
+def test_a_run_shared_by_two_experiments_counts_once_whether_or_not_each_names_its_settings(both, tmp_path):
+    """An experiment that does not vary a setting has no column of it, so a shared run's rows differ there
+    between the two experiments' tables: read together, each run's settings are filled from its other rows,
+    and the figures count its rows once."""
+    from memorization.report.stats import distinct
+    from memorization.results.tables import frames_by_table
+
+    workdir, *_ = both
+    frame = pd.read_parquet(workdir / "results/other/tables/lr_sweep/training.parquet")
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    frame.to_parquet(tmp_path / "a/training.parquet")
+    frame.drop(columns=["lr"]).assign(experiment="another").to_parquet(tmp_path / "b/training.parquet")
+    read = frames_by_table([tmp_path / "a/training.parquet", tmp_path / "b/training.parquet"])["training"]
+    assert read["lr"].notna().all() and len(read) == 2 * len(frame)
+    once = distinct(read)
+    assert len(once) == len(frame) and once.groupby("lr").size().tolist() == frame.groupby("lr").size().tolist()
+
+
 def test_the_documented_duckdb_query_answers_from_named_columns(both):
     """docs/tables.md's DuckDB example, run as written on a copied table: final validation accuracy by width
     and noise fraction with a GROUP BY on named columns."""

@@ -61,7 +61,9 @@ SCORES = (
         DATA_MAP,
         direction=-1,
     ),
-    Score("variability", "float64", "its standard deviation over those evaluations (ddof 0)", DATA_MAP, direction=1),
+    # Low, as the data map's hard-to-learn region (low confidence, low variability), where Swayamdipta et al.
+    # find the mislabeled examples; high variability marks their ambiguous examples, learned in some epochs.
+    Score("variability", "float64", "its standard deviation over those evaluations (ddof 0)", DATA_MAP, direction=-1),
     Score(
         "correctness",
         "float64",

@@ -182,9 +182,28 @@ def is_random_labels(frame: pd.DataFrame) -> pd.Series:
     )
 
 
+def adversarial_weight(frame: pd.DataFrame) -> pd.Series:
+    """Each row's adversarial-training weight: the `adversarial_weight` setting column of an experiment that
+    varies it, null where the regulariser is not dropout_adversarial or the table has no such column (its
+    runs all have the spec's weight)."""
+    weight = frame["adversarial_weight"] if "adversarial_weight" in frame else pd.Series(np.nan, index=frame.index)
+    return weight.astype("Float64").where(frame["regularizer"] == "dropout_adversarial")
+
+
+def regulariser_curve(frame: pd.DataFrame) -> list[str]:
+    """Each row's regulariser as the figures draw its curve: the regulariser, and for dropout with adversarial
+    training at a known weight, the weight ("dropout_adversarial, w 0.2")."""
+    return [r if pd.isna(w) else f"{r}, w {w:g}" for r, w in zip(frame["regularizer"], adversarial_weight(frame))]
+
+
 def regulariser_setting(frame: pd.DataFrame) -> list[str]:
-    """Each row's regulariser setting as a label: "none", or the regulariser and its strength ("dropout 0.5")."""
-    return [r if r == "none" else f"{r} {s:g}" for r, s in zip(frame["regularizer"], frame["reg_strength"])]
+    """Each row's regulariser setting as a label: "none", or the regulariser and its strength ("dropout 0.5";
+    "dropout_adversarial 0.5, w 0.2" where the adversarial weight is known)."""
+    weights = adversarial_weight(frame)
+    return [
+        "none" if r == "none" else f"{r} {s:g}" + ("" if pd.isna(w) else f", w {w:g}")
+        for r, s, w in zip(frame["regularizer"], frame["reg_strength"], weights)
+    ]
 
 
 def at_last_step(frame: pd.DataFrame, key: str = "run_id", by: str = "step") -> pd.DataFrame:

@@ -188,7 +188,17 @@ def frames_by_table(paths) -> dict[str, pd.DataFrame]:
         name = Path(path).stem
         columns = list(TABLES[name].dtypes()) if name in TABLES else None  # a foreign table is named as such
         parts.setdefault(name, []).append(read_parquet(path, columns))
-    return {name: pd.concat(frames, ignore_index=True) for name, frames in parts.items()}
+    return {name: _settings_per_run(pd.concat(frames, ignore_index=True), name) for name, frames in parts.items()}
+
+
+def _settings_per_run(frame: pd.DataFrame, name: str) -> pd.DataFrame:
+    """The frame with each run's setting columns filled from its other rows: a run shared by two experiments
+    has a setting column only in the tables of the experiment that varies it (Config.settings_of), and its
+    rows would otherwise differ there and count twice (report.stats.distinct)."""
+    settings = [c for c in frame.columns if name in TABLES and c not in TABLES[name].dtypes() and c != "run_id"]
+    if settings and "run_id" in frame:
+        frame[settings] = frame.groupby("run_id", sort=False)[settings].transform("first")
+    return frame
 
 
 def tables_by_figure(tables_dir: str | os.PathLike, skipped: dict[str, str] | None = None) -> dict[str, dict]:

@@ -22,8 +22,10 @@ CAPTION = """\
 **Per-example scores, side by side.** Every score of the training runs (forgetting and first-learned epoch,
 Toneva et al. 2019; AUM, Pleiss et al. 2020; the data map's confidence, variability and correctness,
 Swayamdipta et al. 2020; EL2N and GraNd early in training, Paul et al. 2021; VoG, Agarwal et al. 2022), each
-oriented so that high means hard (low AUM, low confidence...). Left: ROC AUC of each seed-averaged score at
-finding the examples whose label or input was replaced, per noise condition (0.5 = chance). Middle: Spearman
+oriented in the direction its paper gives for hard, mislabeled or memorised examples (low AUM, low
+confidence, low variability: the data map's hard-to-learn region; high VoG). Left: ROC AUC of each
+seed-averaged score at finding the examples whose label or input was replaced, per noise condition (0.5 =
+chance; a bar below it, hatched, ranks the noisy examples the other way round from its paper). Middle: Spearman
 rank correlation between the scores across examples. Right: Spearman correlation of each score between two
 seeds of a run. *The papers:* mislabeled examples have low AUM, are forgotten more often and lie in the
 hard-to-learn region of the data map; forgetting is consistent across seeds; EL2N early in training agrees
@@ -57,6 +59,11 @@ def findings(s: Scores) -> list[str]:
         + ", ".join(f"{r.score} {r.auc:.2f}" for r in s.detection[s.detection["condition"] == c].itertuples())
         for c in s.detection["condition"].unique()
     ]
+    reversed_ = sorted(set(s.detection.loc[s.detection["auc"] < 0.5, "score"]), key=NAMES.index)
+    if reversed_:
+        lines.append(
+            f"below 0.5, so ranking the noisy examples the other way round from its paper: {', '.join(reversed_)}"
+        )
     lines.append("Spearman between seeds: " + ", ".join(f"{k} {v:.2f}" for k, v in s.stability["spearman"].items()))
     lines.append(f"Spearman of EL2N with forgetting: {s.agreement.loc['el2n', 'forgetting']:.2f}")
     return lines
@@ -70,7 +77,12 @@ def draw(s: Scores):
     width = 0.8 / max(1, len(conditions))
     for i, cond in enumerate(conditions):
         d = s.detection[s.detection["condition"] == cond].set_index("score").reindex(NAMES)
-        a.bar(np.arange(len(NAMES)) + i * width, d["auc"], width, label=cond)
+        bars = a.bar(np.arange(len(NAMES)) + i * width, d["auc"], width, label=cond)
+        for bar, auc in zip(bars, d["auc"]):
+            if auc < 0.5:  # the other way round from the score's paper: say so on the bar
+                bar.set_hatch("//")
+                a.annotate(f"{auc:.2f}", (bar.get_x() + bar.get_width() / 2, auc), ha="center", va="bottom",
+                           fontsize=6)  # fmt: skip
     a.axhline(0.5, color="k", lw=0.8, ls="--")
     a.set_xticks(np.arange(len(NAMES)) + width * (len(conditions) - 1) / 2, NAMES, rotation=45, ha="right")
     a.set_ylim(0, 1)
