@@ -3,6 +3,7 @@ state, one run shown, every subcommand behind it; and the live progress a traini
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -78,7 +79,8 @@ def test_training_reports_each_evaluation_in_its_log_and_in_progress_csv(tmp_pat
 
 def test_the_command_runs_its_subcommands(tmp_path):
     command = [sys.executable, "-m", "memorization"]
-    out = subprocess.run([*command, "check", "config.yaml"], capture_output=True, text=True, cwd=cli_root())
+    shutil.copy(cli_root() / "config.yaml", tmp_path)  # away from the results of the checkout's own runs
+    out = subprocess.run([*command, "check", "config.yaml"], capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 0 and out.stdout.startswith("valid: ")
     out = subprocess.run([*command, "claims", "--list"], capture_output=True, text=True)
     assert "fig01_real_uneven" in out.stdout and "pleiss2020_mislabeled_low_aum" in out.stdout

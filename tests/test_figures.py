@@ -91,7 +91,7 @@ def test_fig10_gives_each_regulariser_its_own_panel():
                     )
     fig, findings = figures.build("fig10_regularizers", {"training": pd.DataFrame(rows)})
     titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
-    assert titles == ["dropout", "weight decay"]
+    assert titles == ["dropout", "weight decay", "at matched cuts (higher is better)"]
     assert findings[1].startswith("dropout: 0.3: -0.300 / -0.030")
     labels = [t.get_text() for t in fig.axes[0].texts]
     assert labels == ["0.3", "0.6"]
