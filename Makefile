@@ -5,6 +5,8 @@
 # make readme-scorecard — after make run: the README's results section becomes this run's scorecard
 # make fuzz  — the config fuzz tests (values after parsing; the file's bytes) with FUZZ_EXAMPLES examples each
 #              (5,000; the suite tries 300), counts printed
+# make browser — Debian's chromium and chromium-driver (as root), which the browser tests drive through Selenium
+# make screenshots — the browser tests again, their screenshots kept in docs/images (README, docs/board.md)
 # make bench — the benchmarks in benchmarks/ (ratios against baselines measured in the same run)
 # make bench-docs — the same, their tables written into docs/performance.md
 # make plan  — the predicted device and wall time of a config (CONFIG=..., DEVICES=...)
@@ -13,7 +15,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CORES  ?= all
 
-.PHONY: run test lint format fuzz bench bench-docs plan dry-run readme-scorecard readme-plan lock clean
+.PHONY: run test lint format fuzz bench bench-docs plan dry-run readme-scorecard readme-plan lock clean browser screenshots
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +42,12 @@ format: $(VENV)/.installed
 TEST_WORKERS ?= 2
 test: lint
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+
+browser:
+	apt-get install -y --no-install-recommends chromium chromium-driver
+
+screenshots: $(VENV)/.installed
+	MEMORIZATION_SCREENSHOTS=docs/images $(BIN)/python -m pytest -q tests/test_board.py -k browser
 
 # A random sample each time (the suite's 300 are fixed), under a 12 GB address-space cap: a mutation that
 # would exhaust memory is a MemoryError that Hypothesis reports and shrinks, not the kernel killing the run.

@@ -27,9 +27,12 @@ rule figure:
 
 
 rule findings:
-    """Every figure's findings (what this run shows) on one page of the report."""
+    """Every figure, its findings (what this run shows) and its claims on one page, the scorecard at its top:
+    for a browser and the report."""
     input:
-        [f"{OUT}/figures/{fig}.findings.txt" for fig in CONFIG.figures],
+        findings=[f"{OUT}/figures/{fig}.findings.txt" for fig in CONFIG.figures],
+        images=[f"{OUT}/figures/{fig}.png" for fig in CONFIG.figures],
+        card=[f"{OUT}/scorecard.parquet"] if scorecard_figures() else [],
     output:
         report(f"{OUT}/findings.html", category="2. What this run shows"),
     log:
@@ -40,6 +43,7 @@ rule findings:
     params:
         figures=CONFIG.figures,
         code=code("findings_page"),
+        analyses=ANALYSES,
     script:
         "../workflow/scripts/findings.py"
 

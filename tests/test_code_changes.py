@@ -130,7 +130,7 @@ def test_editing_a_figure_room_reruns_its_figure_and_the_scorecard_as_each_reads
     drawing = rules_after_editing(repo, room, lambda s: s.replace('lw=2, label=f"{cond}', 'lw=2.5, label=f"{cond}'))
     assert drawing == ["all", "figure", "findings"]
     claim = rules_after_editing(repo, room, lambda s: s.replace("0.5 <= r <= 2.0", "0.5 <= r <= 2.5"))
-    assert claim == ["all", "scorecard"]
+    assert claim == ["all", "findings", "scorecard"]  # the findings page shows each claim with its figure
     statistic = rules_after_editing(repo, room, lambda s: s.replace("else 99, c", "else 98, c"))
     assert statistic == ["all", "figure", "findings", "scorecard"]
     assert rules_after_editing(repo, "papers/arpit2017/fig03_gini.py", lambda s: s + "\nX = 1\n") == []

@@ -148,11 +148,11 @@ def test_a_registered_analysis_gets_its_jobs_table_figure_and_claim(tmp_path):
     (tmp_path / "toy_analysis.py").write_text(edited)
     rules = sorted(r for r, _ in dry_run_jobs(tmp_path, None))
     assert rules == ["all", "experiment_table", "figure", "findings", "metric", "scorecard"]
-    # ... and editing the claim reruns the scorecard alone
+    # ... and editing the claim reruns the scorecard and the findings page, which shows it
     (tmp_path / "toy_analysis.py").write_text(edited.replace("(g > 1).all()", "(g > 1.0).all()"))
     snakemake(tmp_path)
     (tmp_path / "toy_analysis.py").write_text(edited.replace("(g > 1).all()", "(g >= 1.0).all()"))
-    assert sorted(r for r, _ in dry_run_jobs(tmp_path, None)) == ["all", "scorecard"]
+    assert sorted(r for r, _ in dry_run_jobs(tmp_path, None)) == ["all", "findings", "scorecard"]
 
 
 def test_the_documented_table_contract_is_the_registry():

@@ -238,4 +238,5 @@ def test_snakedeploy_of_a_local_clone_dry_runs_the_default_and_runs_a_config_of_
     snakemake(dest, configfile=False, snakefile=snakefile, python=python)
     run = next((dest / "results/runs").iterdir())
     assert (dest / "results/config/tables/tiny/training.parquet").is_file()
-    assert sorted(p.name for p in run.iterdir() if p.is_dir()) == ["checkpoints", "evals", "presentations", "trained"]
+    folders = ["checkpoints", "evals", "presentations", "tensorboard", "trained"]
+    assert sorted(p.name for p in run.iterdir() if p.is_dir()) == folders

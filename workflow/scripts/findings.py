@@ -10,4 +10,11 @@ log_to(snakemake.log[0])  # its exception too, even on a full disk
 
 from memorization.pipeline.jobs import findings_page
 
-findings_page(snakemake.params.figures, list(snakemake.input), snakemake.output[0])
+findings_page(
+    snakemake.params.figures,
+    list(snakemake.input.findings),
+    list(snakemake.input.images),
+    snakemake.output[0],
+    snakemake.input.card[0] if snakemake.input.card else None,
+    snakemake.params.analyses,
+)

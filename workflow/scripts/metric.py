@@ -24,4 +24,5 @@ metric(
     threads=snakemake.threads,
     analyses=snakemake.params.analyses,
     version=snakemake.params.code,
+    tensorboard=snakemake.config["tensorboard"],
 )

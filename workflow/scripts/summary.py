@@ -16,4 +16,5 @@ summary(
     snakemake.output[0],
     snakemake.params.analyses,
     snakemake.params.code,
+    f"results/runs/{snakemake.wildcards.run}" if snakemake.config["tensorboard"] else None,
 )

@@ -23,4 +23,5 @@ train(
     threads=snakemake.threads,
     version=snakemake.params.code,
     label=snakemake.config["run_labels"].get(snakemake.wildcards.run, ""),  # its name for a person, not a param
+    tensorboard=snakemake.config["tensorboard"],
 )

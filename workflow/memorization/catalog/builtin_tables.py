@@ -196,6 +196,7 @@ for _table in (
         "run, seed, checkpoint",
         "Concentration of loss sensitivity (Fig. 3).",
         compute="memorization.measures.gini:gini_frame",
+        board="memorization.measures.gini:gini_board",
         source="sensitivity",
     ),
     Table(
@@ -249,6 +250,7 @@ for _table in (
         "run, seed, checkpoint, split",
         "Critical sample ratio by LASS (Figs 7-9).",
         compute="memorization.measures.metrics:csr_frame",
+        board="memorization.measures.metrics:csr_board",
         settings="csr_settings",
         device=True,
         cost="memorization.measures.metrics:csr_cost",
@@ -266,6 +268,7 @@ for _table in (
         "run, seed, training example",
         "Per-example memorization and difficulty scores of the literature since the paper (docs/science.md §10).",
         compute="memorization.measures.scores:scores_frame",
+        board="memorization.measures.scores:scores_board",
         settings="scores_settings",
         device=True,
         cost="memorization.measures.scores:scores_cost",

@@ -164,6 +164,8 @@ class Table:
     memory: the metric's memory model, `memory(spec, settings, arch, n_train) -> bytes` its computation holds
       beyond loading and evaluating the run (memorization.engine.memory; without torch, as Snakemake calls it for
       every job's `mem_mb`), as the function or "module:function"; none: no more than that.
+    board: its headline values in the run's TensorBoard event files, `board(frame) -> [results.events.BoardValue]`,
+      as the function or "module:function"; none: the table is not shown there.
     """
 
     name: str
@@ -178,6 +180,7 @@ class Table:
     cost: str | Callable | None = None
     memory: str | Callable | None = None
     checkpoints: str | None = None
+    board: str | Callable | None = None
 
     def dtypes(self) -> dict[str, str]:
         return {c.name: c.dtype for c in (*IDENTITY, *self.columns)}

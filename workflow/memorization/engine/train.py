@@ -12,8 +12,10 @@ import bisect
 import json
 import math
 import os
+import shutil
 import sys
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from ..results.events import RunBoard, board_dir
 from ..results.files import read_npz, written
 from ..results.rundir import (
     PUBLISHED,
@@ -70,6 +73,7 @@ class Run:
     checkpoint_at: frozenset[int]
     trained_on: torch.Tensor | None  # (S, N) bool: each seed's training subset; None when every seed has all
     report: bool = True  # a line in the log per evaluation (at most every REPORT_EVERY_S)
+    board: RunBoard | None = None  # its TensorBoard event files, where they are written
 
     @property
     def seeds(self) -> list[int]:
@@ -312,7 +316,7 @@ def write_evaluation(run: Run, state: State) -> None:
     path = eval_path(run.unfinished, state.step)
     with written(path) as f:
         np.savez(f, **arrays)
-    report_progress(run, state, arrays["train_loss"], arrays["train_acc"], arrays["val_acc"])
+    report_progress(run, state, arrays)
 
 
 PROGRESS_COLUMNS = (
@@ -322,10 +326,11 @@ PROGRESS_COLUMNS = (
 REPORT_EVERY_S = 2.0  # the log gets an evaluation's line at most this often (and always the last one)
 
 
-def report_progress(run: Run, state: State, train_loss, train_acc, val_acc) -> None:
+def report_progress(run: Run, state: State, values: dict[str, np.ndarray]) -> None:
     """An evaluation's row in the run's progress.csv, which can be read while it trains (`memorization runs`),
     and its line in the job's log: mean and spread over the seeds of the training loss and accuracy (each
-    seed's on what it trains on) and the validation accuracy."""
+    seed's on what it trains on) and the validation accuracy; all its values in the event files, if any."""
+    train_loss, train_acc, val_acc = values["train_loss"], values["train_acc"], values["val_acc"]
 
     def spread(values):
         values = np.asarray(values, dtype=np.float64)
@@ -333,6 +338,8 @@ def report_progress(run: Run, state: State, train_loss, train_acc, val_acc) -> N
 
     (tl, tl_s), (ta, ta_s), (va, va_s) = spread(train_loss), spread(train_acc), spread(val_acc)
     spe, total = run.timeline.steps_per_epoch, run.timeline.total_steps
+    if run.board is not None:
+        run.board.evaluation(state.step, values, learning_rate(run.spec, state.step // spe), last=state.step == total)
     row = (state.step, total, state.step / spe, len(run.seeds), tl, tl_s, ta, ta_s, va, va_s, f"{time.time():.1f}")
     path = run.run_dir / "progress.csv"
     new = not path.exists()
@@ -396,13 +403,15 @@ def train_run(
     progress: bool = True,
     group_params: int | None = None,
     version: str = "",
+    board: dict | None = None,
 ) -> None:
     """Train every seed of `spec` on `data`; write evaluations, checkpoints and presentations under
     `run_dir/unfinished/` and, when training ends, keep them in `run_dir/trained/` and link them into the
     output folders (rundir.publish). One process at a time trains a run (rundir.run_lock).
 
-    Progress: spec.json is written first; every evaluation appends a row to `run_dir/progress.csv` and, with
-    `progress`, prints a line (seed means and spreads of loss and accuracy) to stderr, the job's log.
+    Progress: spec.json is written first; every evaluation appends a row to `run_dir/progress.csv`, with
+    `progress` prints a line (seed means and spreads of loss and accuracy) to stderr, the job's log, and with
+    `board` (the run's hparams, results.events.hparams_of) goes to its TensorBoard event files.
 
     Resumable: the state is saved at every evaluation (`state.pt`) and checkpoint; a later call with the same
     arguments continues from the newest readable one (`resume_state`). A finished run (`end.json` written by
@@ -412,10 +421,10 @@ def train_run(
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     with run_lock(run_dir):
-        _train_run(spec, data, run_dir, torch.device(device), progress, group_params, version)
+        _train_run(spec, data, run_dir, torch.device(device), progress, group_params, version, board)
 
 
-def _train_run(spec, data, run_dir: Path, device, progress: bool, group_params, version: str) -> None:
+def _train_run(spec, data, run_dir: Path, device, progress: bool, group_params, version: str, board) -> None:
     reuse_freed_memory()  # as a metric job does at its start (jobs.metric): the same allocator for both
     (run_dir / "spec.json").write_text(json.dumps(spec.as_dict(), indent=2, sort_keys=True) + "\n")  # which run this is
     fingerprint = json.dumps({"spec": spec.as_dict(), "code": version}, sort_keys=True)
@@ -427,10 +436,15 @@ def _train_run(spec, data, run_dir: Path, device, progress: bool, group_params, 
         (run.unfinished / sub).mkdir(parents=True, exist_ok=True)
     end_path(run_dir).unlink(missing_ok=True)  # a rerun recomputes the end
     state = start(run, device)
-    if state.step == 0:
-        (run_dir / "progress.csv").unlink(missing_ok=True)  # a run trained from the start reports afresh
-        record(run, state)
-    while state.step < run.timeline.total_steps and not fits(run, state.step):
-        train_until(run, state, next_record(run, state.step))
-        record(run, state)
-    finish(run, state)
+    if state.step == 0:  # a run trained from the start reports afresh
+        (run_dir / "progress.csv").unlink(missing_ok=True)
+        shutil.rmtree(board_dir(run_dir), ignore_errors=True)
+    if board is not None:  # resumed: what the killed process wrote after its resume point is hidden
+        run = replace(run, board=RunBoard(run_dir, run.seeds, purge_step=state.step + 1, hparams=board))
+    with run.board or nullcontext():  # the event files closed, whatever ends the training
+        if state.step == 0:
+            record(run, state)
+        while state.step < run.timeline.total_steps and not fits(run, state.step):
+            train_until(run, state, next_record(run, state.step))
+            record(run, state)
+        finish(run, state)

@@ -37,3 +37,10 @@ def gini_frame(sensitivity: pd.DataFrame) -> pd.DataFrame:
     keep = [c for c in ("train_size", *(c.name for c in SENSITIVITY_SETTINGS)) if c in sensitivity]
     settings = sensitivity[keep].iloc[0].to_dict() if len(sensitivity) else {}
     return pd.DataFrame(rows).assign(**settings)
+
+
+def gini_board(frame: pd.DataFrame):
+    """The Gini coefficient per seed at each checkpoint, for the run's TensorBoard (results.events)."""
+    from ..results.events import scalars_by_step
+
+    return scalars_by_step(frame, "gini", "loss sensitivity/Gini")

@@ -140,6 +140,14 @@ def csr_frame(spec: RunSpec, data: NoisyDataset, run_dir, settings: dict, device
     return pd.DataFrame(rows)
 
 
+def csr_board(frame: pd.DataFrame):
+    """The critical sample ratio per seed at each checkpoint, one curve per split, for the run's TensorBoard
+    (results.events)."""
+    from ..results.events import scalars_by_step
+
+    return scalars_by_step(frame, "csr", "critical sample ratio/{}", by="split")
+
+
 def filters_frame(spec: RunSpec, data: NoisyDataset, run_dir, settings: dict, device="cpu") -> pd.DataFrame:
     """First-layer weights of every seed at the first and the last checkpoint (the paper's Fig. 2), one row per
     weight: the CNN's 5x5 filters, or the MLP's first-layer units as images of the input's shape.

@@ -342,3 +342,24 @@ def heldout_frame(
             "p_label": p_label.reshape(-1).astype(np.float64),
         }
     )
+
+
+def scores_board(frame: pd.DataFrame):
+    """Each ranked score's distribution over the training examples, per seed, at the run's end; the noisy and
+    the clean examples apart where the run has both: for the run's TensorBoard (results.events)."""
+    from ..results.events import BoardValue
+
+    parts = {"": frame}
+    if frame["is_noisy"].any() and not frame["is_noisy"].all():
+        parts = {" (noisy examples)": frame[frame["is_noisy"]], " (clean examples)": frame[~frame["is_noisy"]]}
+    return [
+        BoardValue(
+            "histogram",
+            f"scores/{score.name}{part}",
+            None,
+            {s: g[score.name].to_numpy(float) for s, g in rows.groupby("seed")},
+        )  # fmt: skip
+        for score in catalog.SCORES
+        if score.direction is not None
+        for part, rows in parts.items()
+    ]

@@ -328,12 +328,19 @@ def main(argv=None) -> None:
     figs.add_argument("out_dir", nargs="?", default="figures", help="where to write figNN_<slug>.png/.pdf")
     figs.add_argument("--stamp-findings", action="store_true", help="print what this run shows under each plot")
     figs.add_argument("--analyses", nargs="+", default=[], metavar="FILE", help="analysis files whose figures to load")
+    tb = sub.add_parser("board", help="TensorBoard on a config's runs, live while they train")
+    tb.add_argument("configs", nargs="*", help="config files (default: found, as for runs)")
+    tb.add_argument("--results", default="results")
+    tb.add_argument("--port", type=int, help="the port (default: a free one)")
+    tb.add_argument(
+        "--host", default="127.0.0.1", help="the address to listen on (default: 127.0.0.1, this machine only)"
+    )
     sub.add_parser("tables", help="print the table contract (the generated part of docs/tables.md)")
     reason = sub.add_parser("why", help="whether a run's jobs rerun for their code, and which functions changed")
     reason.add_argument("run", help="a run id, a unique prefix, or words of its label")
     reason.add_argument("configs", nargs="*", help="config files (default: found, as for runs)")
     reason.add_argument("--results", default="results")
-    for parser in (runs, one, rep, chk, reason):  # `--config FILE`, as well as the files named in place
+    for parser in (runs, one, rep, chk, reason, tb):  # `--config FILE`, as well as the files named in place
         parser.add_argument("--config", action="append", default=[], metavar="FILE", help="a config file")
     args = ap.parse_args(argv)
     if hasattr(args, "configs"):
@@ -363,6 +370,11 @@ def run_command(args) -> None:
         except SystemExit:  # no config anywhere: ids and prefixes of the run folders still work
             config, results = None, Path(args.results)
         print(show(results, find_run(config, results, args.run)), end="")
+    elif args.command == "board":
+        from .board import board
+
+        config, _, results = find_config(args.configs, Path(args.results))
+        raise SystemExit(board(config, results, args.host, args.port))
     elif args.command == "tables":
         print(contract_markdown(), end="")
     else:

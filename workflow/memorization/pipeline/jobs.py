@@ -113,9 +113,11 @@ def train(
     threads: int = 1,
     version: str = "",
     label: str = "",
+    tensorboard: bool = True,
 ) -> None:
     """Train one run (its spec's values, RunSpec.as_dict); `label` names it to a person (its experiments and
-    the values that set it apart, config.Config.labels), in the log's first line."""
+    the values that set it apart, config.Config.labels), in the log's first line and its TensorBoard hparams
+    (with `tensorboard`, event files written as it trains: results.events)."""
     import torch
 
     from ..config import RunSpec
@@ -123,10 +125,12 @@ def train(
     from ..engine.data import NoisyDataset
     from ..engine.train import train_run
     from ..measures.metrics import run_tables
+    from ..results.events import hparams_of
     from ..results.rundir import read_end, write_manifest
     from ..results.tables import write_frame
     from .fingerprint import explain
 
+    board = hparams_of(spec, label) if tensorboard else None
     spec = RunSpec.from_dict(spec)
     torch.set_num_threads(max(1, threads))
     run_dir = Path(manifest_out).parent
@@ -136,7 +140,7 @@ def train(
         trained = trained_with(run_dir)
         if trained not in (None, version):
             print(f"trained before with other code: {explain(run_dir.parents[1] / 'code', trained, version)}")
-        train_run(spec, data, run_dir, device=dev, version=version)
+        train_run(spec, data, run_dir, device=dev, version=version, board=board)
     training, convergence = run_tables(spec, data, run_dir)
     write_frame(training, training_out, run_metadata(run_dir.name, spec, training))
     write_frame(convergence, convergence_out, run_metadata(run_dir.name, spec, convergence))
@@ -176,9 +180,11 @@ def metric(
     threads: int = 1,
     analyses=(),
     version: str = "",
+    tensorboard: bool = True,
 ) -> None:
     """One metric table (catalog stage "metric") of one finished run, all seeds and checkpoints; `version`, the
-    fingerprint of its code, is recorded in the table."""
+    fingerprint of its code, is recorded in the table; with `tensorboard`, its headline values go to the
+    run's event files (`to_board`)."""
     import torch
 
     from .. import catalog
@@ -206,6 +212,25 @@ def metric(
     # the run's files it was computed from: the workflow recomputes a table whose files have changed since
     meta = {**run_metadata(Path(run_dir).name, spec, frame), RUN_FILES: run_files_digest(run_dir), CODE: version}
     write_frame(frame, out, meta)
+    if tensorboard:
+        to_board(entry, frame, run_dir)
+
+
+def to_board(entry, frame, run_dir) -> None:
+    """A table's headline values (catalog.Table.board) in its run's TensorBoard event files, in a file of this
+    job's own beside the training job's."""
+    from .. import catalog
+    from ..results.events import RunBoard
+    from ..results.rundir import read_end
+
+    if entry.board is None:
+        return
+    values = catalog.implementation(entry.board)(frame)
+    board = RunBoard(run_dir, sorted(frame["seed"].unique().tolist()))
+    try:
+        board.values(values, last_step=read_end(run_dir)["step"])
+    finally:
+        board.close()
 
 
 def check_run_files(run_dir, spec: RunSpec) -> None:
@@ -232,9 +257,10 @@ def check_run_files(run_dir, spec: RunSpec) -> None:
         )
 
 
-def summary(name: str, source: str, out: str, analyses=(), version: str = "") -> None:
+def summary(name: str, source: str, out: str, analyses=(), version: str = "", run_dir: str | None = None) -> None:
     """A summary table (catalog stage "summary", e.g. gini) of one run, from the run's source table; `version`,
-    the fingerprint of its code, is recorded in the table."""
+    the fingerprint of its code, is recorded in the table; with `run_dir`, its headline values go to the run's
+    TensorBoard event files (`to_board`)."""
     from .. import catalog
     from ..results.files import read_parquet
     from ..results.tables import read_provenance, write_frame
@@ -243,6 +269,8 @@ def summary(name: str, source: str, out: str, analyses=(), version: str = "") ->
     frame = catalog.implementation(catalog.table(name).compute)(read_parquet(source))
     meta = read_provenance(source)
     write_frame(frame, out, {**meta, "memorization.rows": str(len(frame)), CODE: version})
+    if run_dir is not None:
+        to_board(catalog.table(name), frame, run_dir)
 
 
 def experiment_table(
@@ -291,11 +319,20 @@ def figure(name: str, inputs: list[str], out_png: str, findings_out: str, *, sta
     Path(findings_out).write_text("".join(f"{line}\n" for line in findings))
 
 
-def findings_page(figure_names: list[str], findings: list[str], out: str) -> None:
-    """One HTML page of every figure's findings, for the report."""
+def findings_page(
+    figure_names: list[str], findings: list[str], images: list[str], out: str, card: str | None = None, analyses=()
+) -> None:
+    """One HTML page of every figure, its findings and its claims, with the scorecard (its parquet) at the top."""
+    from .. import papers  # noqa: F401 (registers the built-in figures: their captions)
+    from ..catalog import load_analyses
     from ..report.figures import findings_html
+    from ..results.files import read_parquet, written
 
-    Path(out).write_text(findings_html({n: Path(f).read_text().splitlines() for n, f in zip(figure_names, findings)}))
+    load_analyses(analyses)
+    lines = {n: Path(f).read_text().splitlines() for n, f in zip(figure_names, findings)}
+    page = findings_html(lines, dict(zip(figure_names, images)), read_parquet(card) if card else None)
+    with written(out) as f:
+        f.write(page.encode())
 
 
 def scorecard(inputs: dict[str, list[str]], parquet: str, md: str, page: str, analyses=()) -> None:

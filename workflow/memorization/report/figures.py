@@ -35,18 +35,78 @@ def draw(figure: str, tables: dict[str, pd.DataFrame], stem: str | os.PathLike, 
     return findings
 
 
-def findings_html(findings: dict[str, list[str]]) -> str:
-    """The findings of several figures as one small HTML page (the report shows it)."""
+FINDINGS_STYLE = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; color: #222; margin: 0 auto;
+       max-width: 72rem; padding: 1rem 1.5rem 3rem; line-height: 1.45; }
+h1 { font-size: 1.6rem; margin-bottom: .2rem; } h2 { margin-top: 2.5rem; border-bottom: 1px solid #ddd; }
+.lead { color: #555; max-width: 52rem; }
+table { border-collapse: collapse; font-size: .85rem; width: 100%; }
+th, td { border-bottom: 1px solid #e4e4e4; padding: .3rem .5rem; text-align: left; vertical-align: top; }
+th { background: #f6f6f6; }
+.verdict { font-weight: 600; white-space: nowrap; border-radius: .25rem; padding: .05rem .4rem; }
+.holds { background: #d8f3dc; color: #1b5e20; } .fails { background: #fde2e1; color: #9b1c1c; }
+.not-run { background: #eee; color: #555; }
+figure { margin: 1rem 0; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
+figcaption { color: #555; font-size: .9rem; max-width: 60rem; }
+.findings li { margin: .15rem 0; } .claims td:first-child { white-space: nowrap; }
+"""
+
+
+def _verdict(holds) -> str:
+    if pd.isna(holds):
+        return "<span class='verdict not-run'>not run</span>"
+    return "<span class='verdict holds'>holds</span>" if holds else "<span class='verdict fails'>fails</span>"
+
+
+def findings_html(
+    findings: dict[str, list[str]], images: dict[str, str] | None = None, card: pd.DataFrame | None = None
+) -> str:
+    """What this run shows, as one page to open in a browser (the report shows it too): the scorecard at the
+    top, each claim's verdict coloured; then each figure, its image inline (PNG files, embedded, so the page
+    travels alone), its caption (the paper's claim), its findings and its claims."""
+    import base64
     from html import escape
 
+    images = images or {}
     parts = [
-        "<html><head><meta charset='utf-8'><title>What this run shows</title></head><body>",
-        "<h2>What this run shows, figure by figure</h2>",
-        "<p>Computed from this run's tables by each figure's job; the paper's claims are in the captions.</p>",
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+        f"<title>What this run shows</title><style>{FINDINGS_STYLE}</style></head><body>",
+        "<h1>What this run shows</h1>",
+        "<p class='lead'>Computed from this run's tables alone: each figure with what it shows here (its findings) "
+        "and the paper's claims about it, tested (docs/science.md §6 states each rule).</p>",
     ]
+    if card is not None and len(card):
+        counted = card.dropna(subset=["holds"])
+        parts.append(
+            f"<h2 id='scorecard'>Scorecard: {int(counted['holds'].sum())} of {len(counted)} claims hold</h2>"
+            "<table class='claims'><tr><th>claim</th><th>figure</th><th>the paper</th><th>this run</th><th></th></tr>"
+        )
+        for r in card.itertuples():
+            parts.append(
+                f"<tr><td><code>{escape(r.claim)}</code></td><td><a href='#{escape(r.figure)}'>{escape(r.figure)}"
+                f"</a></td><td>{escape(r.statement)}</td><td>{escape(str(r.value))}</td><td>{_verdict(r.holds)}</td></tr>"
+            )
+        parts.append("</table>")
     for name, lines in findings.items():
-        items = "".join(f"<li>{escape(line)}</li>" for line in lines)
-        parts.append(f"<h3>{escape(name)}</h3><ul>{items}</ul>")
+        parts.append(f"<h2 id='{escape(name)}'>{escape(name)}</h2>")
+        if name in images:
+            data = base64.b64encode(Path(images[name]).read_bytes()).decode("ascii")
+            caption = catalog.FIGURES[name].caption if name in catalog.FIGURES else ""
+            parts.append(
+                f"<figure><img alt='{escape(name)}' src='data:image/png;base64,{data}'>"
+                f"<figcaption>{escape(caption.replace('**', '').replace('*', ''))}</figcaption></figure>"
+            )
+        parts.append("<ul class='findings'>" + "".join(f"<li>{escape(line)}</li>" for line in lines) + "</ul>")
+        claims = card[card["figure"] == name] if card is not None and len(card) else []
+        if len(claims):
+            parts.append("<table class='claims'><tr><th>claim</th><th>rule</th><th>this run</th><th></th></tr>")
+            for r in claims.itertuples():
+                parts.append(
+                    f"<tr><td><code>{escape(r.claim)}</code></td><td>{escape(r.statistic)} ({escape(r.rule)})</td>"
+                    f"<td>{escape(str(r.value))}</td><td>{_verdict(r.holds)}</td></tr>"
+                )
+            parts.append("</table>")
     return "\n".join(parts + ["</body></html>"]) + "\n"
 
 

@@ -19,6 +19,8 @@ workflow reads it when it builds the DAG.
     lock             held (flock) by the process that trains the run: never two at once
     manifest.json    the checkpoints, evaluations and presentations its downstream jobs read, with their
                      sizes, modification times and content hashes (SHA-256)
+    tensorboard/     TensorBoard event files (results.events), written as it trains and as its metric tables
+                     are computed: read by no job, hashed by neither the manifest nor end.json
 """
 
 from __future__ import annotations
