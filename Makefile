@@ -66,6 +66,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/scores_training.py
 	$(BIN)/python benchmarks/lass_batched_vs_loop.py
 	$(BIN)/python benchmarks/replay_memory.py --quick
+	$(BIN)/python benchmarks/event_files.py
 	$(BIN)/python benchmarks/gpu.py
 
 # The same, writing their tables into docs/performance.md (the replay's full set takes about 15 minutes).
@@ -74,6 +75,7 @@ bench-docs: $(VENV)/.installed
 	$(BIN)/python benchmarks/cnn_stacked_vs_loop.py --docs docs/performance.md
 	$(BIN)/python benchmarks/scores_training.py --docs docs/performance.md
 	$(BIN)/python benchmarks/replay_memory.py --docs docs/performance.md
+	$(BIN)/python benchmarks/event_files.py --docs docs/performance.md
 
 # The predicted cost of a config before running it (CONFIG=configs/paper.yaml DEVICES=2 make plan).
 CONFIG  ?= config.yaml

@@ -114,17 +114,28 @@ class RunBoard:
         self.run.file_writer.add_summary(start)
 
     def scalars(self, step: int, values: dict[str, np.ndarray]) -> None:
-        """{tag: one value per seed} at `step`; NaN values (nothing to measure yet) are left out."""
-        for tag, per_seed in values.items():
-            per_seed = np.asarray(per_seed, dtype=np.float64)
-            for writer, value in zip(self.each, per_seed):
-                if math.isfinite(value):
-                    writer.add_scalar(tag, value, step)
-            finite = per_seed[np.isfinite(per_seed)]
+        """{tag: one value per seed} at `step`; NaN values (nothing to measure yet) are left out. One event per
+        folder holds all the step's values: written value by value (SummaryWriter.add_scalar), an evaluation's
+        dozens of events cost the default's training 10% (benchmarks/event_files.py)."""
+        per_seed = {tag: np.asarray(v, dtype=np.float64) for tag, v in values.items()}
+        for i, writer in enumerate(self.each):
+            self._write(writer, step, {tag: v[i] for tag, v in per_seed.items()})
+        over_seeds = {}
+        for tag, v in per_seed.items():
+            finite = v[np.isfinite(v)]
             if finite.size:
-                self.run.add_scalar(tag, float(finite.mean()), step)
+                over_seeds[tag] = finite.mean()
                 if len(self.seeds) > 1:
-                    self.run.add_scalar(f"{SPREAD}/{tag}", float(finite.std()), step)
+                    over_seeds[f"{SPREAD}/{tag}"] = finite.std()
+        self._write(self.run, step, over_seeds)
+
+    @staticmethod
+    def _write(writer, step: int, values: dict[str, float]) -> None:
+        from tensorboard.compat.proto.summary_pb2 import Summary
+
+        found = [Summary.Value(tag=tag, simple_value=float(v)) for tag, v in values.items() if math.isfinite(v)]
+        if found:
+            writer.file_writer.add_summary(Summary(value=found), step)
 
     def histograms(self, step: int, values: dict[str, list]) -> None:
         """{tag: one array of values per seed} at `step`: each seed's distribution, and all seeds' together."""
@@ -143,7 +154,7 @@ class RunBoard:
         columns, EVALUATION_TAGS) and the learning rate of the steps that follow; on disk within FLUSH_EVERY_S,
         at once if it is the `last`."""
         self.scalars(step, {tag: values[name] for name, tag in EVALUATION_TAGS.items()})
-        self.run.add_scalar("learning rate", lr, step)
+        self._write(self.run, step, {"learning rate": lr})
         self.flush(force=last)
 
     def values(self, values, last_step: int) -> None:
