@@ -60,36 +60,14 @@ def test_bands_of_ratios_stay_inside_zero_and_one():
 
 
 def test_fig10_gives_each_regulariser_its_own_panel():
-    rows = []
-    for data, noise in (("real", "none"), ("random", "random")):
-        for reg, strengths in (("none", [0.0]), ("dropout", [0.3, 0.6]), ("weight_decay", [0.001, 0.01])):
-            for s in strengths:
-                for seed in (0, 1):
-                    acc = 0.9 - s if noise == "random" else 0.98 - s / 10
-                    rows.append(
-                        {
-                            "run_id": f"{data}{reg}{s}",
-                            "seed": seed,
-                            "step": 10,
-                            "epoch": 1.0,
-                            "train_acc": acc,
-                            "val_acc": acc,
-                            "train_loss": 1.0,
-                            "val_loss": 1.0,
-                            "input_noise": "none",
-                            "input_noise_fraction": 0.0,
-                            "label_noise": noise,
-                            "label_noise_fraction": 1.0 if noise == "random" else 0.0,
-                            "regularizer": reg,
-                            "reg_strength": s,
-                            "train_size": 10,
-                            "dataset": "digits",
-                            "arch": "mlp",
-                            "width": 8,
-                            "experiment": "e",
-                        }
-                    )
-    fig, findings = figures.build("fig10_regularizers", {"training": pd.DataFrame(rows)})
+    from .test_claims import regulariser_rows
+
+    settings = {("none", 0.0, None): 0.0, ("dropout", 0.3, None): 0.3, ("dropout", 0.6, None): 0.6}
+    settings |= {("weight_decay", 0.001, None): 0.001, ("weight_decay", 0.01, None): 0.01}
+    rows = regulariser_rows({k: ([0.9 - s] * 2, [0.98 - s / 10] * 2) for k, s in settings.items()}).assign(
+        val_loss=1.0, train_size=10, dataset="digits", arch="mlp", width=8, experiment="e"
+    )
+    fig, findings = figures.build("fig10_regularizers", {"training": rows})
     titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
     assert titles == ["dropout", "weight decay", "at matched cuts (higher is better)"]
     assert findings[1].startswith("dropout: 0.3: -0.300 / -0.030")

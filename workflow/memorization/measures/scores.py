@@ -358,7 +358,7 @@ def scores_board(frame: pd.DataFrame):
             f"scores/{score.name}{part}",
             None,
             {s: g[score.name].to_numpy(float) for s, g in rows.groupby("seed")},
-        )  # fmt: skip
+        )
         for score in catalog.SCORES
         if score.direction is not None
         for part, rows in parts.items()

@@ -226,11 +226,8 @@ def to_board(entry, frame, run_dir) -> None:
     if entry.board is None:
         return
     values = catalog.implementation(entry.board)(frame)
-    board = RunBoard(run_dir, sorted(frame["seed"].unique().tolist()))
-    try:
+    with RunBoard(run_dir, sorted(frame["seed"].unique().tolist())) as board:
         board.values(values, last_step=read_end(run_dir)["step"])
-    finally:
-        board.close()
 
 
 def check_run_files(run_dir, spec: RunSpec) -> None:

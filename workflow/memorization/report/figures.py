@@ -58,6 +58,14 @@ def _verdict(holds) -> str:
     return "<span class='verdict holds'>holds</span>" if holds else "<span class='verdict fails'>fails</span>"
 
 
+def _claim_row(r, *cells: str) -> str:
+    """A scorecard row as a table row: the claim, the given cells (HTML), this run's value and the verdict."""
+    from html import escape
+
+    inner = "".join(f"<td>{c}</td>" for c in (f"<code>{escape(r.claim)}</code>", *cells, escape(str(r.value))))
+    return f"<tr>{inner}<td>{_verdict(r.holds)}</td></tr>"
+
+
 def findings_html(
     findings: dict[str, list[str]], images: dict[str, str] | None = None, card: pd.DataFrame | None = None
 ) -> str:
@@ -83,10 +91,8 @@ def findings_html(
             "<table class='claims'><tr><th>claim</th><th>figure</th><th>the paper</th><th>this run</th><th></th></tr>"
         )
         for r in card.itertuples():
-            parts.append(
-                f"<tr><td><code>{escape(r.claim)}</code></td><td><a href='#{escape(r.figure)}'>{escape(r.figure)}"
-                f"</a></td><td>{escape(r.statement)}</td><td>{escape(str(r.value))}</td><td>{_verdict(r.holds)}</td></tr>"
-            )
+            link = f"<a href='#{escape(r.figure)}'>{escape(r.figure)}</a>"
+            parts.append(_claim_row(r, link, escape(r.statement)))
         parts.append("</table>")
     for name, lines in findings.items():
         parts.append(f"<h2 id='{escape(name)}'>{escape(name)}</h2>")
@@ -102,10 +108,7 @@ def findings_html(
         if len(claims):
             parts.append("<table class='claims'><tr><th>claim</th><th>rule</th><th>this run</th><th></th></tr>")
             for r in claims.itertuples():
-                parts.append(
-                    f"<tr><td><code>{escape(r.claim)}</code></td><td>{escape(r.statistic)} ({escape(r.rule)})</td>"
-                    f"<td>{escape(str(r.value))}</td><td>{_verdict(r.holds)}</td></tr>"
-                )
+                parts.append(_claim_row(r, f"{escape(r.statistic)} ({escape(r.rule)})"))
             parts.append("</table>")
     return "\n".join(parts + ["</body></html>"]) + "\n"
 

@@ -115,8 +115,8 @@ class RunBoard:
 
     def scalars(self, step: int, values: dict[str, np.ndarray]) -> None:
         """{tag: one value per seed} at `step`; NaN values (nothing to measure yet) are left out. One event per
-        folder holds all the step's values: written value by value (SummaryWriter.add_scalar), an evaluation's
-        dozens of events cost the default's training 10% (benchmarks/event_files.py)."""
+        folder holds all the step's values, rather than an event per value (SummaryWriter.add_scalar): dozens
+        per evaluation otherwise."""
         per_seed = {tag: np.asarray(v, dtype=np.float64) for tag, v in values.items()}
         for i, writer in enumerate(self.each):
             self._write(writer, step, {tag: v[i] for tag, v in per_seed.items()})

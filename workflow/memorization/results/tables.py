@@ -195,7 +195,8 @@ def _settings_per_run(frame: pd.DataFrame, name: str) -> pd.DataFrame:
     """The frame with each run's setting columns filled from its other rows: a run shared by two experiments
     has a setting column only in the tables of the experiment that varies it (Config.settings_of), and its
     rows would otherwise differ there and count twice (report.stats.distinct)."""
-    settings = [c for c in frame.columns if name in TABLES and c not in TABLES[name].dtypes() and c != "run_id"]
+    declared = TABLES[name].dtypes() if name in TABLES else frame.columns  # a foreign table: nothing to fill
+    settings = [c for c in frame.columns if c not in declared]
     if settings and "run_id" in frame:
         frame[settings] = frame.groupby("run_id", sort=False)[settings].transform("first")
     return frame

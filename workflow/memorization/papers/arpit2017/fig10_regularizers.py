@@ -151,11 +151,11 @@ def draw(p: RegulariserPoints):
     colors = {reg: plt.get_cmap("tab10")(i) for i, reg in enumerate(regs)}
     labels = [label for reg in regs for label in p.curves_of(reg)]
     for ax, reg in zip(axes.flat, regs):
+        own, labelled = p.curves_of(reg), set()
         for other in labels:
-            if not other.startswith(reg):
+            if other not in own:  # not by name: "dropout_adversarial, w 0.5" starts with "dropout"
                 g = p.curve(other)
                 ax.plot(g["mean_rand"], g["mean_real"], color="0.85", lw=1, zorder=1)
-        own, labelled = p.curves_of(reg), set()
         for k, label in enumerate(own):
             g = p.curve(label)
             ax.errorbar(
